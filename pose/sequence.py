@@ -1,0 +1,295 @@
+"""Pose data: :class:`PoseFrame` (one person, one frame) and :class:`PoseSequence` (a video's worth).
+
+Coordinate convention (used everywhere in posedrive):
+    ``x, y`` are pixel coordinates in the image the pose belongs to (``width`` x ``height``), origin at
+    the top-left corner, ``+x`` to the right, ``+y`` down; the centre of the top-left pixel is (0.5, 0.5)
+    in continuous terms but posedrive simply uses OpenCV's convention (pixel ``(i, j)`` at ``x=j, y=i``).
+    Each keypoint carries a ``score`` in [0, 1]; a missing keypoint has score 0 and ``x = y = NaN``.
+
+The keypoint layout is :mod:`pose.layout` (134 whole-body keypoints).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from . import layout
+from .errors import InputError
+
+
+class FrameStatus(enum.IntEnum):
+    """How a frame's pose was obtained."""
+
+    DETECTED = 0      # detector found the person in this frame
+    INTERPOLATED = 1  # short gap filled by interpolating neighbouring detections
+    HELD = 2          # long gap: the last (or first) detected pose is held
+    MISSING = 3       # no detection and not (yet) filled
+    MANUAL = 4        # given by the user (override file / edited)
+
+
+def empty_keypoints(n: int | None = None) -> np.ndarray:
+    """Keypoint array with every keypoint missing.
+
+    Args:
+        n: number of frames; ``None`` gives one frame.
+
+    Returns:
+        ``(K, 3)`` or ``(n, K, 3)`` float32 array, ``x = y = NaN``, score 0.
+    """
+    shape = (layout.NUM_KEYPOINTS, 3) if n is None else (n, layout.NUM_KEYPOINTS, 3)
+    kps = np.full(shape, np.nan, dtype=np.float32)
+    kps[..., 2] = 0.0
+    return kps
+
+
+def _check_keypoints(kps: np.ndarray, ndim: int) -> np.ndarray:
+    kps = np.asarray(kps, dtype=np.float32)
+    if kps.ndim != ndim or kps.shape[-2:] != (layout.NUM_KEYPOINTS, 3):
+        want = "(K, 3)" if ndim == 2 else "(T, K, 3)"
+        raise InputError(f"keypoints must have shape {want} with K={layout.NUM_KEYPOINTS}, got {kps.shape}")
+    return kps
+
+
+@dataclass
+class PoseFrame:
+    """One person's whole-body pose in one image.
+
+    Attributes:
+        keypoints: ``(134, 3)`` float32 ``[x, y, score]`` in pixels (see module docstring).
+        width: image width in pixels.
+        height: image height in pixels.
+        status: how the pose was obtained.
+    """
+
+    keypoints: np.ndarray
+    width: int
+    height: int
+    status: FrameStatus = FrameStatus.DETECTED
+
+    def __post_init__(self) -> None:
+        self.keypoints = _check_keypoints(self.keypoints, 2)
+        self.width, self.height = int(self.width), int(self.height)
+        self.status = FrameStatus(self.status)
+
+    @classmethod
+    def empty(cls, width: int, height: int) -> "PoseFrame":
+        """A frame with no keypoints (status ``MISSING``)."""
+        return cls(empty_keypoints(), width, height, FrameStatus.MISSING)
+
+    # --- parts -------------------------------------------------------------------------------------
+    def part(self, name: str) -> np.ndarray:
+        """Keypoints of one part (``body``, ``feet``, ``face``, ``left_hand``, ``right_hand``), a view."""
+        return self.keypoints[layout.PARTS[name]]
+
+    @property
+    def body(self) -> np.ndarray:
+        """``(18, 3)`` OpenPose-18 body keypoints (a view)."""
+        return self.keypoints[layout.BODY]
+
+    @property
+    def xy(self) -> np.ndarray:
+        """``(134, 2)`` coordinates (a view)."""
+        return self.keypoints[:, :2]
+
+    @property
+    def scores(self) -> np.ndarray:
+        """``(134,)`` scores (a view)."""
+        return self.keypoints[:, 2]
+
+    def visible(self, threshold: float = 0.3) -> np.ndarray:
+        """``(134,)`` bool mask of keypoints with score >= ``threshold`` and finite coordinates."""
+        return (self.scores >= threshold) & np.isfinite(self.xy).all(axis=1)
+
+    @property
+    def has_person(self) -> bool:
+        """True when at least two body keypoints are visible."""
+        return int(self.visible()[layout.BODY].sum()) >= 2
+
+    def confidence(self) -> float:
+        """Mean body-keypoint score (0 when no person)."""
+        return float(np.nan_to_num(self.body[:, 2]).mean())
+
+    # --- geometry ----------------------------------------------------------------------------------
+    def bbox(self, threshold: float = 0.3) -> tuple[float, float, float, float] | None:
+        """``(x0, y0, x1, y1)`` of visible keypoints, or ``None`` when none is visible."""
+        vis = self.visible(threshold)
+        if not vis.any():
+            return None
+        pts = self.xy[vis]
+        return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
+
+    def transformed(self, matrix: np.ndarray, width: int | None = None, height: int | None = None) -> "PoseFrame":
+        """Apply a 2x3 affine ``matrix`` to every keypoint (scores kept).
+
+        Args:
+            matrix: ``(2, 3)`` affine map from this frame's pixels to the new image's pixels.
+            width, height: size of the new image (default: unchanged).
+        """
+        m = np.asarray(matrix, dtype=np.float64)
+        xy = self.xy.astype(np.float64)
+        new = self.keypoints.copy()
+        new[:, :2] = (xy @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        return PoseFrame(new, width or self.width, height or self.height, self.status)
+
+    def resized(self, width: int, height: int) -> "PoseFrame":
+        """Map the pose onto a ``width`` x ``height`` canvas, scaled to fit and centred (aspect kept)."""
+        return self.transformed(fit_matrix(self.width, self.height, width, height), width, height)
+
+    def mirrored(self) -> "PoseFrame":
+        """Horizontal mirror image, with left/right keypoints swapped so the labels stay correct."""
+        new = self.keypoints[layout.flip_permutation()].copy()
+        new[:, 0] = self.width - new[:, 0]
+        return PoseFrame(new, self.width, self.height, self.status)
+
+    def copy(self) -> "PoseFrame":
+        return PoseFrame(self.keypoints.copy(), self.width, self.height, self.status)
+
+
+def fit_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
+    """2x3 affine map that scales a ``src`` image to fit inside ``dst`` (aspect kept) and centres it."""
+    s = min(dst_w / src_w, dst_h / src_h)
+    return np.array([[s, 0.0, (dst_w - s * src_w) / 2.0], [0.0, s, (dst_h - s * src_h) / 2.0]])
+
+
+@dataclass
+class PoseSequence:
+    """Whole-body poses of one person over the frames of a video.
+
+    Attributes:
+        keypoints: ``(T, 134, 3)`` float32 ``[x, y, score]`` in pixels of a ``width`` x ``height`` frame.
+        width, height: frame size in pixels.
+        fps: frames per second of the source.
+        status: ``(T,)`` uint8 :class:`FrameStatus` of each frame.
+        confidence: ``(T,)`` float32 per-frame detection confidence (mean body score at detection time;
+            0 for frames that were filled).
+        meta: free-form metadata (source path, detector name, smoothing settings, ...); JSON-serialisable.
+    """
+
+    keypoints: np.ndarray
+    width: int
+    height: int
+    fps: float
+    status: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.keypoints = _check_keypoints(self.keypoints, 3)
+        n = len(self.keypoints)
+        self.width, self.height, self.fps = int(self.width), int(self.height), float(self.fps)
+        if self.width <= 0 or self.height <= 0:
+            raise InputError(f"pose sequence size must be positive, got {self.width}x{self.height}")
+        if not self.fps > 0:
+            raise InputError(f"pose sequence fps must be positive, got {self.fps}")
+        if self.status is None:
+            self.status = np.full(n, FrameStatus.DETECTED, dtype=np.uint8)
+        if self.confidence is None:
+            self.confidence = np.nan_to_num(self.keypoints[:, layout.BODY, 2]).mean(axis=1).astype(np.float32)
+        self.status = np.asarray(self.status, dtype=np.uint8).reshape(-1)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        if len(self.status) != n or len(self.confidence) != n:
+            raise InputError(
+                f"pose sequence has {n} frames but {len(self.status)} status and {len(self.confidence)} confidence values"
+            )
+
+    # --- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_frames(cls, frames: Sequence[PoseFrame], fps: float, meta: dict | None = None) -> "PoseSequence":
+        """Stack frames (all of one size) into a sequence."""
+        if not frames:
+            raise InputError("cannot build a pose sequence from zero frames")
+        w, h = frames[0].width, frames[0].height
+        if any((f.width, f.height) != (w, h) for f in frames):
+            raise InputError("all frames of a pose sequence must have the same image size")
+        kps = np.stack([f.keypoints for f in frames])
+        status = np.array([int(f.status) for f in frames], dtype=np.uint8)
+        conf = np.array([f.confidence() if f.status == FrameStatus.DETECTED else 0.0 for f in frames], np.float32)
+        return cls(kps, w, h, fps, status, conf, dict(meta or {}))
+
+    # --- access ------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def __getitem__(self, index: int) -> PoseFrame:
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError("use PoseSequence.slice(start, stop, step) for ranges")
+        return PoseFrame(self.keypoints[index], self.width, self.height, FrameStatus(int(self.status[index])))
+
+    def __iter__(self) -> Iterator[PoseFrame]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> "PoseSequence":
+        """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``)."""
+        sl = slice(start, stop, step)
+        return PoseSequence(
+            self.keypoints[sl].copy(), self.width, self.height, self.fps / step,
+            self.status[sl].copy(), self.confidence[sl].copy(), dict(self.meta),
+        )
+
+    def copy(self, keypoints: np.ndarray | None = None, **changes) -> "PoseSequence":
+        """Deep copy, optionally replacing the keypoints or other fields."""
+        fields = dict(
+            keypoints=self.keypoints.copy() if keypoints is None else keypoints,
+            width=self.width, height=self.height, fps=self.fps,
+            status=self.status.copy(), confidence=self.confidence.copy(), meta=dict(self.meta),
+        )
+        fields.update(changes)
+        return PoseSequence(**fields)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self) / self.fps
+
+    def detection_rate(self) -> float:
+        """Fraction of frames in which the detector found the person."""
+        if len(self) == 0:
+            return 0.0
+        return float(np.mean(self.status == FrameStatus.DETECTED))
+
+    def gaps(self) -> list[tuple[int, int]]:
+        """Runs of frames without a detection, as ``(start, stop)`` half-open index ranges."""
+        missing = self.status != FrameStatus.DETECTED
+        out: list[tuple[int, int]] = []
+        start = None
+        for i, m in enumerate(missing):
+            if m and start is None:
+                start = i
+            elif not m and start is not None:
+                out.append((start, i))
+                start = None
+        if start is not None:
+            out.append((start, len(self)))
+        return out
+
+    def transformed(self, matrix: np.ndarray, width: int | None = None, height: int | None = None) -> "PoseSequence":
+        """Apply one 2x3 affine map to every frame (see :meth:`PoseFrame.transformed`)."""
+        m = np.asarray(matrix, dtype=np.float64)
+        kps = self.keypoints.copy()
+        xy = kps[..., :2].astype(np.float64)
+        kps[..., :2] = (xy @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        return self.copy(kps, width=width or self.width, height=height or self.height)
+
+    def resized(self, width: int, height: int) -> "PoseSequence":
+        """Map every frame onto a ``width`` x ``height`` canvas, scaled to fit and centred."""
+        return self.transformed(fit_matrix(self.width, self.height, width, height), width, height)
+
+    def summary(self) -> dict:
+        """Numbers a user wants to see first: frames, fps, size, detection rate, gaps."""
+        counts = {s.name.lower(): int(np.sum(self.status == s)) for s in FrameStatus}
+        return {
+            "frames": len(self),
+            "fps": self.fps,
+            "duration_s": round(self.duration, 3),
+            "size": [self.width, self.height],
+            "detection_rate": round(self.detection_rate(), 4),
+            "status_counts": counts,
+            "gaps": [list(g) for g in self.gaps()],
+            "mean_confidence": round(float(self.confidence.mean()) if len(self) else 0.0, 4),
+            "meta": self.meta,
+        }
