@@ -1,0 +1,85 @@
+"""The ``posedrive`` command line.
+
+Subcommands live in small modules (``cli_pose``, ``cli_animate``, ``cli_eval``, ``cli_weights``), each
+exposing ``add_parser(subparsers)``; every subcommand sets ``func(args) -> int``. Heavy imports happen
+inside the handlers so ``posedrive --help`` stays fast.
+
+Any :class:`~pose.errors.PosedriveError` is printed as one line (``posedrive: error: ...``) and the
+process exits with status 2; Ctrl-C exits with 130 after the handlers have removed partial outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Sequence
+
+from pose.errors import PosedriveError
+
+from . import cli_animate, cli_eval, cli_pose, cli_weights
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    try:
+        return version("posedrive")
+    except PackageNotFoundError:  # running from a source tree
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2 (argparse's own convention)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand."""
+    parser = _Parser(
+        prog="posedrive",
+        description="Animate a still character image with the motion of a driving video.",
+    )
+    parser.add_argument("--version", action="version", version=f"posedrive {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    cli_animate.add_parser(sub)
+    cli_pose.add_parser(sub)
+    cli_eval.add_parser(sub)
+    cli_weights.add_parser(sub)
+    return parser
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # Third-party libraries are noisy at INFO.
+        for name in ("absl", "PIL", "matplotlib", "urllib3", "httpx", "diffusers", "transformers"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``posedrive`` console script. Returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    args.progress = not args.quiet
+    try:
+        return int(args.func(args) or 0)
+    except PosedriveError as exc:
+        sys.stderr.write(f"posedrive: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("posedrive: interrupted; no partial output was kept\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""``posedrive pose ...``: extract, retarget, render and inspect whole-body skeleton sequences."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from pose.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WIDTHxHEIGHT`` (e.g. ``512x768``) into ``(width, height)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x768, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"size must be positive even numbers (video codecs need them), got {text!r}")
+    return w, h
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``pose`` and its subcommands."""
+    pose = subparsers.add_parser("pose", help="driving video -> whole-body skeleton sequence (and back)")
+    sub = pose.add_subparsers(dest="pose_command", metavar="ACTION")
+    sub.required = True
+
+    p = sub.add_parser("extract", help="detect whole-body poses in a video, frame folder or skeleton video")
+    p.add_argument("video", help="video file, folder of frames, or skeleton video (*_kps.mp4)")
+    p.add_argument("-o", "--output", required=True, help="pose file to write (.json or .npz)")
+    p.add_argument("--render", metavar="VIDEO", help="also render the skeleton to this video")
+    p.add_argument("--style", default="openpose", help="skeleton style for --render (default: openpose)")
+    p.add_argument("--detector", default="mediapipe", help="pose detector: mediapipe (default), openpose, skeleton")
+    p.add_argument("--annotator-dir", help="local folder with the openpose annotator weights (detector openpose)")
+    p.add_argument("--no-smoothing", action="store_true", help="keep raw detections (no One-Euro filter)")
+    p.add_argument("--max-gap", type=int, default=8, help="longest gap (frames) to interpolate; longer gaps are held")
+    p.add_argument("--start", type=int, default=0, help="first frame (default 0)")
+    p.add_argument("--end", type=int, default=None, help="stop before this frame")
+    p.add_argument("--step", type=int, default=1, help="use every STEP-th frame")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=run_extract)
+
+    p = sub.add_parser("retarget", help="retarget a pose sequence to a character's body proportions")
+    p.add_argument("poses", help="driving pose file (.json/.npz)")
+    p.add_argument("--reference", required=True, help="character image whose body the poses are fitted to")
+    p.add_argument("--reference-pose", metavar="FILE", help="pose file to use instead of detecting the character")
+    p.add_argument("-o", "--output", required=True, help="retargeted pose file (.json or .npz)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=run_retarget)
+
+    p = sub.add_parser("render", help="render a pose sequence as a skeleton video")
+    p.add_argument("poses", help="pose file (.json/.npz)")
+    p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
+    p.add_argument("--style", default="openpose", help="drawing convention: openpose (default), musepose, ...")
+    p.add_argument("--size", type=parse_size, help="output size WxH (default: the pose file's size)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=run_render)
+
+    p = sub.add_parser("show", help="summarise a pose file: frames, fps, detection rate, gaps")
+    p.add_argument("poses", help="pose file (.json/.npz)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run_show)
+
+
+def _check_output(path: str, overwrite: bool) -> None:
+    from pose.errors import OutputError
+
+    if Path(path).exists() and not overwrite:
+        raise OutputError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, progress: bool) -> None:
+    """Render ``seq`` with ``style`` into the video ``path`` (atomic)."""
+    from tqdm import tqdm
+
+    from pose.render import render_sequence
+    from pose.video import VideoWriter
+
+    width, height = size or (seq.width, seq.height)
+    width, height = width - width % 2, height - height % 2
+    with VideoWriter(path, seq.fps, (width, height), overwrite=overwrite) as writer:
+        frames = render_sequence(seq, style=style, size=(width, height))
+        for frame in tqdm(frames, total=len(seq), desc="render", unit="frame", disable=not progress):
+            writer.write(frame)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from pose.extract import extract_poses
+    from pose.io import save_sequence
+
+    _check_output(args.output, args.overwrite)
+    if args.render:
+        _check_output(args.render, args.overwrite)
+    if args.step < 1 or args.start < 0 or (args.end is not None and args.end <= args.start):
+        raise InputError(f"invalid frame range --start {args.start} --end {args.end} --step {args.step}")
+    options = {"annotator_dir": args.annotator_dir} if args.annotator_dir else None
+    seq = extract_poses(
+        args.video, detector=args.detector, smoothing=not args.no_smoothing, max_interp_gap=args.max_gap,
+        start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,
+    )
+    save_sequence(seq, args.output, overwrite=args.overwrite)
+    log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())
+    if args.render:
+        write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress)
+        log.info("wrote %s", args.render)
+    return 0
+
+
+def run_retarget(args: argparse.Namespace) -> int:
+    from pose.extract import detect_image
+    from pose.io import load_pose_frame, load_sequence, save_sequence
+    from pose.retarget import retarget
+
+    _check_output(args.output, args.overwrite)
+    driving = load_sequence(args.poses)
+    if args.reference_pose:
+        ref_pose = load_pose_frame(args.reference_pose)
+    else:
+        ref_pose = detect_image(args.reference)
+    out = retarget(driving, ref_pose)
+    out.meta["reference"] = str(args.reference)
+    save_sequence(out, args.output, overwrite=args.overwrite)
+    log.info("wrote %s (%d frames on a %dx%d canvas)", args.output, len(out), out.width, out.height)
+    return 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from pose.io import load_sequence
+
+    _check_output(args.output, args.overwrite)
+    seq = load_sequence(args.poses)
+    write_skeleton_video(seq, args.output, args.style, args.size, args.overwrite, args.progress)
+    log.info("wrote %s", args.output)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from pose.io import load_sequence
+
+    summary = load_sequence(args.poses).summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    gaps = summary["gaps"]
+    counts = ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items() if v)
+    lines = [
+        f"file:            {args.poses}",
+        f"frames:          {summary['frames']} at {summary['fps']:g} fps ({summary['duration_s']:.2f} s)",
+        f"canvas:          {summary['size'][0]}x{summary['size'][1]} px",
+        f"detection rate:  {100 * summary['detection_rate']:.1f}% ({counts})",
+        f"mean confidence: {summary['mean_confidence']:.3f}",
+        f"gaps:            {len(gaps)}" + (": " + ", ".join(f"{a}-{b - 1}" for a, b in gaps[:10]) if gaps else ""),
+    ]
+    for key in ("source", "detector", "reference"):
+        if key in summary["meta"]:
+            lines.append(f"{key + ':':<17}{summary['meta'][key]}")
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,306 @@
+"""Save and load pose sequences: JSON (human-editable) and NPZ (compact), one versioned schema.
+
+JSON layout (``schema = "posedrive.pose_sequence"``, ``version = 1``)::
+
+    {
+      "schema": "posedrive.pose_sequence", "version": 1, "layout": "wholebody-134",
+      "width": 1080, "height": 1920, "fps": 24.0,
+      "coordinates": "pixels, origin top-left, +y down; missing keypoint = [null, null, 0]",
+      "meta": {...},
+      "frames": [
+        {"index": 0, "status": "detected", "confidence": 0.93,
+         "body": [[x, y, score], ... 18], "feet": [... 6], "face": [... 68],
+         "left_hand": [... 21], "right_hand": [... 21]},
+        ...
+      ]
+    }
+
+Floats are written with full precision, so ``load(save(seq))`` reproduces every float32 exactly.
+NPZ holds the arrays ``keypoints (T, 134, 3)``, ``status (T,)``, ``confidence (T,)`` and a JSON
+``header`` string with the scalar fields; it never uses pickle.
+
+A pose *override* file for a reference image (``--reference-pose``) is the same format with one frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import layout
+from .errors import OutputError, PoseFileError
+from .sequence import FrameStatus, PoseFrame, PoseSequence
+
+SCHEMA = "posedrive.pose_sequence"
+VERSION = 1
+LAYOUT = "wholebody-134"
+_COORDS = "pixels, origin top-left, +y down; missing keypoint = [null, null, 0]"
+_PARTS = ("body", "feet", "face", "left_hand", "right_hand")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    Nothing partial is ever left at ``path``: on any exception (KeyboardInterrupt included) the
+    temporary file is removed.
+
+    Raises:
+        OutputError: ``path`` exists and ``overwrite`` is False, or its folder cannot be written.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: folder {folder} does not exist; create it first")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}; choose a writable output folder") from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------------------
+# save
+# ------------------------------------------------------------------------------------------------
+def _kp_rows(kps: np.ndarray) -> list[list[float | None]]:
+    rows = []
+    for x, y, s in kps.tolist():
+        rows.append([None if math.isnan(x) else x, None if math.isnan(y) else y, s])
+    return rows
+
+
+def sequence_to_dict(seq: PoseSequence) -> dict[str, Any]:
+    """The JSON-ready dictionary of ``seq`` (see the module docstring for the layout)."""
+    frames = []
+    for i in range(len(seq)):
+        kps = seq.keypoints[i]
+        entry: dict[str, Any] = {
+            "index": i,
+            "status": FrameStatus(int(seq.status[i])).name.lower(),
+            "confidence": float(seq.confidence[i]),
+        }
+        for part in _PARTS:
+            entry[part] = _kp_rows(kps[layout.PARTS[part]])
+        frames.append(entry)
+    return {
+        "schema": SCHEMA, "version": VERSION, "layout": LAYOUT,
+        "width": seq.width, "height": seq.height, "fps": seq.fps,
+        "coordinates": _COORDS, "meta": seq.meta, "frames": frames,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in pose file metadata")
+
+
+def _dump_json(data: dict[str, Any], fh) -> None:
+    # One frame per block and one keypoint per line keeps the file diff- and hand-editable.
+    head = {k: v for k, v in data.items() if k != "frames"}
+    text = json.dumps(head, indent=1, allow_nan=False, default=_json_default)[:-2]
+    fh.write(text + ',\n "frames": [\n')
+    for n, frame in enumerate(data["frames"]):
+        fh.write("  {" + ", ".join(f'"{k}": {json.dumps(frame[k])}' for k in ("index", "status", "confidence")))
+        for part in _PARTS:
+            rows = ",\n    ".join(json.dumps(r, allow_nan=False) for r in frame[part])
+            fh.write(f',\n   "{part}": [\n    {rows}]')
+        fh.write("}" + (",\n" if n + 1 < len(data["frames"]) else "\n"))
+    fh.write(" ]\n}\n")
+
+
+def save_sequence(seq: PoseSequence, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """Write ``seq`` to ``path`` (``.json`` or ``.npz``), atomically.
+
+    Args:
+        seq: the sequence to save.
+        path: output file; the suffix picks the format.
+        overwrite: replace an existing file (default True).
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".npz"):
+        raise OutputError(f"cannot save poses to {path}: use a .json or .npz file name")
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        if suffix == ".json":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                _dump_json(sequence_to_dict(seq), fh)
+        else:
+            header = {"schema": SCHEMA, "version": VERSION, "layout": LAYOUT, "width": seq.width,
+                      "height": seq.height, "fps": seq.fps, "meta": seq.meta}
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh, keypoints=seq.keypoints, status=seq.status, confidence=seq.confidence,
+                    header=np.array(json.dumps(header, default=_json_default)),
+                )
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# load
+# ------------------------------------------------------------------------------------------------
+def _fail(path: Path, field: str, problem: str) -> PoseFileError:
+    return PoseFileError(f"pose file {path}: field '{field}' {problem}")
+
+
+def _check_header(path: Path, head: dict[str, Any]) -> None:
+    if not isinstance(head, dict):
+        raise _fail(path, "<root>", "must be a JSON object")
+    if head.get("schema") != SCHEMA:
+        raise _fail(path, "schema", f"is {head.get('schema')!r}, expected {SCHEMA!r}; is this a posedrive pose file?")
+    if head.get("version") != VERSION:
+        raise _fail(path, "version", f"is {head.get('version')!r}, this posedrive reads version {VERSION}; "
+                                     "re-extract the poses or upgrade posedrive")
+    if head.get("layout", LAYOUT) != LAYOUT:
+        raise _fail(path, "layout", f"is {head.get('layout')!r}, expected {LAYOUT!r}")
+    for key, kind in (("width", int), ("height", int), ("fps", (int, float))):
+        value = head.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+            raise _fail(path, key, f"must be a positive number, got {value!r}")
+    if not isinstance(head.get("meta", {}), dict):
+        raise _fail(path, "meta", "must be an object")
+
+
+def _parse_part(path: Path, field: str, rows: Any, n: int) -> np.ndarray:
+    if not isinstance(rows, list) or len(rows) != n:
+        got = len(rows) if isinstance(rows, list) else type(rows).__name__
+        raise _fail(path, field, f"must list {n} keypoints, got {got}")
+    out = np.empty((n, 3), dtype=np.float32)
+    for j, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != 3:
+            raise _fail(path, f"{field}[{j}]", "must be [x, y, score]")
+        x, y, s = row
+        for name, v in (("x", x), ("y", y)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise _fail(path, f"{field}[{j}]", f"{name} must be a number or null, got {v!r}")
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
+            raise _fail(path, f"{field}[{j}]", f"score must be a number in [0, 1], got {s!r}")
+        out[j] = (np.nan if x is None else x, np.nan if y is None else y, s)
+    return out
+
+
+def sequence_from_dict(data: Any, path: str | os.PathLike = "<dict>") -> PoseSequence:
+    """Validate and convert a dictionary in the JSON layout to a :class:`PoseSequence`."""
+    path = Path(path)
+    _check_header(path, data)
+    frames = data.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise _fail(path, "frames", "must be a non-empty list of frames")
+    statuses = {s.name.lower(): int(s) for s in FrameStatus}
+    kps = np.empty((len(frames), layout.NUM_KEYPOINTS, 3), dtype=np.float32)
+    status = np.empty(len(frames), dtype=np.uint8)
+    conf = np.empty(len(frames), dtype=np.float32)
+    for i, frame in enumerate(frames):
+        where = f"frames[{i}]"
+        if not isinstance(frame, dict):
+            raise _fail(path, where, "must be an object")
+        st = frame.get("status", "detected")
+        if st not in statuses:
+            raise _fail(path, f"{where}.status", f"is {st!r}, expected one of {sorted(statuses)}")
+        status[i] = statuses[st]
+        c = frame.get("confidence", 0.0)
+        if isinstance(c, bool) or not isinstance(c, (int, float)):
+            raise _fail(path, f"{where}.confidence", f"must be a number, got {c!r}")
+        conf[i] = c
+        for part in _PARTS:
+            sl = layout.PARTS[part]
+            if part not in frame:
+                raise _fail(path, f"{where}.{part}", "is missing")
+            kps[i, sl] = _parse_part(path, f"{where}.{part}", frame[part], sl.stop - sl.start)
+    return PoseSequence(kps, data["width"], data["height"], data["fps"], status, conf, dict(data.get("meta", {})))
+
+
+def _load_npz(path: Path) -> PoseSequence:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise PoseFileError(f"pose file {path} is not a readable NPZ archive ({exc}); re-save it with posedrive") from exc
+    for key in ("header", "keypoints", "status", "confidence"):
+        if key not in arrays:
+            raise _fail(path, key, "is missing")
+    try:
+        head = json.loads(str(arrays["header"]))
+    except json.JSONDecodeError as exc:
+        raise _fail(path, "header", f"is not valid JSON ({exc.msg})") from exc
+    _check_header(path, head)
+    kps = arrays["keypoints"]
+    if kps.ndim != 3 or kps.shape[1:] != (layout.NUM_KEYPOINTS, 3) or len(kps) == 0:
+        raise _fail(path, "keypoints", f"must have shape (T>0, {layout.NUM_KEYPOINTS}, 3), got {kps.shape}")
+    for key in ("status", "confidence"):
+        if arrays[key].shape != (len(kps),):
+            raise _fail(path, key, f"must have shape ({len(kps)},), got {arrays[key].shape}")
+    if arrays["status"].max(initial=0) > max(FrameStatus):
+        raise _fail(path, "status", "holds an unknown frame status code")
+    return PoseSequence(kps, head["width"], head["height"], head["fps"], arrays["status"], arrays["confidence"],
+                        dict(head.get("meta", {})))
+
+
+def load_sequence(path: str | os.PathLike) -> PoseSequence:
+    """Read a pose sequence saved by :func:`save_sequence` (``.json`` or ``.npz``).
+
+    Raises:
+        PoseFileError: missing file, unknown format, malformed content or another schema version;
+            the message names the file and the offending field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PoseFileError(f"pose file {path} does not exist; check the path")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix != ".json":
+        raise PoseFileError(f"pose file {path} must be .json or .npz")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise PoseFileError(f"pose file {path} is not UTF-8 text JSON; is it really a pose file?") from exc
+    except json.JSONDecodeError as exc:
+        raise PoseFileError(f"pose file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    return sequence_from_dict(data, path)
+
+
+def load_pose_frame(path: str | os.PathLike, index: int = 0) -> PoseFrame:
+    """Read one frame (default the first) of a pose file, e.g. a ``--reference-pose`` override.
+
+    The frame's status becomes ``MANUAL`` so later stages know it did not come from a detector.
+    """
+    seq = load_sequence(path)
+    if not -len(seq) <= index < len(seq):
+        raise PoseFileError(f"pose file {path} has {len(seq)} frames; frame {index} does not exist")
+    frame = seq[index]
+    frame.status = FrameStatus.MANUAL
+    if not frame.has_person:
+        raise PoseFileError(f"pose file {path}: frame {index} has fewer than 2 visible body keypoints")
+    return frame
+
+
+def save_pose_frame(frame: PoseFrame, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """Save a single pose (e.g. to hand-edit a reference pose override) as a one-frame sequence."""
+    seq = PoseSequence(frame.keypoints[None].copy(), frame.width, frame.height, 1.0,
+                       np.array([int(frame.status)], np.uint8))
+    return save_sequence(seq, path, overwrite=overwrite)
