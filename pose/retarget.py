@@ -1,0 +1,480 @@
+"""Retarget a driving pose sequence onto the reference character's body proportions and canvas.
+
+Method (after MusePose's ``pose_align``, made robust to occlusions):
+
+1. **Calibration.** Limb lengths of the driving person are measured on a calibration frame (``"auto"``:
+   the first frame whose 14 main body joints are all visible; an ``int``: that frame; ``"median"``: the
+   per-limb median over all frames where the limb is visible). The reference's limb lengths are measured on
+   the reference pose. Only keypoints with score >= ``threshold`` are measured.
+2. **Ratios.** For every limb (neck, shoulders, upper arms, forearms, torso sides, thighs, shins, eyes,
+   ears) ``ratio = reference length / driving length``. A limb not measurable on one side borrows the
+   symmetric limb's length on that side; if neither is measurable the *global ratio* is used (sum of
+   reference over sum of driving lengths of the limbs measured on both). When a limb and its twin differ
+   by more than 20 % on one body, the shorter is taken to be foreshortened and the longer length is used
+   for both. Every ratio is clamped to
+   ``[global / max_ratio_spread, global * max_ratio_spread]``. Rigid parts get one ratio each: hands (wrist
+   to finger-base distances; fallback the forearm ratio), feet (ankle to toe/heel; fallback the shin ratio)
+   and the 68-point face (jaw width, eye corners, nose-to-chin; fallback the eye/ear ratios).
+3. **Kinematic walk.** In every frame, starting at the neck, each child joint is placed at
+   ``parent_out + ratio * (child_drv - parent_drv)``: the driving limb's direction (joint angle) is kept and
+   its length rescaled. The result is capped at ``max_stretch`` times the reference's own limb length, so a
+   foreshortened calibration limb can never produce over-long ("gorilla") limbs. A joint whose parent is
+   missing hangs from its nearest present ancestor. Hands, feet and face move rigidly with the wrist, ankle
+   and nose, scaled by their part ratio.
+4. **Placement.** The neck's motion is mapped with the global ratio, and anchored so the calibration frame's
+   neck lands on the reference's neck (``anchor="neck"``) or its lowest ankle lands on the reference's lowest
+   ankle height (``anchor="feet"``, x still from the neck).
+
+Missing keypoints (score 0 / NaN) stay missing; scores are carried over unchanged. No division by a
+length below ``_MIN_LENGTH`` pixels, so the output never holds inf or NaN for a present keypoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import layout
+from .errors import ConfigError, InputError, NoPersonError
+from .sequence import FrameStatus, PoseFrame, PoseSequence
+
+logger = logging.getLogger(__name__)
+
+B = layout.B
+_MIN_LENGTH = 1e-3  # pixels; shorter segments are treated as unmeasurable
+
+# (name, parent, child, symmetric limb name) in parent-before-child order, rooted at the neck.
+LIMBS: tuple[tuple[str, int, int, str | None], ...] = (
+    ("neck", B["neck"], B["nose"], None),
+    ("right_shoulder", B["neck"], B["right_shoulder"], "left_shoulder"),
+    ("left_shoulder", B["neck"], B["left_shoulder"], "right_shoulder"),
+    ("right_upper_arm", B["right_shoulder"], B["right_elbow"], "left_upper_arm"),
+    ("left_upper_arm", B["left_shoulder"], B["left_elbow"], "right_upper_arm"),
+    ("right_forearm", B["right_elbow"], B["right_wrist"], "left_forearm"),
+    ("left_forearm", B["left_elbow"], B["left_wrist"], "right_forearm"),
+    ("right_torso", B["neck"], B["right_hip"], "left_torso"),
+    ("left_torso", B["neck"], B["left_hip"], "right_torso"),
+    ("right_thigh", B["right_hip"], B["right_knee"], "left_thigh"),
+    ("left_thigh", B["left_hip"], B["left_knee"], "right_thigh"),
+    ("right_shin", B["right_knee"], B["right_ankle"], "left_shin"),
+    ("left_shin", B["left_knee"], B["left_ankle"], "right_shin"),
+    ("right_eye", B["nose"], B["right_eye"], "left_eye"),
+    ("left_eye", B["nose"], B["left_eye"], "right_eye"),
+    ("right_ear", B["right_eye"], B["right_ear"], "left_ear"),
+    ("left_ear", B["left_eye"], B["left_ear"], "right_ear"),
+)
+LIMB_NAMES: tuple[str, ...] = tuple(name for name, *_ in LIMBS)
+_LIMB_INDEX = {name: i for i, name in enumerate(LIMB_NAMES)}
+_CHILD_LIMB = {child: i for i, (_, _, child, _) in enumerate(LIMBS)}
+# Limbs whose lengths define the global ratio (the head is left out: detectors place it least reliably).
+_CORE_LIMBS = tuple(n for n in LIMB_NAMES if not n.endswith(("_eye", "_ear")))
+_MAIN_JOINTS = tuple(range(14))  # nose .. left ankle
+SYMMETRY_TOLERANCE = 1.2
+"""Left and right limbs measured more than 20 % apart are taken to be foreshortened: the longer one counts."""
+
+
+@dataclass(frozen=True)
+class RigidPart:
+    """A group of keypoints carried rigidly by one body joint and scaled by one ratio.
+
+    Attributes:
+        name: ratio name.
+        indices: keypoint indices (into the 134 layout) of the part.
+        anchor: body joint that carries the part.
+        pairs: keypoint index pairs whose distances measure the part's size.
+        fallback: limb names whose ratios are averaged when the part cannot be measured.
+    """
+
+    name: str
+    indices: tuple[int, ...]
+    anchor: int
+    pairs: tuple[tuple[int, int], ...]
+    fallback: tuple[str, ...]
+
+
+def _hand_pairs(start: int) -> tuple[tuple[int, int], ...]:
+    return tuple((start, start + j) for j in (1, 5, 9, 13, 17))
+
+
+_F = layout.FACE.start
+_FEET = layout.FEET.start
+RIGID_PARTS: tuple[RigidPart, ...] = (
+    RigidPart("face", tuple(range(layout.FACE.start, layout.FACE.stop)), B["nose"],
+              ((_F + 0, _F + 16), (_F + 36, _F + 45), (_F + 27, _F + 8)), ("right_eye", "left_eye", "right_ear", "left_ear")),
+    RigidPart("left_hand", tuple(range(layout.LEFT_HAND.start, layout.LEFT_HAND.stop)), B["left_wrist"],
+              _hand_pairs(layout.LEFT_HAND.start), ("left_forearm", "right_forearm")),
+    RigidPart("right_hand", tuple(range(layout.RIGHT_HAND.start, layout.RIGHT_HAND.stop)), B["right_wrist"],
+              _hand_pairs(layout.RIGHT_HAND.start), ("right_forearm", "left_forearm")),
+    RigidPart("left_foot", (_FEET + 0, _FEET + 1, _FEET + 2), B["left_ankle"],
+              ((B["left_ankle"], _FEET + 0), (B["left_ankle"], _FEET + 2)), ("left_shin", "right_shin")),
+    RigidPart("right_foot", (_FEET + 3, _FEET + 4, _FEET + 5), B["right_ankle"],
+              ((B["right_ankle"], _FEET + 3), (B["right_ankle"], _FEET + 5)), ("right_shin", "left_shin")),
+)
+# Hands and feet are measured as one ratio per kind (the two sides pooled), like the limbs' symmetry rule.
+_PART_SYMMETRY = {"left_hand": "right_hand", "right_hand": "left_hand", "left_foot": "right_foot", "right_foot": "left_foot"}
+
+
+@dataclass
+class RetargetParams:
+    """Everything :func:`retarget` derived from the calibration (recorded in ``meta["retarget"]``).
+
+    Attributes:
+        global_ratio: reference size / driving size.
+        limb_ratios: ratio per limb name (:data:`LIMB_NAMES`).
+        limb_caps: maximum output length per limb in reference pixels (``inf`` = uncapped).
+        part_ratios: ratio per rigid part name.
+        calibration_frame: frame used for the lengths (``None`` for ``"median"``).
+        anchor_frame: frame whose neck (or feet) is anchored to the reference.
+        offset: ``(2,)`` translation added after the global map, in reference pixels.
+        driving_root: ``(2,)`` driving neck at the anchor frame (driving pixels).
+        reference_root: ``(2,)`` reference neck (reference pixels).
+    """
+
+    global_ratio: float
+    limb_ratios: dict[str, float]
+    limb_caps: dict[str, float]
+    part_ratios: dict[str, float]
+    calibration_frame: int | None
+    anchor_frame: int
+    driving_root: np.ndarray
+    reference_root: np.ndarray
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    def as_dict(self) -> dict:
+        """JSON-serialisable form."""
+        def r(v: float) -> float | None:
+            return round(float(v), 5) if np.isfinite(v) else None
+
+        return {
+            "global_ratio": r(self.global_ratio),
+            "limb_ratios": {k: r(v) for k, v in self.limb_ratios.items()},
+            "limb_caps": {k: r(v) for k, v in self.limb_caps.items()},
+            "part_ratios": {k: r(v) for k, v in self.part_ratios.items()},
+            "calibration_frame": self.calibration_frame,
+            "anchor_frame": self.anchor_frame,
+            "offset": [r(v) for v in self.offset],
+        }
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+def _visible(kps: np.ndarray, threshold: float) -> np.ndarray:
+    """``(..., K)`` keypoints with score >= threshold and finite coordinates."""
+    return (np.nan_to_num(kps[..., 2]) >= threshold) & np.isfinite(kps[..., :2]).all(axis=-1)
+
+
+def _present(kps: np.ndarray) -> np.ndarray:
+    """``(..., K)`` keypoints that exist at all (score > 0, finite)."""
+    return (np.nan_to_num(kps[..., 2]) > 0) & np.isfinite(kps[..., :2]).all(axis=-1)
+
+
+def _segments() -> list[tuple[int, int]]:
+    """All measured segments: the limbs, then every rigid part's pairs."""
+    segs = [(p, c) for _, p, c, _ in LIMBS]
+    for part in RIGID_PARTS:
+        segs.extend(part.pairs)
+    return segs
+
+
+_SEGMENTS = _segments()
+
+
+def _segment_lengths(kps: np.ndarray, threshold: float) -> np.ndarray:
+    """``(..., S)`` segment lengths; NaN where an end is not visible or the length is ~0."""
+    vis = _visible(kps, threshold)
+    a = np.array([s[0] for s in _SEGMENTS])
+    b = np.array([s[1] for s in _SEGMENTS])
+    d = np.linalg.norm(kps[..., a, :2].astype(np.float64) - kps[..., b, :2].astype(np.float64), axis=-1)
+    ok = vis[..., a] & vis[..., b] & np.isfinite(d) & (d > _MIN_LENGTH)
+    return np.where(ok, d, np.nan)
+
+
+def _root(body_kps: np.ndarray, threshold: float) -> np.ndarray | None:
+    """Neck position, or the centroid of the visible body joints, or ``None``."""
+    vis = _visible(body_kps, threshold)
+    if vis[B["neck"]]:
+        return body_kps[B["neck"], :2].astype(np.float64)
+    if vis[: layout.NUM_BODY].any():
+        return body_kps[: layout.NUM_BODY][vis[: layout.NUM_BODY], :2].astype(np.float64).mean(axis=0)
+    return None
+
+
+def _lowest_ankle_y(kps: np.ndarray, threshold: float) -> float | None:
+    ank = [B["right_ankle"], B["left_ankle"]]
+    vis = _visible(kps[ank], threshold)
+    return float(np.max(kps[ank][vis, 1])) if vis.any() else None
+
+
+def _pick_calibration(driving: PoseSequence, calibration: str | int, threshold: float) -> tuple[int | None, int]:
+    """Return ``(calibration_frame or None for median, anchor_frame)``."""
+    n = len(driving)
+    usable = np.isin(driving.status, [int(FrameStatus.DETECTED), int(FrameStatus.MANUAL)])
+    vis = _visible(driving.keypoints[:, layout.BODY], threshold) & usable[:, None]
+    n_vis = vis[:, list(_MAIN_JOINTS)].sum(axis=1)
+    if not n_vis.any():
+        raise NoPersonError("driving pose sequence has no frame with a visible body; check the driving video")
+    best = int(np.argmax(n_vis))
+    if isinstance(calibration, (int, np.integer)) and not isinstance(calibration, bool):
+        idx = int(calibration)
+        if not -n <= idx < n:
+            raise ConfigError(f"calibration frame {idx} is outside the driving sequence (0..{n - 1})")
+        idx %= n
+        if n_vis[idx] < 2:
+            raise ConfigError(f"calibration frame {idx} shows no body; pick a frame where the person is visible")
+        return idx, idx
+    if calibration == "median":
+        return None, best
+    if calibration == "auto":
+        full = np.flatnonzero(n_vis == len(_MAIN_JOINTS))
+        if len(full):
+            return int(full[0]), int(full[0])
+        logger.info("no driving frame shows the whole body; calibrating on per-limb medians")
+        return None, best
+    raise ConfigError(f"calibration must be 'auto', 'median' or a frame index, got {calibration!r}")
+
+
+def _robust_length(own: float, sym: float) -> float:
+    """Length of a limb given its symmetric twin's: the twin's when unmeasured, and the longer of the two
+    when they differ by more than :data:`SYMMETRY_TOLERANCE` (foreshortening only ever shortens a limb)."""
+    if not np.isfinite(own):
+        return sym
+    if np.isfinite(sym) and max(own, sym) > SYMMETRY_TOLERANCE * min(own, sym):
+        return max(own, sym)
+    return own
+
+
+def _ratio_or_nan(num: float, den: float) -> float:
+    return num / den if np.isfinite(num) and np.isfinite(den) and den > _MIN_LENGTH else float("nan")
+
+
+def compute_params(
+    driving: PoseSequence,
+    reference: PoseFrame,
+    *,
+    calibration: str | int = "auto",
+    anchor: str = "neck",
+    max_ratio_spread: float = 2.5,
+    max_stretch: float = 1.15,
+    threshold: float = 0.3,
+) -> RetargetParams:
+    """Measure the driving and reference bodies and derive the ratios (steps 1-2 of the module docstring).
+
+    Arguments are those of :func:`retarget`.
+    """
+    if anchor not in ("neck", "feet"):
+        raise ConfigError(f"retarget anchor must be 'neck' or 'feet', got {anchor!r}")
+    if not max_ratio_spread >= 1.0:
+        raise ConfigError(f"max_ratio_spread must be >= 1, got {max_ratio_spread!r}")
+    if not max_stretch >= 1.0:
+        raise ConfigError(f"max_stretch must be >= 1, got {max_stretch!r}")
+    ref_kps = reference.keypoints.astype(np.float64)
+    if int(_visible(ref_kps[layout.BODY], threshold).sum()) < 2:
+        raise NoPersonError("reference pose has fewer than two visible body keypoints; use a clearer reference image")
+
+    calib, anchor_frame = _pick_calibration(driving, calibration, threshold)
+    if calib is None:
+        usable = np.isin(driving.status, [int(FrameStatus.DETECTED), int(FrameStatus.MANUAL)])
+        seg = _segment_lengths(driving.keypoints[usable].astype(np.float64), threshold)
+        with np.errstate(all="ignore"):
+            drv_seg = np.full(seg.shape[1], np.nan)
+            has = np.isfinite(seg).any(axis=0)
+            drv_seg[has] = np.nanmedian(seg[:, has], axis=0)
+    else:
+        drv_seg = _segment_lengths(driving.keypoints[calib].astype(np.float64), threshold)
+    ref_seg = _segment_lengths(ref_kps, threshold)
+    n_limbs = len(LIMBS)
+
+    # Global ratio from the core limbs measured on both sides.
+    core = np.array([_LIMB_INDEX[n] for n in _CORE_LIMBS])
+    both = np.isfinite(ref_seg[core]) & np.isfinite(drv_seg[core])
+    if both.any():
+        g = float(ref_seg[core][both].sum() / drv_seg[core][both].sum())
+    else:
+        ref_box = reference.bbox(threshold)
+        drv_box = driving[anchor_frame].bbox(threshold)
+        if ref_box and drv_box and drv_box[3] - drv_box[1] > 1 and ref_box[3] - ref_box[1] > 1:
+            g = (ref_box[3] - ref_box[1]) / (drv_box[3] - drv_box[1])
+        else:
+            g = reference.height / driving.height
+        logger.warning("no limb is measurable on both bodies; using a global size ratio of %.3f", g)
+    lo, hi = g / max_ratio_spread, g * max_ratio_spread
+
+    limb_ratios: dict[str, float] = {}
+    limb_caps: dict[str, float] = {}
+    for i, (name, _, _, sym) in enumerate(LIMBS):
+        j = _LIMB_INDEX[sym] if sym else i
+        ref_len = _robust_length(ref_seg[i], ref_seg[j])
+        drv_len = _robust_length(drv_seg[i], drv_seg[j])
+        r = _ratio_or_nan(ref_len, drv_len)
+        r = float(np.clip(r, lo, hi)) if np.isfinite(r) else g
+        limb_ratios[name] = r
+        target = ref_len if np.isfinite(ref_len) else (r * drv_len if np.isfinite(drv_len) else np.inf)
+        limb_caps[name] = float(max_stretch * target)
+
+    part_ratios: dict[str, float] = {}
+    start = n_limbs
+    spans = {}
+    for part in RIGID_PARTS:
+        spans[part.name] = slice(start, start + len(part.pairs))
+        start += len(part.pairs)
+    for part in RIGID_PARTS:
+        names = [part.name] + ([_PART_SYMMETRY[part.name]] if part.name in _PART_SYMMETRY else [])
+        r = float("nan")
+        for nm in names:  # own measurement first, then the other side's
+            sl = spans[nm]
+            ok = np.isfinite(ref_seg[sl]) & np.isfinite(drv_seg[sl])
+            if ok.any():
+                r = _ratio_or_nan(ref_seg[sl][ok].sum(), drv_seg[sl][ok].sum())
+                break
+        if not np.isfinite(r):
+            r = float(np.mean([limb_ratios[n] for n in part.fallback]))
+        part_ratios[part.name] = float(np.clip(r, lo, hi))
+
+    ref_root = _root(ref_kps[layout.BODY], threshold)
+    drv_root = _root(driving.keypoints[anchor_frame, layout.BODY].astype(np.float64), threshold)
+    if ref_root is None or drv_root is None:  # pragma: no cover - excluded by the checks above
+        raise NoPersonError("cannot locate the body root (neck) in the reference or driving pose")
+    return RetargetParams(g, limb_ratios, limb_caps, part_ratios, calib, anchor_frame, drv_root, ref_root)
+
+
+# --- applying --------------------------------------------------------------------------------------------
+def _ancestors(joint: int) -> list[int]:
+    out = []
+    p = layout.BODY_PARENTS[joint]
+    while p >= 0:
+        out.append(p)
+        p = layout.BODY_PARENTS[p]
+    return out
+
+
+def _chain(joint: int, ancestor: int) -> list[int]:
+    """Limb indices on the path from ``ancestor`` down to ``joint``."""
+    limbs = []
+    j = joint
+    while j != ancestor:
+        limbs.append(_CHILD_LIMB[j])
+        j = layout.BODY_PARENTS[j]
+    return limbs
+
+
+def _scaled(vec: np.ndarray, ratio: float, cap: float) -> np.ndarray:
+    """``vec * ratio`` with its length limited to ``cap``; ``vec`` is ``(N, 2)``."""
+    v = vec * ratio
+    length = np.linalg.norm(v, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(length > cap, cap / np.maximum(length, _MIN_LENGTH), 1.0)
+    return v * factor
+
+
+def apply_params(driving: PoseSequence, params: RetargetParams, width: int, height: int) -> np.ndarray:
+    """Run the kinematic walk (steps 3-4) on every frame.
+
+    Returns:
+        ``(T, 134, 3)`` float32 keypoints on the ``width`` x ``height`` reference canvas.
+    """
+    kps = driving.keypoints.astype(np.float64)
+    n = len(kps)
+    drv = kps[..., :2]
+    present = _present(kps)
+    out = np.full((n, layout.NUM_KEYPOINTS, 2), np.nan)
+    placed = np.zeros((n, layout.NUM_KEYPOINTS), dtype=bool)
+    g = params.global_ratio
+
+    def global_map(p: np.ndarray) -> np.ndarray:
+        return params.reference_root + params.offset + g * (p - params.driving_root)
+
+    neck = B["neck"]
+    out[present[:, neck], neck] = global_map(drv[present[:, neck], neck])
+    placed[:, neck] = present[:, neck]
+
+    for name, parent, child, _ in LIMBS:
+        todo = present[:, child].copy()
+        for anc in _ancestors(child):
+            sel = todo & placed[:, anc]
+            if sel.any():
+                chain = _chain(child, anc)
+                ratio = float(np.mean([params.limb_ratios[LIMB_NAMES[i]] for i in chain]))
+                cap = float(sum(params.limb_caps[LIMB_NAMES[i]] for i in chain))
+                out[sel, child] = out[sel, anc] + _scaled(drv[sel, child] - drv[sel, anc], ratio, cap)
+                placed[sel, child] = True
+                todo &= ~sel
+        if todo.any():  # no placed ancestor: fall back to the global map
+            out[todo, child] = global_map(drv[todo, child])
+            placed[todo, child] = True
+
+    for part in RIGID_PARTS:
+        idx = np.array(part.indices)
+        r = params.part_ratios[part.name]
+        carried = placed[:, part.anchor]
+        rel = drv[:, idx] - drv[:, part.anchor][:, None]
+        moved = out[:, part.anchor][:, None] + r * rel
+        fallback = global_map(drv[:, idx])
+        pos = np.where(carried[:, None, None], moved, fallback)
+        ok = present[:, idx]
+        out[:, idx] = np.where(ok[..., None], pos, np.nan)
+        placed[:, idx] = ok
+
+    result = np.full((n, layout.NUM_KEYPOINTS, 3), np.nan, dtype=np.float64)
+    result[..., 2] = 0.0
+    good = placed & np.isfinite(out).all(axis=-1)
+    result[..., :2] = np.where(good[..., None], out, np.nan)
+    result[..., 2] = np.where(good, kps[..., 2], 0.0)
+    return result.astype(np.float32)
+
+
+def retarget(
+    driving: PoseSequence,
+    reference: PoseFrame,
+    *,
+    calibration: str | int = "auto",
+    anchor: str = "neck",
+    max_ratio_spread: float = 2.5,
+    max_stretch: float = 1.15,
+    threshold: float = 0.3,
+) -> PoseSequence:
+    """Map the driving motion onto the reference body (see the module docstring for the method).
+
+    Args:
+        driving: the driving poses, in driving-video pixels.
+        reference: the character's pose, in pixels of its own canvas (``reference.width`` x ``height``).
+        calibration: ``"auto"`` (first frame with the whole body visible, else ``"median"``),
+            ``"median"`` (per-limb median over frames) or a frame index.
+        anchor: ``"neck"`` (default) or ``"feet"``: which part of the calibration frame lands on the
+            reference's.
+        max_ratio_spread: per-limb ratios are clamped to ``[g / s, g * s]`` around the global ratio ``g``
+            (default 2.5).
+        max_stretch: an output limb is never longer than this times the reference's limb (default 1.15).
+        threshold: minimum score of a keypoint used for measuring (default 0.3).
+
+    Returns:
+        A new :class:`PoseSequence` on the reference canvas, same frames, fps, status and confidence;
+        ``meta["retarget"]`` records the ratios.
+
+    Raises:
+        NoPersonError: no visible body in the reference or in any driving frame.
+        ConfigError: a bad option.
+    """
+    if len(driving) == 0:
+        raise InputError("driving pose sequence is empty; extract poses from a video with frames")
+    params = compute_params(
+        driving, reference, calibration=calibration, anchor=anchor,
+        max_ratio_spread=max_ratio_spread, max_stretch=max_stretch, threshold=threshold,
+    )
+    if anchor == "feet":
+        first = apply_params(driving.slice(params.anchor_frame, params.anchor_frame + 1), params,
+                             reference.width, reference.height)[0]
+        out_y = _lowest_ankle_y(first.astype(np.float64), threshold)
+        ref_y = _lowest_ankle_y(reference.keypoints.astype(np.float64), threshold)
+        if out_y is not None and ref_y is not None:
+            params.offset = np.array([0.0, ref_y - out_y])
+        else:
+            logger.warning("ankles not visible in the reference or the anchor frame; anchoring at the neck instead")
+    kps = apply_params(driving, params, reference.width, reference.height)
+    out = driving.copy(kps, width=reference.width, height=reference.height)
+    out.meta["retarget"] = params.as_dict()
+    logger.info(
+        "retargeted %d frames onto %dx%d (global ratio %.3f, calibration frame %s)",
+        len(out), reference.width, reference.height, params.global_ratio, params.calibration_frame,
+    )
+    return out
