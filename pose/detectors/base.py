@@ -1,0 +1,115 @@
+"""The interface every pose detector implements, and the registry that picks one by name.
+
+A detector is ``preprocess -> inference -> postprocess``: it takes one ``(H, W, 3)`` uint8 RGB image and
+returns a :class:`~pose.sequence.PoseFrame` in that image's pixels (134-keypoint layout). When no person is
+found it returns ``PoseFrame.empty(W, H)`` (status ``MISSING``), never raises. Detectors that track across
+frames (mediapipe Holistic in video mode) must be :meth:`Detector.reset` between videos or after a seek.
+
+Optional backends are imported lazily, so ``import pose.detectors`` costs nothing and never imports torch.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import inspect
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import DetectorError, InputError
+from ..sequence import PoseFrame
+
+
+class Detector(abc.ABC):
+    """Base class of pose detectors.
+
+    Usage::
+
+        with create_detector("mediapipe") as det:
+            for rgb in frames:
+                frame = det(rgb)          # PoseFrame, MISSING when no person
+            det.reset()                   # before the next, unrelated video
+    """
+
+    name: ClassVar[str] = ""
+    #: True when consecutive calls share state (tracking), so frames must come in video order.
+    tracks_across_frames: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def __call__(self, rgb: np.ndarray) -> PoseFrame:
+        """Detect one person in a ``(H, W, 3)`` uint8 RGB image; pixels of that image."""
+
+    def reset(self) -> None:
+        """Forget tracking state (call before a new video or after a seek)."""
+
+    def close(self) -> None:
+        """Release models and native resources. Safe to call twice."""
+
+    def options(self) -> dict:
+        """JSON-serialisable options the detector was created with (recorded in sequence metadata)."""
+        return {}
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
+    """Validate a detector input: ``(H, W, 3)`` uint8, returned C-contiguous."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        shape = getattr(rgb, "shape", None)
+        dtype = getattr(rgb, "dtype", type(rgb).__name__)
+        raise InputError(f"{what} must be an (H, W, 3) uint8 RGB array, got shape {shape} dtype {dtype}; use pose.video.to_rgb")
+    return np.ascontiguousarray(rgb)
+
+
+# name -> "module:Class", imported on first use.
+_REGISTRY: dict[str, str] = {
+    "mediapipe": "pose.detectors.mediapipe_holistic:MediapipeHolisticDetector",
+    "openpose": "pose.detectors.openpose:OpenposeDetector",
+    "skeleton": "pose.skeleton_parse:SkeletonDetector",
+}
+DEFAULT_DETECTOR = "mediapipe"
+
+
+def available_detectors() -> list[str]:
+    """Names accepted by :func:`create_detector`."""
+    return sorted(_REGISTRY)
+
+
+def register_detector(name: str, target: str) -> None:
+    """Register a detector class under ``name`` (``target`` is ``"module:Class"``)."""
+    if ":" not in target:
+        raise DetectorError(f"detector target {target!r} for {name!r} must look like 'package.module:Class'")
+    _REGISTRY[name] = target
+
+
+def detector_class(name: str) -> type[Detector]:
+    """The class registered under ``name`` (imports its module)."""
+    if name not in _REGISTRY:
+        raise DetectorError(f"unknown pose detector {name!r}; choose one of {', '.join(available_detectors())}")
+    module_name, cls_name = _REGISTRY[name].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, cls_name)
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
+    """Create the pose detector registered under ``name``.
+
+    Args:
+        name: ``"mediapipe"`` (default, CPU, offline), ``"openpose"`` (controlnet-aux, needs a local
+            annotator folder) or ``"skeleton"`` (reads rendered OpenPose skeleton images).
+        **options: passed to the detector's constructor (see each class).
+
+    Raises:
+        DetectorError: unknown name, missing optional package or model files, invalid option.
+    """
+    cls = detector_class(name)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        raise DetectorError(f"invalid option for pose detector {name!r} ({exc}); see help({cls.__module__}.{cls.__name__})") from exc
+    return cls(**options)

@@ -1,0 +1,118 @@
+"""The default pose detector: mediapipe Holistic (body 33 + face 468 + hands 21 x 2), CPU, offline.
+
+mediapipe 0.10.21's wheel ships the files Holistic needs for ``model_complexity=1`` only (the "full" pose
+landmark model); complexity 0 and 2 would download ``pose_landmark_lite/heavy.tflite`` at run time, so they
+are refused with a :class:`~pose.errors.DetectorError`.
+
+In video mode (``static_image_mode=False``) Holistic tracks the person from frame to frame (its region of
+interest comes from the previous frame), which is faster and steadier than detecting each frame afresh;
+call :meth:`MediapipeHolisticDetector.reset` before an unrelated video or after a seek.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from ..errors import DetectorError
+from ..mediapipe_convert import holistic_to_frame
+from ..sequence import PoseFrame
+from ..video import fit_size
+from .base import Detector, check_rgb
+
+logger = logging.getLogger(__name__)
+
+SHIPPED_MODEL_COMPLEXITY = 1
+# Long side (pixels) frames are shrunk to before detection by default. Holistic runs its networks on small
+# crops (256 px pose, 192 px face, 224 px hands), so frames larger than this only cost resize time; the
+# accuracy against full-resolution input is measured in benchmarks/bench_pose_extract.py.
+DEFAULT_MAX_SIZE = 960
+
+
+def _import_mediapipe():
+    try:
+        import mediapipe as mp
+    except ImportError as exc:
+        raise DetectorError("the mediapipe detector needs mediapipe; run `pip install mediapipe==0.10.21`") from exc
+    return mp
+
+
+class MediapipeHolisticDetector(Detector):
+    """Whole-body detection with ``mediapipe.solutions.holistic``.
+
+    Args:
+        static_image_mode: detect every image independently (single photos) instead of tracking
+            (videos). Default ``False``.
+        model_complexity: must be 1 (the only model shipped with the wheel; others would download).
+        smooth_landmarks: mediapipe's own temporal filter (video mode). Default ``False``: posedrive
+            smooths with its configurable One-Euro filter after gap filling.
+        refine_face_landmarks: run the attention face model (iris points; slower). Default ``False``.
+        min_detection_confidence: person detection threshold in [0, 1]. Default 0.5.
+        min_tracking_confidence: below this the tracker re-detects. Default 0.5.
+        max_size: frames whose long side exceeds this are downscaled (area filter) before detection;
+            keypoints are returned in the input frame's pixels. ``None`` disables it. Default 960.
+    """
+
+    name = "mediapipe"
+    tracks_across_frames = True
+
+    def __init__(self, static_image_mode: bool = False, model_complexity: int = SHIPPED_MODEL_COMPLEXITY,
+                 smooth_landmarks: bool = False, refine_face_landmarks: bool = False,
+                 min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 max_size: int | None = DEFAULT_MAX_SIZE) -> None:
+        if model_complexity != SHIPPED_MODEL_COMPLEXITY:
+            raise DetectorError(
+                f"mediapipe model_complexity={model_complexity} would download a model at run time; posedrive "
+                f"works offline and supports only model_complexity={SHIPPED_MODEL_COMPLEXITY}"
+            )
+        for key, value in (("min_detection_confidence", min_detection_confidence),
+                           ("min_tracking_confidence", min_tracking_confidence)):
+            if not 0.0 <= value <= 1.0:
+                raise DetectorError(f"mediapipe option {key}={value} must be in [0, 1]")
+        if max_size is not None and max_size < 64:
+            raise DetectorError(f"mediapipe option max_size={max_size} is too small; use >= 64 or None")
+        self._opts = dict(
+            static_image_mode=bool(static_image_mode), model_complexity=int(model_complexity),
+            smooth_landmarks=bool(smooth_landmarks), refine_face_landmarks=bool(refine_face_landmarks),
+            min_detection_confidence=float(min_detection_confidence),
+            min_tracking_confidence=float(min_tracking_confidence),
+        )
+        self.max_size = max_size
+        self._mp = _import_mediapipe()
+        self._holistic = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self._holistic = self._mp.solutions.holistic.Holistic(**self._opts)
+        except Exception as exc:  # mediapipe raises RuntimeError/ValueError with long native messages
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise DetectorError(f"mediapipe Holistic could not start ({first}); reinstall mediapipe==0.10.21") from exc
+
+    def options(self) -> dict:
+        return {**self._opts, "max_size": self.max_size}
+
+    def __call__(self, rgb: np.ndarray) -> PoseFrame:
+        """Detect the person in ``rgb`` (``(H, W, 3)`` uint8); keypoints in ``rgb``'s pixels."""
+        rgb = check_rgb(rgb)
+        if self._holistic is None:
+            self._open()
+        h, w = rgb.shape[:2]
+        dw, dh = fit_size(w, h, self.max_size)
+        small = rgb if (dw, dh) == (w, h) else cv2.resize(rgb, (dw, dh), interpolation=cv2.INTER_AREA)
+        results = self._holistic.process(small)
+        frame = holistic_to_frame(results, w, h)
+        if not frame.has_person:
+            return PoseFrame.empty(w, h)
+        return frame
+
+    def reset(self) -> None:
+        """Drop the tracking state (a new Holistic graph is created on the next call)."""
+        self.close()
+
+    def close(self) -> None:
+        if self._holistic is not None:
+            self._holistic.close()
+            self._holistic = None

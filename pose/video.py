@@ -1,0 +1,577 @@
+"""Video and image input/output: streamed RGB frames in, atomically written videos out.
+
+Reading
+    :func:`open_video` returns a :class:`VideoSource` that yields ``(H, W, 3)`` uint8 RGB frames one at a
+    time (the video is never held in memory). A video file is decoded by the ffmpeg binary shipped with
+    ``imageio-ffmpeg`` (multi-threaded, optionally downscaled inside the decoder, which is much cheaper
+    than decoding at full size and resizing in Python); a folder of images is read in natural sort order
+    (``frame2.png`` before ``frame10.png``).
+
+Images
+    :func:`read_image` reads one image file as RGB uint8; :func:`to_rgb` converts arrays / PIL images.
+    Transparent images are composited over a background colour (white by default: the reference images
+    of the anchors are characters on a plain light background, and black would merge with dark hair and
+    clothes). 16-bit images are scaled to 8 bits, grayscale is replicated to three channels.
+
+Writing
+    :class:`VideoWriter` pipes frames into ffmpeg (``libx264``, ``yuv420p``, CRF 18 by default) writing a
+    temporary file in the destination folder, which is renamed over the destination only when
+    :meth:`VideoWriter.close` succeeds. On an exception inside ``with``, or on :meth:`VideoWriter.abort`,
+    the temporary file is deleted, so a half-written video never appears under the destination name.
+    Audio is deliberately not handled here: pass ``on_finalize`` (called with the finished temporary
+    file before the rename) to mux audio or post-process the file in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from .errors import InputError, OutputError, VideoError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+)
+DEFAULT_FOLDER_FPS = 24.0
+WHITE: tuple[int, int, int] = (255, 255, 255)
+# Frames fewer than the container announces before a decode is reported as truncated.
+TRUNCATION_TOLERANCE_FRAMES = 1
+# Lines of ffmpeg's stderr kept for error messages.
+_STDERR_LINES = 20
+# Codecs that understand ``-crf``.
+_CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"})
+
+
+# --------------------------------------------------------------------------------------------------
+# images
+# --------------------------------------------------------------------------------------------------
+def to_rgb(image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """Convert an image to a contiguous ``(H, W, 3)`` uint8 RGB array.
+
+    Args:
+        image: numpy array ``(H, W)`` gray, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, of
+            dtype uint8, uint16 (scaled by 255/65535), bool, or float (taken to be in [0, 1]); or a PIL image
+            (any mode).
+        background: RGB colour that transparent pixels are composited over (default white).
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB array (a new array).
+
+    Raises:
+        InputError: when the array shape or dtype cannot be an image.
+    """
+    if not isinstance(image, np.ndarray):
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover - pillow is a dependency
+            Image = None
+        if Image is not None and isinstance(image, Image.Image):
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            image = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+        else:
+            raise InputError(f"cannot use an object of type {type(image).__name__} as an image; pass a numpy array or PIL image")
+    arr = image
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+        raise InputError(f"an image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    arr = _to_float01(arr)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.shape[2] == 4:
+        alpha = arr[:, :, 3:4]
+        bg = np.asarray(background, dtype=np.float32).reshape(1, 1, 3) / 255.0
+        arr = arr[:, :, :3] * alpha + bg * (1.0 - alpha)
+    return np.ascontiguousarray(np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8))
+
+
+def _to_float01(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.floating):
+        return np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    raise InputError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 RGB.
+
+    Handles 8/16-bit, grayscale, and RGBA (composited over ``background``, default white).
+
+    Args:
+        path: image file (PNG, JPEG, BMP, WebP, TIFF).
+        background: RGB colour for transparent pixels.
+
+    Raises:
+        InputError: the file is missing or cannot be decoded as an image.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"image {p} does not exist; check the path")
+    # np.fromfile + imdecode also works for non-ASCII paths, unlike cv2.imread.
+    data = np.fromfile(str(p), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"image {p} cannot be decoded; check that it is a valid PNG/JPEG/BMP/WebP/TIFF file")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return to_rgb(img, background)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers numerically (``f2`` < ``f10``)."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
+    """Size after shrinking so the long side is at most ``max_size`` (aspect kept, even, never enlarged).
+
+    Args:
+        width, height: source size in pixels.
+        max_size: longest side allowed; ``None`` keeps the source size.
+
+    Returns:
+        ``(width, height)``; when shrinking, both are rounded to even numbers (what video scalers like).
+    """
+    if max_size is None or max(width, height) <= max_size:
+        return int(width), int(height)
+    s = max_size / max(width, height)
+    return max(2, 2 * round(width * s / 2)), max(2, 2 * round(height * s / 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# reading videos
+# --------------------------------------------------------------------------------------------------
+class VideoSource:
+    """A stream of RGB frames from a video file or a folder of images.
+
+    Use :func:`open_video` to create one. Iterating yields ``(height, width, 3)`` uint8 RGB arrays;
+    iterate once (a second iteration restarts decoding from ``start``).
+
+    Attributes:
+        path: the file or folder.
+        fps: frames per second (of the source, or the override given to :func:`open_video`).
+        width, height: size of the yielded frames (after the optional ``max_size`` downscale).
+        source_width, source_height: size of the frames in the source.
+        frame_count: best estimate of the number of frames that iteration yields (``None`` if unknown).
+        start: index of the first yielded frame in the source.
+    """
+
+    def __init__(self, path: Path, fps: float, source_size: tuple[int, int], size: tuple[int, int],
+                 frame_count: int | None, start: int) -> None:
+        self.path = path
+        self.fps = float(fps)
+        self.source_width, self.source_height = source_size
+        self.width, self.height = size
+        self.frame_count = frame_count
+        self.start = start
+        self.frames_read = 0
+        self._closed = False
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """``(sx, sy)`` from yielded-frame pixels to source pixels."""
+        return self.source_width / self.width, self.source_height / self.height
+
+    def __iter__(self) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop decoding and release the decoder. Safe to call twice."""
+        self._closed = True
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.path)!r}, {self.width}x{self.height}, "
+                f"fps={self.fps:g}, frames={self.frame_count})")
+
+
+class _FolderSource(VideoSource):
+    def __init__(self, path: Path, files: list[Path], fps: float, max_size: int | None,
+                 start: int, end: int | None) -> None:
+        self._files = files[start:end]
+        if not self._files:
+            raise VideoError(f"folder {path} has no image frames in range start={start} end={end}; check the range")
+        first = read_image(self._files[0])
+        h, w = first.shape[:2]
+        super().__init__(path, fps, (w, h), fit_size(w, h, max_size), len(self._files), start)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._closed = False
+        for f in self._files:
+            if self._closed:
+                return
+            try:
+                img = read_image(f)
+            except InputError as exc:
+                raise VideoError(f"frame {f} of folder {self.path} cannot be read; remove or replace it") from exc
+            if img.shape[:2] != (self.source_height, self.source_width):
+                raise VideoError(
+                    f"frame {f.name} in {self.path} is {img.shape[1]}x{img.shape[0]} but the first frame is "
+                    f"{self.source_width}x{self.source_height}; all frames must have one size"
+                )
+            if (self.width, self.height) != (self.source_width, self.source_height):
+                img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            self.frames_read += 1
+            yield img
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped with ``imageio-ffmpeg``."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - dependency
+        raise VideoError("imageio-ffmpeg is not installed; run `pip install imageio-ffmpeg`") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _probe(path: Path) -> dict:
+    """fps, size (after rotation) and duration of the first video stream, from ffmpeg's header."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(gen)
+    except (IOError, OSError, RuntimeError, StopIteration) as exc:
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no header"
+        raise VideoError(
+            f"video {path} cannot be opened ({last[:160]}); the file is corrupt, truncated or not a video: re-export it"
+        ) from exc
+    finally:
+        gen.close()
+    return meta
+
+
+class _StderrDrain(threading.Thread):
+    """Keeps the last lines of a subprocess's stderr without letting the pipe fill up."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: deque[str] = deque(maxlen=_STDERR_LINES)
+
+    def run(self) -> None:
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode(errors="replace").strip()
+            if line:
+                self.lines.append(line)
+
+    def last(self) -> str:
+        return self.lines[-1] if self.lines else ""
+
+
+class _FileSource(VideoSource):
+    def __init__(self, path: Path, fps: float | None, max_size: int | None, start: int, end: int | None,
+                 threads: int) -> None:
+        meta = _probe(path)
+        src_w, src_h = (int(v) for v in meta["size"])
+        src_fps = float(meta.get("fps") or 0.0)
+        if fps is None:
+            if src_fps <= 0:
+                logger.warning("video %s does not state its fps; assuming %g", path, DEFAULT_FOLDER_FPS)
+                src_fps = DEFAULT_FOLDER_FPS
+            fps = src_fps
+        self._decode_fps = src_fps if src_fps > 0 else fps
+        duration = float(meta.get("duration") or 0.0)
+        total = int(round(duration * self._decode_fps)) if duration > 0 else None
+        stop = total if end is None else (min(end, total) if total is not None else end)
+        count = None if stop is None else max(0, stop - start)
+        super().__init__(path, fps, (src_w, src_h), fit_size(src_w, src_h, max_size), count, start)
+        self._end = end
+        self._threads = threads
+        self._proc: subprocess.Popen | None = None
+
+    def _command(self) -> list[str]:
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-threads", str(self._threads)]
+        if self.start > 0:
+            # Accurate input seek: ffmpeg decodes from the previous key frame and drops frames whose
+            # timestamp is before the seek point; half a frame early avoids rounding drops of frame `start`.
+            cmd += ["-ss", f"{(self.start - 0.5) / self._decode_fps:.6f}"]
+        cmd += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn"]
+        if (self.width, self.height) != (self.source_width, self.source_height):
+            cmd += ["-vf", f"scale={self.width}:{self.height}:flags=area"]
+        if self._end is not None:
+            cmd += ["-frames:v", str(max(0, self._end - self.start))]
+        cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        return cmd
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.close()
+        self._closed = False
+        nbytes = self.width * self.height * 3
+        proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, bufsize=nbytes)
+        self._proc = proc
+        drain = _StderrDrain(proc.stderr)
+        drain.start()
+        n = 0
+        try:
+            while not self._closed:
+                buf = proc.stdout.read(nbytes)
+                if len(buf) < nbytes:
+                    break
+                n += 1
+                self.frames_read = n
+                yield np.frombuffer(buf, dtype=np.uint8).reshape(self.height, self.width, 3)
+            else:
+                return
+            rc = proc.wait()
+            drain.join(timeout=1.0)
+            if n == 0:
+                detail = drain.last() or f"ffmpeg exit status {rc}"
+                raise VideoError(
+                    f"video {self.path} has no decodable frame from index {self.start} ({detail[:160]}); "
+                    "check the file and the start frame, or re-export it"
+                )
+            expected = self.frame_count
+            if rc != 0 or (expected is not None and n < expected - TRUNCATION_TOLERANCE_FRAMES):
+                logger.warning(
+                    "video %s: decoding stopped after %d of %s expected frames (%s); the file is probably "
+                    "truncated, continuing with the frames read", self.path, n,
+                    expected if expected is not None else "?", drain.last() or f"ffmpeg exit status {rc}",
+                )
+        finally:
+            self._stop(proc)
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        if self._proc is proc:
+            self._proc = None
+
+    def close(self) -> None:
+        super().close()
+        if self._proc is not None:
+            self._stop(self._proc)
+
+
+def open_video(path: str | os.PathLike, fps: float | None = None, *, max_size: int | None = None,
+               start: int = 0, end: int | None = None, threads: int = 0) -> VideoSource:
+    """Open a video file or a folder of frame images for streamed reading.
+
+    Args:
+        path: a video file (anything ffmpeg decodes) or a folder of images (PNG/JPEG/..., natural order).
+        fps: frames per second; overrides the file's own value (no resampling). Default: the file's fps,
+            or 24 for a folder.
+        max_size: if given, frames are downscaled (area filter, inside the decoder) so that their long side
+            is at most this many pixels; ``source_width/source_height`` keep the original size.
+        start: index of the first frame to yield (a file seeks there; frames are counted at the file's fps).
+        end: index one past the last frame to yield (default: to the end).
+        threads: ffmpeg decoding threads (0 = ffmpeg's choice).
+
+    Returns:
+        A :class:`VideoSource`; use it as a context manager or call ``close()``.
+
+    Raises:
+        VideoError: missing path, a file that is not a decodable video, an empty folder.
+    """
+    p = Path(path)
+    if start < 0 or (end is not None and end < start):
+        raise VideoError(f"invalid frame range start={start} end={end} for {p}; use 0 <= start <= end")
+    if fps is not None and not fps > 0:
+        raise VideoError(f"fps must be positive for {p}, got {fps}")
+    if not p.exists():
+        raise VideoError(f"video {p} does not exist; check the path")
+    if p.is_dir():
+        files = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS),
+                       key=lambda f: natural_key(f.name))
+        if not files:
+            raise VideoError(f"folder {p} contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); add frames or pass a video file")
+        return _FolderSource(p, files, fps if fps is not None else DEFAULT_FOLDER_FPS, max_size, start, end)
+    if p.stat().st_size == 0:
+        raise VideoError(f"video {p} is an empty file; re-export it")
+    return _FileSource(p, fps, max_size, start, end, threads)
+
+
+# --------------------------------------------------------------------------------------------------
+# writing videos
+# --------------------------------------------------------------------------------------------------
+class VideoWriter:
+    """Stream RGB frames into a video file, atomically.
+
+    Frames are piped to ffmpeg, which writes ``.<name>.<random>.partial<suffix>`` next to ``path``;
+    :meth:`close` waits for ffmpeg, calls ``on_finalize(temp_path)`` if given, then renames the temporary
+    file to ``path``. :meth:`abort` (and leaving a ``with`` block by an exception) kills ffmpeg and deletes
+    the temporary file.
+
+    Odd frame sizes are padded by one black row/column on the bottom/right (``yuv420p`` needs even sizes).
+
+    Args:
+        path: output file; the container follows its suffix (``.mp4``, ``.mov``, ``.mkv``, ``.webm``...).
+        fps: frames per second.
+        size: ``(width, height)`` of the frames that will be written.
+        overwrite: replace an existing ``path`` (default: refuse with :class:`OutputError`).
+        codec: ffmpeg video encoder (default ``libx264``).
+        crf: constant rate factor for encoders that support it (default 18, visually lossless for x264).
+        pix_fmt: output pixel format (default ``yuv420p``, playable everywhere).
+        on_finalize: called with the finished temporary file before the rename, e.g. to mux audio into it
+            (it must leave a valid file at that same path).
+
+    Raises:
+        OutputError: ``path`` exists and ``overwrite`` is False; its folder does not exist or is not
+            writable; ffmpeg fails.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], *, overwrite: bool = False,
+                 codec: str = "libx264", crf: int = 18, pix_fmt: str = "yuv420p",
+                 on_finalize: Callable[[Path], None] | None = None) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.width, self.height = (int(v) for v in size)
+        self.codec, self.crf, self.pix_fmt = codec, crf, pix_fmt
+        self.on_finalize = on_finalize
+        self.frames_written = 0
+        if not self.fps > 0:
+            raise OutputError(f"fps for {self.path} must be positive, got {fps}")
+        if self.width <= 0 or self.height <= 0:
+            raise OutputError(f"frame size for {self.path} must be positive, got {self.width}x{self.height}")
+        if self.path.exists() and not overwrite:
+            raise OutputError(f"output {self.path} already exists; pass overwrite=True (--overwrite) or choose another name")
+        if self.path.is_dir():
+            raise OutputError(f"output {self.path} is a folder; give a file name such as {self.path / 'out.mp4'}")
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise OutputError(f"output folder {folder} does not exist; create it first")
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"output folder {folder} is not writable; choose another location")
+        suffix = self.path.suffix or ".mp4"
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"cannot create a file in {folder} ({exc.strerror}); choose another location") from exc
+        self.temp_path = Path(tmp)
+        self._proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+        self._drain = _StderrDrain(self._proc.stderr)
+        self._drain.start()
+        self._done = False
+
+    def _command(self) -> list[str]:
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+               "-r", f"{self.fps:.6g}", "-i", "-", "-an", "-c:v", self.codec]
+        if self.codec in _CRF_CODECS:
+            cmd += ["-crf", str(self.crf)]
+        if self.pix_fmt.startswith("yuv420") and (self.width % 2 or self.height % 2):
+            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        cmd += ["-pix_fmt", self.pix_fmt]
+        if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            cmd += ["-movflags", "+faststart"]
+        cmd += [str(self.temp_path)]
+        return cmd
+
+    def write(self, frame) -> None:
+        """Append one frame: ``(height, width, 3)`` RGB (uint8, or anything :func:`to_rgb` accepts)."""
+        if self._done:
+            raise OutputError(f"video {self.path} is already closed; open a new VideoWriter")
+        rgb = frame if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 \
+            and frame.shape[2] == 3 else to_rgb(frame)
+        if rgb.shape[:2] != (self.height, self.width):
+            raise OutputError(
+                f"frame of size {rgb.shape[1]}x{rgb.shape[0]} written to {self.path}, which was opened for "
+                f"{self.width}x{self.height}; resize frames to the writer's size"
+            )
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+        except (BrokenPipeError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"ffmpeg stopped while writing {self.path} ({self._drain.last() or exc}); "
+                              "check the codec and free disk space") from exc
+        self.frames_written += 1
+
+    def close(self) -> Path:
+        """Finish encoding, run ``on_finalize`` and move the file into place.
+
+        Returns:
+            The final path.
+
+        Raises:
+            OutputError: ffmpeg failed, or no frame was written (the temporary file is removed).
+        """
+        if self._done:
+            return self.path
+        if self.frames_written == 0:
+            self.abort()
+            raise OutputError(f"no frames were written to {self.path}; nothing was saved")
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        rc = self._proc.wait()
+        self._drain.join(timeout=1.0)
+        if rc != 0:
+            self.abort()
+            raise OutputError(f"ffmpeg failed writing {self.path} ({self._drain.last() or f'exit status {rc}'}); "
+                              "check the codec and free disk space")
+        try:
+            if self.on_finalize is not None:
+                self.on_finalize(self.temp_path)
+            os.replace(self.temp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        logger.info("wrote %s (%d frames, %dx%d, %g fps)", self.path, self.frames_written, self.width,
+                    self.height, self.fps)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the temporary file; the destination is left untouched."""
+        if self._done:
+            return
+        self._done = True
+        if self._proc.poll() is None:
+            self._proc.kill()
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        self._proc.wait()
+        try:
+            self.temp_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:  # never leave a partial file or a running ffmpeg behind
+        try:
+            if not self._done:
+                self.abort()
+        except Exception:
+            pass

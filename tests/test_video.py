@@ -1,0 +1,258 @@
+"""pose.video: streamed reading of real clips and frame folders, image conversion, atomic writing."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from pose.errors import InputError, OutputError, VideoError
+from pose.video import VideoWriter, ffmpeg_exe, fit_size, natural_key, open_video, read_image, to_rgb
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def test_dance_short_streams_24_frames(data_dir):
+    with open_video(data_dir / "dance_short.mp4") as src:
+        assert src.fps == pytest.approx(24.0)
+        assert (src.width, src.height) == (360, 640)
+        assert src.frame_count == 24
+        it = iter(src)
+        first = next(it)
+        assert src.frames_read == 1  # streamed: one frame decoded and handed over at a time
+        assert first.shape == (640, 360, 3) and first.dtype == np.uint8
+        rest = sum(1 for _ in it)
+    assert rest == 23
+    assert 20 < first.mean() < 240  # a real picture, not a blank buffer
+
+
+def test_downscale_in_decoder_keeps_source_size(data_dir):
+    with open_video(data_dir / "dance_short.mp4", max_size=320, end=2) as src:
+        frames = list(src)
+    assert (src.width, src.height) == (180, 320)
+    assert (src.source_width, src.source_height) == (360, 640)
+    assert src.scale == pytest.approx((2.0, 2.0))
+    assert len(frames) == 2 and frames[0].shape == (320, 180, 3)
+
+
+def test_seek_is_frame_exact(data_dir):
+    with open_video(data_dir / "dance_short.mp4") as src:
+        all_frames = [f.copy() for f in src]
+    with open_video(data_dir / "dance_short.mp4", start=13, end=16) as src:
+        part = [f.copy() for f in src]
+    assert len(part) == 3
+    for got, want in zip(part, all_frames[13:16]):
+        assert np.array_equal(got, want)
+    # and frame 12 differs from 13 (the check above could not pass by accident)
+    assert np.abs(all_frames[12].astype(int) - all_frames[13].astype(int)).mean() > 0.5
+
+
+def test_frame_folder_natural_order_and_fps(tmp_path):
+    for i, name in enumerate(["f10.png", "f2.png", "f1.png"]):
+        img = np.full((8, 6, 3), [10, 20, 30 + int(name[1:-4])], np.uint8)
+        cv2.imwrite(str(tmp_path / name), img[:, :, ::-1])
+    (tmp_path / "notes.txt").write_text("ignored")
+    with open_video(tmp_path) as src:
+        blue = [int(f[0, 0, 2]) for f in src]
+        assert src.fps == 24.0 and src.frame_count == 3
+    assert blue == [31, 32, 40]
+    with open_video(tmp_path, fps=12.5) as src:
+        assert src.fps == 12.5
+    assert sorted(["a10", "a9", "a100"], key=natural_key) == ["a9", "a10", "a100"]
+
+
+def test_folder_with_mixed_sizes_names_the_frame(tmp_path):
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((8, 6, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "1.png"), np.zeros((9, 6, 3), np.uint8))
+    with open_video(tmp_path) as src, pytest.raises(VideoError, match="1.png"):
+        list(src)
+
+
+def test_missing_video(tmp_path):
+    with pytest.raises(VideoError, match="missing.mp4.*does not exist"):
+        open_video(tmp_path / "missing.mp4")
+
+
+def test_corrupt_video(tmp_path):
+    bad = tmp_path / "garbage.mp4"
+    bad.write_bytes(b"\x00\x01 not a video at all " * 200)
+    with pytest.raises(VideoError, match="garbage.mp4") as info:
+        open_video(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_empty_file_and_empty_folder(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoError, match="empty.mp4"):
+        open_video(empty)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    with pytest.raises(VideoError, match="frames.*no images"):
+        open_video(folder)
+
+
+def test_truncated_without_index_is_an_error(data_dir, tmp_path):
+    # dance_short.mp4 keeps its index (moov) at the end: half a file cannot be opened at all
+    data = (data_dir / "dance_short.mp4").read_bytes()
+    cut = tmp_path / "half.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="half.mp4"):
+        with open_video(cut) as src:
+            list(src)
+
+
+def test_truncated_stream_warns_and_keeps_frames(data_dir, tmp_path, caplog):
+    # with the index first (faststart), a cut file opens and decoding stops early
+    fast = tmp_path / "fast.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(data_dir / "dance_short.mp4"), "-c", "copy",
+                    "-movflags", "+faststart", str(fast)], check=True)
+    data = fast.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="pose.video"), open_video(cut) as src:
+        n = sum(1 for _ in src)
+    assert 2 <= n < 24
+    assert any("truncated" in r.getMessage() and "cut.mp4" in r.getMessage() for r in caplog.records)
+
+
+def test_video_without_frames(tmp_path):
+    audio = tmp_path / "audio_only.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.5",
+                    "-c:a", "aac", str(audio)], check=True)
+    with pytest.raises(VideoError, match="audio_only.mp4"):
+        with open_video(audio) as src:
+            list(src)
+
+
+def test_start_past_the_end(data_dir):
+    with pytest.raises(VideoError, match="no decodable frame"):
+        with open_video(data_dir / "dance_short.mp4", start=100) as src:
+            list(src)
+
+
+# ----------------------------------------------------------------------------------------------- images
+def test_read_image_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200                 # red, fully transparent ...
+    rgba[:2, :, 3] = 255               # ... except the top half, opaque
+    rgba[2, :, 3] = 128                # half transparent row
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    img = read_image(tmp_path / "a.png")
+    assert img.shape == (4, 4, 3) and img.dtype == np.uint8
+    assert tuple(img[0, 0]) == (200, 0, 0)
+    assert tuple(img[3, 0]) == (255, 255, 255)
+    assert abs(int(img[2, 0, 1]) - 127) <= 1  # 50 % white over black green channel
+    assert tuple(read_image(tmp_path / "a.png", background=(0, 0, 0))[3, 0]) == (0, 0, 0)
+
+
+def test_read_image_gray_and_16_bit(tmp_path):
+    gray = np.arange(16, dtype=np.uint8).reshape(4, 4) * 16
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    img = read_image(tmp_path / "g.png")
+    assert img.shape == (4, 4, 3) and np.array_equal(img[..., 0], gray) and np.array_equal(img[..., 2], gray)
+    deep = np.zeros((2, 2, 3), np.uint16)
+    deep[0, 0] = (65535, 32768, 0)  # RGB
+    cv2.imwrite(str(tmp_path / "d.png"), deep[:, :, ::-1])
+    img16 = read_image(tmp_path / "d.png")
+    assert img16.dtype == np.uint8 and tuple(img16[0, 0]) == (255, 128, 0)
+
+
+def test_read_image_errors(tmp_path):
+    with pytest.raises(InputError, match="nope.png"):
+        read_image(tmp_path / "nope.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="bad.png.*cannot be decoded"):
+        read_image(tmp_path / "bad.png")
+
+
+def test_to_rgb_arrays_and_pil():
+    from PIL import Image
+
+    assert to_rgb(np.ones((2, 3), np.float32)).tolist() == np.full((2, 3, 3), 255).tolist()
+    assert to_rgb(np.zeros((2, 3, 1), bool)).shape == (2, 3, 3)
+    pil = Image.new("LA", (3, 2), (100, 0))  # fully transparent gray -> white
+    assert tuple(to_rgb(pil)[0, 0]) == (255, 255, 255)
+    with pytest.raises(InputError, match="shape"):
+        to_rgb(np.zeros((2, 3, 5), np.uint8))
+    with pytest.raises(InputError):
+        to_rgb("not an image")
+
+
+def test_fit_size():
+    assert fit_size(1080, 1920, 960) == (540, 960)
+    assert fit_size(100, 50, 960) == (100, 50)
+    assert fit_size(704, 1216, 960) == (556, 960)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _frames(n, w=64, h=48):
+    for i in range(n):
+        f = np.zeros((h, w, 3), np.uint8)
+        f[:, : (i + 1) * w // n] = (200, 60, 20)
+        yield f
+
+
+def test_writer_roundtrip(tmp_path):
+    out = tmp_path / "out.mp4"
+    finalized = []
+    with VideoWriter(out, 12, (64, 48), on_finalize=lambda p: finalized.append(p.exists())) as w:
+        for f in _frames(10):
+            w.write(f)
+    assert finalized == [True]
+    with open_video(out) as src:
+        frames = list(f.copy() for f in src)
+        assert src.fps == pytest.approx(12.0)
+    assert len(frames) == 10 and frames[0].shape == (48, 64, 3)
+    assert abs(int(frames[-1][24, 32, 0]) - 200) < 12  # colours survive (RGB order kept)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_writer_exception_leaves_nothing(tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(out, 24, (64, 48)) as w:
+            for i, f in enumerate(_frames(6)):
+                w.write(f)
+                if i == 3:
+                    raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_overwrite(tmp_path):
+    out = tmp_path / "keep.mp4"
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="keep.mp4.*already exists"):
+        VideoWriter(out, 24, (64, 48))
+    assert out.read_bytes() == b"keep me"
+    with VideoWriter(out, 24, (64, 48), overwrite=True) as w:
+        for f in _frames(2):
+            w.write(f)
+    assert out.stat().st_size > 100
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_writer_bad_destination_and_frames(tmp_path):
+    with pytest.raises(OutputError, match="does not exist"):
+        VideoWriter(tmp_path / "no" / "dir" / "x.mp4", 24, (64, 48))
+    w = VideoWriter(tmp_path / "x.mp4", 24, (64, 48))
+    with pytest.raises(OutputError, match="64x48"):
+        w.write(np.zeros((10, 10, 3), np.uint8))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+    w2 = VideoWriter(tmp_path / "y.mp4", 24, (64, 48))
+    with pytest.raises(OutputError, match="no frames"):
+        w2.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_odd_size_is_padded(tmp_path):
+    out = tmp_path / "odd.mp4"
+    with VideoWriter(out, 24, (63, 47)) as w:
+        for f in _frames(3, 63, 47):
+            w.write(f)
+    with open_video(out) as src:
+        assert (src.width, src.height) == (64, 48)
+        assert sum(1 for _ in src) == 3
