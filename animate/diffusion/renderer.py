@@ -1,0 +1,176 @@
+"""``DiffusionRenderer``: the :class:`~animate.renderer.Renderer` of the GPU path (name ``"diffusion"``).
+
+``prepare`` fits the reference to the release's generation size (aspect kept, padded or cropped, see
+:mod:`reference.preprocess`) and encodes it once (VAE latent mean, ReferenceNet features, CLIP token). ``render``
+maps the driving poses with the same transform, draws them in the release's skeleton style, denoises with context
+windows and yields uint8 RGB frames on the caller's canvas, decoding the latents chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from animate.renderer import Renderer
+from pose.errors import ConfigError, InputError
+from pose.sequence import PoseFrame, PoseSequence
+from reference.preprocess import CanvasFit, canvas_fit, fit_image, round_to_multiple, unfit_frame
+
+from .options import RuntimeOptions, resolve_device, resolve_dtype
+from .pipeline import PoseDrivePipeline, ReferenceEncoding
+from .weights import DiffusionConfig, load_components, load_diffusion_config
+
+logger = logging.getLogger(__name__)
+
+PoseDrawer = Callable[..., np.ndarray]
+
+
+def _default_pose_drawer() -> PoseDrawer:
+    try:
+        from pose.render import render_pose
+    except ImportError as exc:
+        raise ConfigError(f"pose.render is unavailable ({exc}); install posedrive completely") from None
+    return render_pose
+
+
+class DiffusionRenderer(Renderer):
+    """Animate Anyone-style diffusion renderer.
+
+    Args:
+        weights_dir: directory laid out as in ``docs/WEIGHTS.md`` (not needed when ``pipeline`` is given).
+        config: release config name (``"moore"``, ``"musepose"``) or YAML path.
+        device: ``"auto"``, ``"cuda"``, ``"cuda:N"`` or ``"cpu"``; a requested but absent GPU is an error.
+        dtype: ``"fp16"`` (default), ``"bf16"`` or ``"fp32"`` (fp16 on CPU falls back to fp32 with a warning).
+        steps, guidance_scale, window, overlap, stride, weighting: generation settings (default: the config's).
+        width, height: generation size (default: the config's; rounded to multiples of 8).
+        fit: ``"pad"`` or ``"crop"`` when the canvas aspect differs from the generation size.
+        seed: noise seed (same seed, same video).
+        strength: hybrid mode, how much of ``init_frames`` (``render(..., init_frames=...)``) is re-noised; 1 = ignore.
+        decode_chunk_size: frames per VAE decode call.
+        cpu_offload, vae_slicing, vae_tiling, compile: memory/speed options (:class:`RuntimeOptions`).
+        pose_style: skeleton drawing style (default: the config's ``pose_style``).
+        pipeline: a ready :class:`PoseDrivePipeline` (tests, custom models); ``weights_dir`` is then ignored.
+        pose_drawer: ``f(frame, style=..., size=(W, H)) -> (H, W, 3) uint8`` (default ``pose.render.render_pose``).
+    """
+
+    name = "diffusion"
+
+    def __init__(self, weights_dir: str | None = None, config: str | DiffusionConfig = "moore", device: str = "auto",
+                 dtype: str = "fp16", steps: int | None = None, guidance_scale: float | None = None,
+                 window: int | None = None, overlap: int | None = None, stride: int | None = None,
+                 weighting: str | None = None, width: int | None = None, height: int | None = None,
+                 fit: str | None = None, seed: int = 0, strength: float = 1.0, decode_chunk_size: int | None = None,
+                 cpu_offload: bool = False, vae_slicing: bool = False, vae_tiling: bool = False,
+                 compile: bool = False, pose_style: str | None = None, pipeline: PoseDrivePipeline | None = None,
+                 pose_drawer: PoseDrawer | None = None) -> None:
+        self.config = load_diffusion_config(config)
+        d = self.config.defaults
+        self.options = RuntimeOptions(device, dtype, cpu_offload, vae_slicing, vae_tiling, compile)
+        self.steps = int(steps or d.get("steps", 30))
+        self.guidance_scale = float(d.get("guidance_scale", 3.5) if guidance_scale is None else guidance_scale)
+        self.window = d.get("window", 24) if window is None else window
+        self.overlap = int(d.get("overlap", 4) if overlap is None else overlap)
+        self.stride = int(d.get("stride", 1) if stride is None else stride)
+        self.weighting = weighting or d.get("weighting", "uniform")
+        self.fit_mode = fit or d.get("fit", "pad")
+        self.size = (int(width or d.get("width", 512)), int(height or d.get("height", 768)))
+        self.seed = int(seed)
+        if not 0.0 <= strength <= 1.0:
+            raise ConfigError(f"diffusion strength must be in [0, 1], got {strength}")
+        self.strength = float(strength)
+        self.decode_chunk_size = int(decode_chunk_size or d.get("decode_chunk_size", 8))
+        self.pose_style = pose_style or self.config.pose_style
+        self._draw = pose_drawer
+        self._fit: CanvasFit | None = None
+        self._encoding: ReferenceEncoding | None = None
+        self.pipe = pipeline if pipeline is not None else self._build(weights_dir)
+        factor = self.pipe.vae_scale_factor
+        self.size = (round_to_multiple(self.size[0], factor), round_to_multiple(self.size[1], factor))
+
+    def _build(self, weights_dir: str | None) -> PoseDrivePipeline:
+        if weights_dir is None:
+            raise ConfigError("the diffusion renderer needs weights_dir (see docs/WEIGHTS.md) or a pipeline")
+        opts = self.options
+        device = resolve_device(opts.device)
+        dtype = resolve_dtype(opts.dtype, device)
+        pipe = PoseDrivePipeline(**load_components(weights_dir, self.config, dtype=dtype))
+        if opts.cpu_offload:
+            if device.type != "cuda":
+                raise ConfigError("cpu_offload needs a CUDA device; drop --cpu-offload or run on a GPU")
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+        if opts.vae_slicing:
+            pipe.vae.enable_slicing()
+        if opts.vae_tiling:
+            pipe.vae.enable_tiling()
+        if opts.compile:
+            pipe.denoising_unet = torch.compile(pipe.denoising_unet)
+        return pipe
+
+    # --- Renderer API -------------------------------------------------------------------------------
+    def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
+        """Fit the reference to the generation size and encode it once (``mask`` is not used by this renderer)."""
+        reference = np.asarray(reference)
+        if reference.ndim != 3 or reference.shape[2] != 3 or reference.dtype != np.uint8:
+            raise InputError(f"reference image must be (H, W, 3) uint8 RGB, got {reference.shape} {reference.dtype}")
+        canvas = (reference.shape[1], reference.shape[0])
+        self._fit = canvas_fit(canvas, self.size, self.fit_mode)
+        fitted = fit_image(reference, self._fit)
+        self._encoding = self.pipe.encode_reference(fitted, self.size[1], self.size[0])
+        if mask is not None:
+            logger.debug("diffusion renderer ignores the character mask")
+
+    def _pose_images(self, poses: PoseSequence) -> np.ndarray:
+        draw = self._draw or _default_pose_drawer()
+        out = np.empty((len(poses), self.size[1], self.size[0], 3), np.uint8)
+        for i, frame in enumerate(poses):
+            out[i] = draw(frame, style=self.pose_style, size=self.size)
+        return out
+
+    def render(self, poses: PoseSequence, init_frames: Iterable[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """Yield one ``(H, W, 3)`` uint8 RGB frame per pose, on the reference's canvas.
+
+        Args:
+            poses: driving poses on the reference canvas.
+            init_frames: optional frames (e.g. the puppet renderer's output, canvas size) to start from, re-noised
+                to the constructor's ``strength`` (hybrid mode).
+        """
+        if self._fit is None or self._encoding is None:
+            raise InputError("call prepare(reference, reference_pose) before render()")
+        canvas = self._fit.src_size
+        if (poses.width, poses.height) != canvas:
+            raise InputError(f"poses are on a {poses.width}x{poses.height} canvas but the reference is "
+                             f"{canvas[0]}x{canvas[1]}; retarget them onto the reference first")
+        if len(poses) == 0:
+            return
+        mapped = poses.transformed(self._fit.matrix, *self.size)
+        pose_images = self._pose_images(mapped)
+        init = None
+        if init_frames is not None and self.strength < 1.0:
+            init = np.stack([fit_image(np.asarray(f), self._fit) for f in init_frames])
+        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        latents = self.pipe(pose_images, reference_encoding=self._encoding, height=self.size[1], width=self.size[0],
+                            num_inference_steps=self.steps, guidance_scale=self.guidance_scale, init_video=init,
+                            strength=self.strength, context_frames=self.window, context_overlap=self.overlap,
+                            context_stride=self.stride, context_weighting=self.weighting, generator=generator,
+                            decode_chunk_size=self.decode_chunk_size, output_type="latent").frames
+        for chunk in self.pipe.iter_decode(latents, self.decode_chunk_size):
+            for image in chunk.permute(0, 2, 3, 1).numpy():
+                yield unfit_frame(np.round(image * 255).astype(np.uint8), self._fit)
+
+    def close(self) -> None:
+        """Drop the models and the reference encoding (safe to call twice)."""
+        self._encoding = None
+        self.pipe = None  # type: ignore[assignment]
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def describe(self) -> dict[str, Any]:
+        """Settings in effect (for logs and reports)."""
+        return dict(config=self.config.name, size=self.size, steps=self.steps, guidance_scale=self.guidance_scale,
+                    window=self.window, overlap=self.overlap, stride=self.stride, weighting=self.weighting,
+                    fit=self.fit_mode, seed=self.seed, strength=self.strength, pose_style=self.pose_style)

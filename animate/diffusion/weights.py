@@ -1,0 +1,582 @@
+"""Weights: configs, safe loading, key conversion and checking of the released checkpoints.
+
+Supported files (layout in ``docs/WEIGHTS.md``, paths per release in ``configs/diffusion/*.yaml``):
+
+* ``denoising_unet.pth`` / ``reference_unet.pth`` (Moore-AnimateAnyone, MusePose): raw state dicts with diffusers
+  ``UNet2DConditionModel`` key names. The reference file lacks ``conv_norm_out`` / ``conv_out`` (the ReferenceNet's
+  output is never used): exactly those keys are allowed to be missing and are zero-filled; anything else missing
+  or unexpected is a :class:`~pose.errors.WeightsError` naming the file and the first keys.
+* ``motion_module.pth`` (Moore, MusePose) and AnimateDiff ``mm_sd_v15_v2.ckpt``: AnimateDiff key names, converted
+  to diffusers ``UNetMotionModel`` names by :func:`animatediff_to_diffusers`. Every key is accounted for: the two
+  ``attention_blocks.{0,1}.pos_encoder.pe`` buffers of a transformer block are checked to be the standard
+  sinusoidal table (any length) and then dropped -- diffusers keeps one ``pos_embed.pe`` per block, rebuilt from
+  the config's ``motion_max_seq_length`` (what MusePose does with its longer windows).
+* ``pose_guider.pth``: :class:`~animate.diffusion.pose_guider.PoseGuider` keys (``conv_in``, ``blocks.N``, ``conv_out``).
+* diffusers folders (``config.json`` + weights): ``sd-vae-ft-mse``, ``image_encoder``, an SD 1.5 ``unet`` (its
+  2-D weights can replace ``denoising_unet.pth``), and our own models saved with ``save_pretrained``.
+
+Pickles are read only with ``torch.load(weights_only=True, map_location="cpu")``; anything else in a pickle is
+refused with a :class:`~pose.errors.WeightsError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from omegaconf import OmegaConf
+
+from pose.errors import ConfigError, WeightsError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "diffusion"
+COMPONENTS = ("vae", "image_encoder", "unet_config", "reference_unet", "denoising_unet", "pose_guider", "motion_module")
+FILE_COMPONENTS = ("reference_unet", "denoising_unet", "pose_guider", "motion_module")
+REFERENCE_OPTIONAL_PREFIXES = ("conv_norm_out.", "conv_out.")
+SHOW_KEYS = 3
+PE_TOLERANCE = 1e-3
+WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "model.safetensors", "diffusion_pytorch_model.bin",
+                "pytorch_model.bin")
+STATE_DICT_WRAPPERS = ("state_dict", "module")
+
+# AnimateDiff -> diffusers name pieces (order matters: applied left to right).
+_MOTION_RENAMES = ((".temporal_transformer.", "."), (".attention_blocks.0.", ".attn1."),
+                   (".attention_blocks.1.", ".attn2."), (".norms.0.", ".norm1."), (".norms.1.", ".norm2."),
+                   (".ff_norm.", ".norm3."))
+_PE_SUFFIX = ".pos_encoder.pe"
+_PE_KEY = ".pos_embed.pe"
+
+
+# --- configuration ---------------------------------------------------------------------------------
+@dataclass
+class DiffusionConfig:
+    """One release's layout and settings (from ``configs/diffusion/<name>.yaml``).
+
+    Attributes:
+        name: release name (``moore``, ``musepose``).
+        pose_style: skeleton drawing convention of its pose guider (``openpose`` / ``musepose``).
+        weights: component -> path relative to the weights directory (see :data:`COMPONENTS`).
+        sources: component -> where users download it.
+        pose_guider: :class:`PoseGuider` kwargs.
+        motion: ``MotionAdapter`` kwargs (``motion_max_seq_length``, ``motion_num_attention_heads``, ...).
+        scheduler: ``{"class": "DDIMScheduler", ...config}``.
+        defaults: generation defaults (``width``, ``height``, ``steps``, ``guidance_scale``, ``window``,
+            ``overlap``, ``stride``, ``weighting``, ``fit``).
+        path: file it was read from.
+    """
+
+    name: str
+    pose_style: str
+    weights: dict[str, str]
+    sources: dict[str, str]
+    pose_guider: dict[str, Any]
+    motion: dict[str, Any]
+    scheduler: dict[str, Any]
+    defaults: dict[str, Any]
+    path: str = ""
+
+
+def load_diffusion_config(config: str | Path | DiffusionConfig = "moore") -> DiffusionConfig:
+    """Read a release config by name (``configs/diffusion/<name>.yaml``) or path; validated, errors name the field."""
+    if isinstance(config, DiffusionConfig):
+        return config
+    path = Path(config)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{config}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"diffusion config '{config}' not found; use a path or one of: {known}")
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as exc:  # omegaconf raises several parser error types
+        raise ConfigError(f"{path}: cannot parse YAML ({exc.__class__.__name__}); fix the file") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    required = ("name", "pose_style", "weights", "pose_guider", "motion", "scheduler", "defaults")
+    for key in required:
+        if key not in raw:
+            raise ConfigError(f"{path}: missing field '{key}'")
+    for key in ("weights", "pose_guider", "motion", "scheduler", "defaults"):
+        if not isinstance(raw[key], dict):
+            raise ConfigError(f"{path}: field '{key}' must be a mapping")
+    missing = [c for c in COMPONENTS if c not in raw["weights"]]
+    if missing:
+        raise ConfigError(f"{path}: field 'weights.{missing[0]}' is missing; list a path for every component")
+    if "class" not in raw["scheduler"]:
+        raise ConfigError(f"{path}: field 'scheduler.class' is missing (e.g. DDIMScheduler)")
+    return DiffusionConfig(name=str(raw["name"]), pose_style=str(raw["pose_style"]), weights=dict(raw["weights"]),
+                           sources=dict(raw.get("sources") or {}), pose_guider=dict(raw["pose_guider"]),
+                           motion=dict(raw["motion"]), scheduler=dict(raw["scheduler"]),
+                           defaults=dict(raw["defaults"]), path=str(path))
+
+
+def build_scheduler(config: DiffusionConfig):
+    """The diffusers scheduler named by ``config.scheduler["class"]`` with the remaining entries as its config."""
+    import diffusers
+
+    settings = dict(config.scheduler)
+    cls = getattr(diffusers, str(settings.pop("class")), None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise ConfigError(f"{config.path}: field 'scheduler.class' is not a diffusers scheduler")
+    return cls.from_config(settings)
+
+
+# --- safe reading ----------------------------------------------------------------------------------
+def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a pickled ``.pth``/``.ckpt``/``.bin`` (``weights_only``).
+
+    Args:
+        path: the file, or a diffusers/transformers folder holding one of :data:`WEIGHT_FILES`.
+        mmap: memory-map pickles instead of reading them (cheap key/shape inspection).
+
+    Returns:
+        flat ``name -> tensor`` mapping on the CPU (a wrapping ``state_dict``/``module`` entry is unwrapped).
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
+        if found is None:
+            raise WeightsError(f"{path}: no weights file ({', '.join(WEIGHT_FILES)}); download the folder again")
+        path = found
+    if not path.is_file():
+        raise WeightsError(f"{path}: file not found; see docs/WEIGHTS.md for where to get it")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises SafetensorError / OSError
+            raise WeightsError(f"{path}: not a valid safetensors file ({exc}); download it again") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else "unsafe content"
+        raise WeightsError(f"{path}: refused, the pickle holds more than tensors ({first}); "
+                           "only plain state dicts are loaded -- get the file from its official source") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: cannot read as a PyTorch checkpoint ({exc.__class__.__name__}); "
+                           "the file is truncated or not a checkpoint, download it again") from None
+    for wrapper in STATE_DICT_WRAPPERS:
+        if isinstance(obj, dict) and set(obj) == {wrapper} and isinstance(obj[wrapper], dict):
+            obj = obj[wrapper]
+        elif isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict) and \
+                not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: not a state dict of tensors; use the released .pth file")
+    return obj
+
+
+def _keys_text(keys: list[str]) -> str:
+    extra = f" (+{len(keys) - SHOW_KEYS} more)" if len(keys) > SHOW_KEYS else ""
+    return ", ".join(keys[:SHOW_KEYS]) + extra
+
+
+def compare_state(expected: Mapping[str, tuple[int, ...]], got: Mapping[str, tuple[int, ...]],
+                  optional: tuple[str, ...] = ()) -> tuple[list[str], list[str], list[str]]:
+    """Differences between two ``key -> shape`` maps.
+
+    Returns:
+        ``(missing, unexpected, wrong_shape)`` sorted key lists; keys starting with an ``optional`` prefix may be
+        missing. ``wrong_shape`` entries read ``key: got (..) expected (..)``.
+    """
+    missing = sorted(k for k in expected if k not in got and not k.startswith(optional))
+    unexpected = sorted(k for k in got if k not in expected)
+    wrong = sorted(f"{k}: got {tuple(got[k])} expected {tuple(expected[k])}" for k in expected
+                   if k in got and tuple(got[k]) != tuple(expected[k]))
+    return missing, unexpected, wrong
+
+
+def check_state(expected: Mapping[str, tuple[int, ...]], got: Mapping[str, tuple[int, ...]], source: str | Path,
+                optional: tuple[str, ...] = ()) -> None:
+    """Raise :class:`WeightsError` naming ``source`` and the first keys when ``got`` does not match ``expected``."""
+    missing, unexpected, wrong = compare_state(expected, got, optional)
+    if missing:
+        raise WeightsError(f"{source}: {len(missing)} missing keys: {_keys_text(missing)}; "
+                           "the file is incomplete or belongs to another model")
+    if unexpected:
+        raise WeightsError(f"{source}: {len(unexpected)} unexpected keys: {_keys_text(unexpected)}; "
+                           "the file belongs to another model or config")
+    if wrong:
+        raise WeightsError(f"{source}: {len(wrong)} tensors of the wrong shape: {_keys_text(wrong)}; "
+                           "check the UNet config / release config matches the file")
+
+
+def _shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+# --- motion module conversion ----------------------------------------------------------------------
+def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
+    """``(1, length, dim)`` sinusoidal positional table (AnimateDiff's and diffusers' formula)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(1, length, dim)
+    pe[0, :, 0::2] = torch.sin(position * div)
+    pe[0, :, 1::2] = torch.cos(position * div)
+    return pe
+
+
+def animatediff_to_diffusers(state: Mapping[str, torch.Tensor], source: str | Path = "motion module"
+                             ) -> dict[str, torch.Tensor]:
+    """Convert AnimateDiff-format motion-module keys to diffusers ``UNetMotionModel`` keys.
+
+    ``down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_q.weight`` ->
+    ``down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.to_q.weight``; ``norms.0/1`` -> ``norm1/2``,
+    ``ff_norm`` -> ``norm3``, ``attention_blocks.1`` -> ``attn2``; ``proj_in``, ``proj_out``, ``norm``, ``ff`` keep
+    their names. ``pos_encoder.pe`` buffers are validated (sinusoidal, ``(1, L, C)``) and dropped (rebuilt by the
+    model). Keys already in diffusers form pass through unchanged.
+
+    Raises:
+        WeightsError: a key has no ``motion_modules`` part, or a ``pe`` buffer is not the sinusoidal table.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if "motion_modules" not in key.split("."):
+            raise WeightsError(f"{source}: key '{key}' is not a motion-module key; give the motion_module file")
+        if key.endswith(_PE_SUFFIX):
+            if value.ndim != 3 or value.shape[0] != 1:
+                raise WeightsError(f"{source}: '{key}' has shape {tuple(value.shape)}, expected (1, max_len, channels)")
+            ref = sinusoidal_table(value.shape[1], value.shape[2])
+            if not torch.allclose(value.float(), ref, atol=PE_TOLERANCE):
+                raise WeightsError(f"{source}: '{key}' is not the sinusoidal position table; "
+                                   "learned position encodings are not supported")
+            continue
+        new = "." + key + "."
+        for old, rep in _MOTION_RENAMES:
+            new = new.replace(old, rep)
+        out[new[1:-1]] = value
+    return out
+
+
+def diffusers_to_animatediff(state: Mapping[str, torch.Tensor], pe_length: int | None = None) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`animatediff_to_diffusers` (for tests and export).
+
+    Args:
+        state: diffusers motion keys (only keys with ``motion_modules`` are kept).
+        pe_length: length of the ``pos_encoder.pe`` tables written for both attention blocks (default: the length
+            of each ``pos_embed.pe``; ``0`` = write none).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if "motion_modules" not in parts:
+            continue
+        i = parts.index("motion_modules") + 2  # after "motion_modules.N"
+        head, tail = ".".join(parts[:i]), ".".join(parts[i:])
+        if tail.endswith(_PE_KEY[1:]):
+            length = value.shape[1] if pe_length is None else pe_length
+            if length:
+                block = tail[: -len(_PE_KEY)]
+                for a in (0, 1):
+                    out[f"{head}.temporal_transformer.{block}.attention_blocks.{a}.pos_encoder.pe"] = \
+                        sinusoidal_table(length, value.shape[2])
+            continue
+        tail = "." + tail + "."
+        for new, old in ((".attn1.", ".attention_blocks.0."), (".attn2.", ".attention_blocks.1."),
+                         (".norm1.", ".norms.0."), (".norm2.", ".norms.1."), (".norm3.", ".ff_norm.")):
+            tail = tail.replace(new, old)
+        out[f"{head}.temporal_transformer.{tail[1:-1]}"] = value
+    return out
+
+
+# --- building models -------------------------------------------------------------------------------
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise WeightsError(f"{path}: {what} not found; see docs/WEIGHTS.md")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: {what} is not valid JSON; download it again") from None
+
+
+def _unet_config(path: Path) -> dict[str, Any]:
+    return _read_json(path if path.suffix == ".json" else path / "config.json", "UNet config")
+
+
+def _empty(builder):
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        return builder()
+
+
+def reference_unet_from_config(unet_config: Mapping[str, Any], empty: bool = False):
+    """A ``UNet2DConditionModel`` from a config dict (parameters on the meta device when ``empty``)."""
+    from diffusers import UNet2DConditionModel
+
+    build = lambda: UNet2DConditionModel.from_config(dict(unet_config))  # noqa: E731
+    return _empty(build) if empty else build()
+
+
+def denoising_unet_from_config(unet_config: Mapping[str, Any], motion: Mapping[str, Any], empty: bool = False):
+    """A :class:`PoseUNetMotionModel` from a 2-D UNet config and ``MotionAdapter`` kwargs."""
+    from diffusers import MotionAdapter
+
+    from .motion_unet import PoseUNetMotionModel
+
+    def build():
+        unet2d = reference_unet_from_config(unet_config, empty=True)
+        adapter = MotionAdapter(block_out_channels=tuple(unet_config["block_out_channels"]), **dict(motion))
+        return PoseUNetMotionModel.from_unet2d(unet2d, adapter, load_weights=False)
+
+    return _empty(build) if empty else build()
+
+
+def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path,
+               optional: tuple[str, ...] = ()) -> None:
+    expected = model.state_dict()
+    check_state(_shapes(expected), _shapes(state), source, optional)
+    full = dict(state)
+    for k, v in expected.items():
+        if k not in full:  # optional keys: zero-filled (never used), kept dtype/shape
+            full[k] = torch.zeros(v.shape, dtype=v.dtype if v.dtype.is_floating_point else torch.float32)
+    model.load_state_dict(full, strict=True, assign=True)
+
+
+def load_reference_unet(path: str | Path, unet_config: Mapping[str, Any]):
+    """ReferenceNet from ``reference_unet.pth`` (strict; only ``conv_norm_out``/``conv_out`` may be missing)."""
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel.from_pretrained(str(path))
+    model = reference_unet_from_config(unet_config, empty=True)
+    _load_into(model, read_state_dict(path), path, REFERENCE_OPTIONAL_PREFIXES)
+    return model
+
+
+def motion_state_for(model: torch.nn.Module, motion_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add the model's own (rebuilt) ``pos_embed.pe`` buffers to converted motion weights."""
+    out = dict(motion_state)
+    for k, v in model.state_dict().items():
+        if k.endswith(_PE_KEY) and "motion_modules" in k:
+            out[k] = v.detach().clone() if v.device.type != "meta" else sinusoidal_table(v.shape[1], v.shape[2])
+    return out
+
+
+def load_denoising_unet(unet_path: str | Path, motion_path: str | Path | None, unet_config: Mapping[str, Any],
+                        motion: Mapping[str, Any]):
+    """Denoising :class:`PoseUNetMotionModel` from the 2-D weights + the motion module (both strict).
+
+    Args:
+        unet_path: ``denoising_unet.pth``, an SD 1.5 ``unet`` folder, or a folder saved by ``save_pretrained``
+            (then ``motion_path`` is ignored).
+        motion_path: ``motion_module.pth`` / ``mm_sd_v15_v2.ckpt`` (AnimateDiff format) or a diffusers
+            ``MotionAdapter`` folder.
+        unet_config: the 2-D UNet config dict.
+        motion: ``MotionAdapter`` kwargs from the release config.
+    """
+    from .motion_unet import PoseUNetMotionModel
+
+    unet_path = Path(unet_path)
+    if unet_path.is_dir() and (unet_path / "config.json").is_file():
+        cls_name = _read_json(unet_path / "config.json", "UNet config").get("_class_name")
+        if cls_name == PoseUNetMotionModel.__name__:
+            return PoseUNetMotionModel.from_pretrained(str(unet_path))
+    model = denoising_unet_from_config(unet_config, motion, empty=True)
+    state = dict(read_state_dict(unet_path))
+    if any("motion_modules" in k for k in state):
+        raise WeightsError(f"{unet_path}: holds motion-module keys; give the 2-D UNet and the motion module separately")
+    if motion_path is None:
+        raise WeightsError(f"{unet_path}: a motion module is required; set weights.motion_module in the config")
+    motion_state = animatediff_to_diffusers(read_state_dict(motion_path), motion_path)
+    expected = _shapes(model.state_dict())
+    motion_expected = {k: s for k, s in expected.items() if "motion_modules" in k.split(".") and not k.endswith(_PE_KEY)}
+    check_state(motion_expected, _shapes(motion_state), motion_path)
+    twod_expected = {k: s for k, s in expected.items() if "motion_modules" not in k.split(".")}
+    check_state(twod_expected, _shapes(state), unet_path)
+    state.update(motion_state_for(model, motion_state))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
+
+
+def load_pose_guider(path: str | Path, kwargs: Mapping[str, Any]):
+    """:class:`PoseGuider` from ``pose_guider.pth`` (strict) or a ``save_pretrained`` folder."""
+    from .pose_guider import PoseGuider
+
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        return PoseGuider.from_pretrained(str(path))
+    model = PoseGuider(**dict(kwargs))
+    _load_into(model, read_state_dict(path), path)
+    return model
+
+
+def load_components(weights_dir: str | Path, config: str | Path | DiffusionConfig = "moore",
+                    dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Every pipeline component of a release, read from ``weights_dir`` (CPU, ``dtype``).
+
+    Returns:
+        keyword arguments for :class:`~animate.diffusion.pipeline.PoseDrivePipeline`.
+
+    Raises:
+        WeightsError: a file is missing or does not match (run ``posedrive weights check DIR``).
+    """
+    from diffusers import AutoencoderKL
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    cfg = load_diffusion_config(config)
+    root = Path(weights_dir)
+    if not root.is_dir():
+        raise WeightsError(f"weights directory {root} does not exist; create it as described in docs/WEIGHTS.md")
+    p = {c: root / cfg.weights[c] for c in COMPONENTS}
+    for c in ("vae", "image_encoder"):
+        if not (p[c] / "config.json").is_file():
+            raise WeightsError(f"{p[c]}: {c} folder missing or without config.json; get it from "
+                               f"{cfg.sources.get(c, 'docs/WEIGHTS.md')}")
+    unet_cfg = _unet_config(p["unet_config"])
+    logger.info("loading %s weights from %s", cfg.name, root)
+    vae = AutoencoderKL.from_pretrained(str(p["vae"]), torch_dtype=dtype)
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(str(p["image_encoder"]), torch_dtype=dtype)
+    pre = p["image_encoder"] / "preprocessor_config.json"
+    feature_extractor = CLIPImageProcessor.from_pretrained(str(p["image_encoder"])) if pre.is_file() \
+        else CLIPImageProcessor()
+    reference_unet = load_reference_unet(p["reference_unet"], unet_cfg).to(dtype)
+    denoising_unet = load_denoising_unet(p["denoising_unet"], p["motion_module"], unet_cfg, cfg.motion).to(dtype)
+    pose_guider = load_pose_guider(p["pose_guider"], cfg.pose_guider).to(dtype)
+    models = dict(vae=vae, image_encoder=image_encoder, reference_unet=reference_unet,
+                  denoising_unet=denoising_unet, pose_guider=pose_guider)
+    for m in models.values():
+        m.eval()
+    return dict(models, feature_extractor=feature_extractor, scheduler=build_scheduler(cfg))
+
+
+# --- checking a directory --------------------------------------------------------------------------
+@dataclass
+class WeightsEntry:
+    """State of one component in a weights directory."""
+
+    component: str
+    path: Path
+    status: str  # "ok", "missing" or "wrong"
+    detail: str = ""
+    source: str = ""
+
+
+@dataclass
+class WeightsReport:
+    """What :func:`check_weights_dir` found."""
+
+    root: Path
+    config: str
+    entries: list[WeightsEntry] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every component is present and matches."""
+        return all(e.status == "ok" for e in self.entries)
+
+    def by_status(self, status: str) -> list[WeightsEntry]:
+        return [e for e in self.entries if e.status == status]
+
+    def format(self) -> str:
+        """Human-readable report, one line per component (plus download hints)."""
+        lines = [f"weights directory {self.root} (config {self.config}):"]
+        for e in self.entries:
+            lines.append(f"  {e.status.upper():8s}{e.component:16s}{e.path}" + (f"  -- {e.detail}" if e.detail else ""))
+            if e.status != "ok" and e.source:
+                lines.append(f"  {'':8s}{'':16s}get it from: {e.source}")
+        lines.append("complete" if self.complete else
+                     f"incomplete: {len(self.by_status('missing'))} missing, {len(self.by_status('wrong'))} wrong")
+        return "\n".join(lines)
+
+
+def _check_folder(path: Path) -> tuple[str, str]:
+    if not path.is_dir():
+        return "missing", "folder not found"
+    if not (path / "config.json").is_file():
+        return "missing", "config.json not found"
+    try:
+        json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError:
+        return "wrong", "config.json is not valid JSON"
+    if not any((path / n).is_file() for n in WEIGHT_FILES):
+        return "missing", f"no weights file ({' / '.join(WEIGHT_FILES)})"
+    return "ok", ""
+
+
+def _check_file(path: Path, expected: dict[str, tuple[int, ...]] | None, convert=None,
+                optional: tuple[str, ...] = ()) -> tuple[str, str]:
+    if not path.exists():
+        return "missing", "not found"
+    if path.is_dir():
+        return _check_folder(path)
+    try:
+        state = read_state_dict(path, mmap=True)
+        if convert is not None:
+            state = convert(state, path)
+    except WeightsError as exc:
+        return "wrong", str(exc).split(": ", 1)[-1]
+    if expected is None:
+        return "ok", f"{len(state)} tensors (shapes not checked: UNet config missing)"
+    missing, unexpected, wrong = compare_state(expected, _shapes(state), optional)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_keys_text(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_keys_text(unexpected)})")
+        if wrong:
+            parts.append(f"{len(wrong)} wrong shapes ({_keys_text(wrong)})")
+        return "wrong", "; ".join(parts)
+    return "ok", f"{len(state)} tensors"
+
+
+def check_weights_dir(path: str | Path, config: str | Path | DiffusionConfig = "moore") -> WeightsReport:
+    """List exactly which components of a release are present, missing or wrong (format, keys, shapes).
+
+    Nothing is loaded into memory beyond key names and shapes (pickles are memory-mapped).
+
+    Args:
+        path: the weights directory (layout: ``docs/WEIGHTS.md``).
+        config: release config name or path, or a :class:`DiffusionConfig`.
+
+    Returns:
+        a :class:`WeightsReport` (``report.complete``, ``report.format()``).
+    """
+    cfg = load_diffusion_config(config)
+    root = Path(path)
+    report = WeightsReport(root, cfg.name)
+    p = {c: root / cfg.weights[c] for c in COMPONENTS}
+
+    def add(component: str, status: str, detail: str) -> None:
+        report.entries.append(WeightsEntry(component, p[component], status, detail, cfg.sources.get(component, "")))
+
+    for c in ("vae", "image_encoder"):
+        add(c, *_check_folder(p[c]))
+    unet_cfg = None
+    cfg_path = p["unet_config"] if p["unet_config"].suffix == ".json" else p["unet_config"] / "config.json"
+    if not cfg_path.is_file():
+        add("unet_config", "missing", "not found")
+    else:
+        try:
+            unet_cfg = _unet_config(cfg_path)
+            twod = _shapes(reference_unet_from_config(unet_cfg, empty=True).state_dict())
+            full = _shapes(denoising_unet_from_config(unet_cfg, cfg.motion, empty=True).state_dict())
+            add("unet_config", "ok", "")
+        except (WeightsError, TypeError, ValueError, KeyError) as exc:
+            unet_cfg = None
+            add("unet_config", "wrong", f"cannot build a UNet from it ({exc.__class__.__name__})")
+    if unet_cfg is None:
+        twod = full = None
+    motion = None if full is None else \
+        {k: s for k, s in full.items() if "motion_modules" in k.split(".") and not k.endswith(_PE_KEY)}
+    add("reference_unet", *_check_file(p["reference_unet"], twod, optional=REFERENCE_OPTIONAL_PREFIXES))
+    add("denoising_unet", *_check_file(p["denoising_unet"], twod))
+    add("motion_module", *_check_file(p["motion_module"], motion, convert=animatediff_to_diffusers))
+    from .pose_guider import PoseGuider
+
+    try:
+        guider = _shapes(_empty(lambda: PoseGuider(**cfg.pose_guider)).state_dict())
+    except TypeError:
+        raise ConfigError(f"{cfg.path}: field 'pose_guider' has unknown PoseGuider arguments") from None
+    add("pose_guider", *_check_file(p["pose_guider"], guider))
+    return report
