@@ -1,0 +1,632 @@
+"""The Python API studios script against: :class:`Animator`.
+
+::
+
+    from animate.api import Animator
+
+    with Animator.from_config(None, renderer="puppet") as animator:     # or Animator(size=(512, 768))
+        animator.animate("character.png", "dance.mp4", "out/avatar.mp4")
+        print(animator.last_stats.to_dict())                             # frames held, fps, ...
+        for rgb in animator.stream(character_rgb, poses):                # (H, W, 3) uint8, one at a time
+            ...
+
+Steps of one run:
+
+1. **Reference** (path, numpy array or PIL image) -> RGB uint8 -> fitted onto the output canvas without
+   distortion: scaled to fit and centred, the rest padded with ``output.pad_color`` (default: the median
+   colour of the reference's border).
+2. **Output canvas**: ``size`` if given (argument, then ``output.size``); otherwise the *reference's* aspect
+   ratio at ``output.height`` pixels (768 by default), sides rounded to ``output.multiple_of``. The canvas
+   follows the character rather than the driving video because the character fills the frame in its own
+   aspect; the driving motion, whatever its aspect ratio, is retargeted onto that canvas.
+3. **Reference pose**: detected on the reference, or read from ``reference_pose`` (a pose file or a
+   :class:`~pose.sequence.PoseFrame` in the reference image's pixels or already on the canvas).
+4. **Driving poses**: a video (detected, gaps filled, smoothed), a skeleton video, a saved pose file
+   (``.json``/``.npz``) or a :class:`~pose.sequence.PoseSequence`; ``start``/``end`` frame range; frames
+   still without a person are held at the nearest pose with a person and counted
+   (:attr:`Animator.last_stats`); resampled to the output fps.
+5. **Retarget** onto the reference body and canvas, **render** with the configured renderer, **write**
+   streamed through :func:`animate.writers.write_video` (atomic; audio of the driving video kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import numpy as np
+from tqdm import tqdm
+
+from pose.errors import InputError, NoPersonError
+from pose.sequence import FrameStatus, PoseFrame, PoseSequence
+
+from .config import AnimateConfig, load_config
+from .renderer import Renderer, create_renderer
+from .writers import check_output_path, write_video
+
+logger = logging.getLogger(__name__)
+
+ImageLike = Union[str, os.PathLike, np.ndarray, Any]  # Any: PIL.Image.Image (PIL imported lazily)
+DrivingLike = Union[str, os.PathLike, PoseSequence]
+PoseLike = Union[str, os.PathLike, PoseFrame]
+
+#: suffixes of saved pose files accepted as driving input or reference pose.
+POSE_FILE_SUFFIXES = (".json", ".npz")
+
+
+@dataclass
+class AnimateStats:
+    """What happened in one run (``Animator.last_stats``).
+
+    Attributes:
+        frames: frames rendered.
+        fps: output frame rate.
+        size: output ``(width, height)`` (3 x width for previews).
+        canvas: the character's canvas ``(width, height)``.
+        detected, interpolated, held: driving frames by how their pose was obtained; ``held`` counts every
+            frame without a person of its own that shows a neighbouring pose (gap filling + this API).
+        reference_pose: ``"detected"`` or ``"given"``.
+        renderer: renderer name.
+        seconds: wall time of rendering + writing (0 until the frames were consumed).
+        output: the written file, if any.
+    """
+
+    frames: int = 0
+    fps: float = 0.0
+    size: tuple[int, int] = (0, 0)
+    canvas: tuple[int, int] = (0, 0)
+    detected: int = 0
+    interpolated: int = 0
+    held: int = 0
+    reference_pose: str = "detected"
+    renderer: str = ""
+    seconds: float = 0.0
+    output: str | None = None
+
+    @property
+    def render_fps(self) -> float:
+        """Frames per second of rendering + writing (0 before the run finished)."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict (``render_fps`` included)."""
+        d = dataclasses.asdict(self)
+        d["size"], d["canvas"] = list(self.size), list(self.canvas)
+        d["render_fps"] = round(self.render_fps, 3)
+        return d
+
+
+@dataclass
+class PreparedReference:
+    """The character on the output canvas.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB canvas.
+        pose: the character's pose on the canvas.
+        mask: ``(H, W)`` uint8 character mask on the canvas (255 = character) or ``None``.
+        matrix: ``(2, 3)`` affine map from reference-image pixels to canvas pixels.
+        name: a label for messages (file name or ``"array"``).
+        pose_source: ``"detected"`` or ``"given"``.
+    """
+
+    image: np.ndarray
+    pose: PoseFrame
+    mask: np.ndarray | None
+    matrix: np.ndarray
+    name: str
+    pose_source: str = "detected"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass
+class _Job:
+    reference: PreparedReference
+    poses: PoseSequence
+    audio_from: str | None
+    audio_start: float
+    stats: AnimateStats = field(default_factory=AnimateStats)
+
+
+# ------------------------------------------------------------------------------------------------
+# inputs
+# ------------------------------------------------------------------------------------------------
+def _name(obj: Any) -> str:
+    return str(obj) if isinstance(obj, (str, os.PathLike)) else type(obj).__name__
+
+
+def load_rgb(image: ImageLike, what: str = "reference") -> np.ndarray:
+    """Any accepted image input as ``(H, W, 3)`` uint8 RGB.
+
+    Args:
+        image: a file path, a numpy array (``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA; uint8,
+            uint16 or float in [0, 1]) or a PIL image.
+        what: the input's role, for error messages.
+
+    Raises:
+        InputError: unreadable file or unsupported array.
+    """
+    from pose.video import read_image, to_rgb
+
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, np.ndarray) or (hasattr(image, "convert") and hasattr(image, "mode")):
+        return to_rgb(image)
+    raise InputError(f"{what} must be an image path, a numpy array or a PIL image, got {type(image).__name__}")
+
+
+def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Output canvas ``(width, height)``: ``size``, else ``output.size``, else reference aspect at ``output.height``.
+
+    Both sides are rounded to ``output.multiple_of`` (at least one multiple).
+    """
+    m = config.output.multiple_of
+    if size is None:
+        size = config.output.size
+    if size is not None:
+        w, h = int(size[0]), int(size[1])
+        if w <= 0 or h <= 0 or w % 2 or h % 2:
+            raise InputError(f"output size must be positive even numbers (video codecs need them), got {w}x{h}")
+        return w, h
+    h = max(m, int(round(config.output.height / m)) * m)
+    w = max(m, int(round(h * ref_w / ref_h / m)) * m)
+    return w, h
+
+
+def fit_image(image: np.ndarray, width: int, height: int, pad_color: tuple[int, int, int] | None = None,
+              interpolation: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scale ``image`` to fit ``width`` x ``height`` (aspect kept), centre it and pad the rest.
+
+    Args:
+        image: ``(h, w, C)`` or ``(h, w)`` uint8 array.
+        width, height: canvas size.
+        pad_color: fill value (RGB); ``None`` = median colour of the image's outermost pixels.
+        interpolation: OpenCV flag; ``None`` = area when shrinking, cubic when enlarging.
+
+    Returns:
+        ``(canvas, matrix)``: the ``(height, width, ...)`` canvas and the ``(2, 3)`` affine map from image
+        pixels to canvas pixels (apply it to poses with :meth:`PoseFrame.transformed`).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(width / w, height / h)
+    new_w, new_h = max(1, min(width, int(round(w * s)))), max(1, min(height, int(round(h * s))))
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    scaled = cv2.resize(image, (new_w, new_h), interpolation=interpolation) if (new_w, new_h) != (w, h) else image
+    x0, y0 = (width - new_w) // 2, (height - new_h) // 2
+    if pad_color is None and image.ndim == 3:
+        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+        pad = np.median(border, axis=0).astype(image.dtype)
+    elif image.ndim == 3:
+        pad = np.asarray(pad_color, dtype=image.dtype)
+    else:
+        pad = 0
+    canvas = np.empty((height, width) + image.shape[2:], dtype=image.dtype)
+    canvas[...] = pad
+    canvas[y0:y0 + new_h, x0:x0 + new_w] = scaled
+    matrix = np.array([[new_w / w, 0.0, x0], [0.0, new_h / h, y0]])
+    return canvas, matrix
+
+
+def hold_missing(poses: PoseSequence) -> tuple[PoseSequence, int]:
+    """Give every frame without a person the pose of the nearest earlier (else later) frame with one.
+
+    Args:
+        poses: a sequence, possibly with ``MISSING`` frames or frames whose pose has no person.
+
+    Returns:
+        ``(sequence, n_held_here)``; the held frames get status ``HELD``.
+
+    Raises:
+        NoPersonError: no frame has a person.
+    """
+    ok = np.array([f.has_person for f in poses], dtype=bool)
+    if not ok.any():
+        raise NoPersonError(
+            f"no person found in any of the {len(poses)} driving frames of {poses.meta.get('source', 'the driving input')}; "
+            "use a video that shows one full-body person"
+        )
+    if ok.all():
+        return poses, 0
+    idx = np.arange(len(poses))
+    prev = np.maximum.accumulate(np.where(ok, idx, -1))
+    first = int(np.argmax(ok))
+    src = np.where(prev >= 0, prev, first)
+    kps = poses.keypoints[src].copy()
+    status = poses.status.copy()
+    status[~ok] = FrameStatus.HELD
+    conf = poses.confidence.copy()
+    conf[~ok] = 0.0
+    n = int((~ok).sum())
+    return poses.copy(kps, status=status, confidence=conf), n
+
+
+def resample(poses: PoseSequence, fps: float) -> PoseSequence:
+    """Nearest-earlier-frame resampling of ``poses`` to ``fps`` (same duration)."""
+    if abs(fps - poses.fps) < 1e-6:
+        return poses
+    n_out = max(1, int(np.floor(len(poses) * fps / poses.fps + 1e-6)))
+    src = np.minimum(np.floor(np.arange(n_out) * poses.fps / fps + 1e-6).astype(int), len(poses) - 1)
+    return PoseSequence(
+        poses.keypoints[src].copy(), poses.width, poses.height, fps,
+        poses.status[src].copy(), poses.confidence[src].copy(), dict(poses.meta),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Animator
+# ------------------------------------------------------------------------------------------------
+class Animator:
+    """Animate still characters with driving videos.
+
+    Construct with :meth:`from_config` (YAML + overrides) or directly with keyword overrides of the package
+    defaults (see :func:`animate.config.load_config` for the accepted keys), or with a ready
+    :class:`~animate.config.AnimateConfig`. The renderer is created on first use and kept (the diffusion
+    renderer loads its weights once); call :meth:`close` or use the animator as a context manager.
+
+    Attributes:
+        config: the validated configuration.
+        last_stats: :class:`AnimateStats` of the latest :meth:`animate` / :meth:`stream` run.
+        last_poses: the driving poses of that run as given to the renderer (retargeted, on the canvas).
+    """
+
+    def __init__(self, config: AnimateConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            config = load_config(None, **overrides)
+        elif overrides:
+            config = _with_overrides(config, **overrides)
+        self.config: AnimateConfig = config
+        self.last_stats: AnimateStats | None = None
+        self.last_poses: PoseSequence | None = None
+        self._renderer: Renderer | None = None
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike | None = None, **overrides: Any) -> "Animator":
+        """Animator from the YAML at ``path`` (``None``: package defaults) with keyword ``overrides``.
+
+        Raises:
+            ConfigError: invalid file or value (the message names the field and the file).
+        """
+        return cls(load_config(path, **overrides))
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def renderer(self) -> Renderer:
+        """The configured renderer, created on first access."""
+        if self._renderer is None:
+            cfg = self.config.renderer
+            logger.info("creating renderer %s", cfg.name)
+            self._renderer = create_renderer(cfg.name, **self.config.renderer_options())
+        return self._renderer
+
+    def close(self) -> None:
+        """Release the renderer. Safe to call twice."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __enter__(self) -> "Animator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- stages ------------------------------------------------------------------------------------
+    def prepare_reference(
+        self,
+        reference: ImageLike,
+        *,
+        size: tuple[int, int] | None = None,
+        reference_pose: PoseLike | None = None,
+        mask: ImageLike | None = None,
+    ) -> PreparedReference:
+        """Load the character, fit it onto the output canvas and find its pose there.
+
+        Args:
+            reference: image path, ``(H, W, 3)`` array or PIL image.
+            size: output ``(width, height)``; ``None`` = config / reference aspect (see module docstring).
+            reference_pose: pose file or :class:`PoseFrame` to use instead of detecting; its size tells
+                whether it is in reference-image pixels or already on the canvas.
+            mask: character mask (path, array or PIL image, reference-image size; nonzero = character).
+
+        Raises:
+            NoPersonError: no person detected on the reference (the message explains ``--reference-pose``).
+            InputError: unreadable reference, pose file or mask.
+        """
+        name = _name(reference) if isinstance(reference, (str, os.PathLike)) else f"({type(reference).__name__})"
+        rgb = load_rgb(reference, "reference")
+        rh, rw = rgb.shape[:2]
+        width, height = canvas_size(rw, rh, self.config, size)
+        canvas, matrix = fit_image(rgb, width, height, self.config.output.pad_color)
+
+        if reference_pose is None:
+            pose = self._detect_reference(rgb, name).transformed(matrix, width, height)
+            source = "detected"
+        else:
+            pose = self._given_pose(reference_pose, (rw, rh), (width, height), matrix)
+            source = "given"
+
+        fitted_mask = None
+        if mask is not None:
+            m = load_rgb(mask, "mask").max(axis=2) if not (isinstance(mask, np.ndarray) and mask.ndim == 2) else mask
+            m = (np.asarray(m) > 0).astype(np.uint8) * 255
+            if m.shape[:2] != (rh, rw):
+                raise InputError(f"mask {_name(mask)} is {m.shape[1]}x{m.shape[0]} but the reference is {rw}x{rh}; use a mask of the reference's size")
+            import cv2
+
+            fitted_mask, _ = fit_image(m, width, height, interpolation=cv2.INTER_NEAREST)
+        logger.info("reference %s: %dx%d -> canvas %dx%d, pose %s", name, rw, rh, width, height, source)
+        return PreparedReference(canvas, pose, fitted_mask, matrix, name, source)
+
+    def _detect_reference(self, rgb: np.ndarray, name: str) -> PoseFrame:
+        from pose.extract import detect_image
+
+        cfg = self.config.pose
+        try:
+            return detect_image(rgb, detector=cfg.detector, detector_options=cfg.detector_options or None)
+        except NoPersonError:
+            raise NoPersonError(
+                f"no person detected in reference {name}; pass its pose with --reference-pose FILE "
+                "(reference_pose=...), a pose JSON from 'posedrive pose extract' edited to fit the character"
+            ) from None
+
+    @staticmethod
+    def _given_pose(given: PoseLike, ref_size: tuple[int, int], canvas: tuple[int, int], matrix: np.ndarray) -> PoseFrame:
+        from pose.io import load_pose_frame
+
+        pose = given if isinstance(given, PoseFrame) else load_pose_frame(given)
+        if not pose.has_person:
+            raise NoPersonError(f"reference pose {_name(given)} has fewer than two visible body keypoints; fix the pose file")
+        if (pose.width, pose.height) == canvas:
+            return pose.copy()
+        if (pose.width, pose.height) != ref_size:
+            logger.warning(
+                "reference pose %s is for a %dx%d image but the reference is %dx%d; scaling it to fit",
+                _name(given), pose.width, pose.height, *ref_size,
+            )
+            pose = pose.resized(*ref_size)
+        return pose.transformed(matrix, *canvas)
+
+    def load_driving(
+        self,
+        driving: DrivingLike,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        progress: bool = True,
+    ) -> PoseSequence:
+        """Driving poses from a video, skeleton video, pose file or :class:`PoseSequence`.
+
+        Args:
+            driving: the driving input.
+            start, end: frame range ``[start, end)`` of the driving input (``None`` = from the first / to
+                the last frame).
+            progress: tqdm bar while detecting.
+
+        Returns:
+            The sequence in the driving frames' pixels, every frame showing a person (frames without one
+            are held; see :func:`hold_missing`).
+
+        Raises:
+            InputError: bad range or unreadable input; NoPersonError: no frame shows a person.
+        """
+        start = 0 if start is None else int(start)
+        if start < 0 or (end is not None and end <= start):
+            raise InputError(f"invalid frame range start={start} end={end} for driving {_name(driving)}; need 0 <= start < end")
+        cfg = self.config
+        if isinstance(driving, PoseSequence):
+            seq = driving.slice(start, end)
+        elif isinstance(driving, (str, os.PathLike)):
+            path = Path(driving)
+            if path.suffix.lower() in POSE_FILE_SUFFIXES:
+                from pose.io import load_sequence
+
+                seq = load_sequence(path).slice(start, end)
+                seq.meta.setdefault("source", str(path))
+            else:
+                from pose.extract import extract_poses
+
+                # a rendered skeleton video (*_kps.mp4) is recognised by extract_poses and read back
+                seq = extract_poses(
+                    path, detector=cfg.pose.detector, smoothing=self._smoothing(),
+                    max_interp_gap=cfg.pose.max_interp_gap, start=start, end=end, progress=progress,
+                    detector_options=cfg.pose.detector_options or None,
+                )
+        else:
+            raise InputError(f"driving must be a video path, a pose file (.json/.npz) or a PoseSequence, got {type(driving).__name__}")
+        if len(seq) == 0:
+            raise InputError(f"driving {_name(driving)} has no frames in the range start={start} end={end}; widen the range")
+        return seq
+
+    def _smoothing(self) -> Any:
+        """``False``, ``True`` (per-part defaults) or one :class:`pose.smoothing.OneEuroConfig`."""
+        s = self.config.smoothing
+        if not s.enabled:
+            return False
+        given = {k: v for k, v in (("min_cutoff", s.min_cutoff), ("beta", s.beta), ("d_cutoff", s.d_cutoff)) if v is not None}
+        if not given:
+            return True
+        from pose.smoothing import OneEuroConfig
+
+        return OneEuroConfig(**given)
+
+    def _retarget(self, poses: PoseSequence, ref: PreparedReference) -> PoseSequence:
+        w, h = ref.size
+        if not self.config.retarget.enabled:
+            return poses.resized(w, h)
+        from pose.retarget import retarget
+
+        out = retarget(poses, ref.pose, **self.config.retarget.options)
+        if (out.width, out.height) != (w, h):
+            out = out.resized(w, h)
+        return out
+
+    # --- running -----------------------------------------------------------------------------------
+    def _plan(self, reference: ImageLike, driving: DrivingLike, *, size: tuple[int, int] | None, fps: float | None,
+              start: int | None, end: int | None, reference_pose: PoseLike | None, mask: ImageLike | None,
+              progress: bool) -> _Job:
+        ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask)
+        raw = self.load_driving(driving, start=start, end=end, progress=progress)
+        source_fps = raw.fps
+        poses, held_here = hold_missing(raw)
+        out_fps = float(fps or self.config.output.fps or source_fps)
+        if not out_fps > 0:
+            raise InputError(f"fps must be positive, got {out_fps}")
+        poses = self._retarget(resample(poses, out_fps), ref)
+
+        st = poses.status
+        stats = AnimateStats(
+            frames=0, fps=out_fps, size=ref.size, canvas=ref.size,
+            detected=int(np.sum(st == FrameStatus.DETECTED) + np.sum(st == FrameStatus.MANUAL)),
+            interpolated=int(np.sum(st == FrameStatus.INTERPOLATED)),
+            held=int(np.sum((st == FrameStatus.HELD) | (st == FrameStatus.MISSING))),
+            reference_pose=ref.pose_source, renderer=self.config.renderer.name,
+        )
+        if stats.held or stats.interpolated:
+            logger.warning(
+                "driving %s: %d of %d frames had no person (%d interpolated, %d held at a neighbouring pose, %d of them here)",
+                _name(driving), stats.held + stats.interpolated, len(poses), stats.interpolated, stats.held, held_here,
+            )
+        audio_from = None
+        if (
+            self.config.output.keep_audio
+            and isinstance(driving, (str, os.PathLike))
+            and Path(driving).suffix.lower() not in POSE_FILE_SUFFIXES
+            and Path(driving).is_file()
+        ):
+            audio_from = str(driving)
+        audio_start = (start or 0) / source_fps
+        return _Job(ref, poses, audio_from, audio_start, stats)
+
+    def _frames(self, job: _Job, preview: bool, progress: bool) -> Iterator[np.ndarray]:
+        ref, poses, stats = job.reference, job.poses, job.stats
+        renderer = self.renderer
+        renderer.prepare(ref.image, ref.pose, ref.mask)
+        style = self.config.preview.skeleton_style
+        if preview:
+            from pose.render import render_pose
+
+            stats.size = (3 * ref.size[0], ref.size[1])
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(poses), desc="animate", unit="frame", disable=not progress)
+        try:
+            for i, frame in enumerate(renderer.render(poses)):
+                if i >= len(poses):
+                    break
+                frame = np.asarray(frame)
+                if frame.shape != ref.image.shape or frame.dtype != np.uint8:
+                    raise InputError(
+                        f"renderer {stats.renderer} returned a {frame.shape} {frame.dtype} frame for a "
+                        f"{ref.image.shape} uint8 canvas; fix the renderer"
+                    )
+                if preview:
+                    skeleton = render_pose(poses[i], style=style, size=ref.size)
+                    frame = np.concatenate([ref.image, skeleton, frame], axis=1)
+                stats.frames = i + 1
+                stats.seconds = time.perf_counter() - t0
+                bar.update(1)
+                yield frame
+        finally:
+            bar.close()
+        if stats.frames < len(poses):
+            raise InputError(f"renderer {stats.renderer} stopped after {stats.frames} of {len(poses)} frames; check its log")
+        logger.info("rendered %d frames in %.1f s (%.2f fps)", stats.frames, stats.seconds, stats.render_fps)
+
+    def stream(
+        self,
+        reference: ImageLike,
+        driving: DrivingLike,
+        *,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        reference_pose: PoseLike | None = None,
+        mask: ImageLike | None = None,
+        preview: bool | None = None,
+        progress: bool = True,
+    ) -> Iterator[np.ndarray]:
+        """Animated frames, one at a time (for long videos or custom writers).
+
+        The reference, reference pose and driving poses are loaded and checked *before* this returns, so
+        input errors raise here; rendering happens lazily as the iterator is consumed, and
+        :attr:`last_stats` is complete once it is exhausted. Arguments as in :meth:`animate`.
+
+        Returns:
+            Iterator of ``(H, W, 3)`` uint8 RGB frames (``(H, 3W, 3)`` with ``preview``).
+        """
+        job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
+                         reference_pose=reference_pose, mask=mask, progress=progress)
+        self.last_stats, self.last_poses = job.stats, job.poses
+        use_preview = self.config.preview.enabled if preview is None else bool(preview)
+        return self._frames(job, use_preview, progress)
+
+    def animate(
+        self,
+        reference: ImageLike,
+        driving: DrivingLike,
+        output: str | os.PathLike | None = None,
+        *,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        reference_pose: PoseLike | None = None,
+        mask: ImageLike | None = None,
+        preview: bool | None = None,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> Path:
+        """Animate ``reference`` with the motion of ``driving`` and write a video.
+
+        Args:
+            reference: character image (path, ``(H, W, 3)`` uint8 array or PIL image).
+            driving: video, skeleton video (``*_kps.mp4``), pose file (``.json``/``.npz``) or PoseSequence.
+            output: video to write; ``None`` = ``<output.dir>/<reference>_<driving>.mp4``.
+            size: output ``(width, height)``, even sides; ``None`` = config, else reference aspect at
+                ``output.height`` px.
+            fps: output frame rate; ``None`` = config, else the driving's.
+            start, end: driving frame range ``[start, end)``.
+            reference_pose: pose file / PoseFrame of the character instead of detection.
+            mask: character mask (reference size, nonzero = character).
+            preview: write reference | skeleton | result side by side (``None`` = ``preview.enabled``).
+            overwrite: replace an existing ``output``.
+            progress: tqdm bars.
+
+        Returns:
+            The path written. Statistics are in :attr:`last_stats`.
+
+        Raises:
+            OutputError: ``output`` exists (without ``overwrite``) or cannot be written — checked before any
+                work is done. NoPersonError, InputError, VideoError, PoseFileError: bad inputs.
+        """
+        if output is None:
+            ref_stem = Path(reference).stem if isinstance(reference, (str, os.PathLike)) else "reference"
+            drv_stem = Path(driving).stem if isinstance(driving, (str, os.PathLike)) else "driving"
+            output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}.mp4"
+        output = check_output_path(output, overwrite)
+        job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
+                         reference_pose=reference_pose, mask=mask, progress=progress)
+        self.last_stats, self.last_poses = job.stats, job.poses
+        use_preview = self.config.preview.enabled if preview is None else bool(preview)
+        frames = self._frames(job, use_preview, progress)
+        path = write_video(frames, output, job.stats.fps, audio_from=job.audio_from, audio_start=job.audio_start,
+                           overwrite=overwrite)
+        job.stats.output = str(path)
+        return path
+
+
+def _with_overrides(config: AnimateConfig, **overrides: Any) -> AnimateConfig:
+    """``config`` with keyword ``overrides`` applied (validated like :func:`load_config`)."""
+    from .config import config_from_dict
+
+    return config_from_dict(config.to_dict(), source=config.source, **overrides)

@@ -1,0 +1,100 @@
+"""``posedrive animate REFERENCE DRIVING -o OUT.mp4``: the whole pipeline from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """argparse type for ``WIDTHxHEIGHT`` (positive, even sides)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x768, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"size must be positive even numbers (video codecs need them), got {text!r}")
+    return w, h
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _frame_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frame index, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"frame indices start at 0, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``animate`` subcommand."""
+    p = subparsers.add_parser(
+        "animate",
+        help="animate a character image with the motion of a driving video",
+        description="Animate REFERENCE (a character image) with the motion of DRIVING (a video, a skeleton "
+                    "video *_kps.mp4, or a pose file .json/.npz). The output keeps the driving video's audio.",
+    )
+    p.add_argument("reference", metavar="REFERENCE", help="character image (PNG/JPEG; transparency composited on white)")
+    p.add_argument("driving", metavar="DRIVING", help="driving video, skeleton video (*_kps.mp4) or pose file (.json/.npz)")
+    p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
+    p.add_argument("--size", type=parse_size, help="output WxH (default: the reference's aspect at 768 px height)")
+    p.add_argument("--fps", type=_positive_float, help="output frame rate (default: the driving video's)")
+    p.add_argument("--start", type=_frame_index, help="first driving frame (default 0)")
+    p.add_argument("--end", type=_frame_index, help="stop before this driving frame (default: the last)")
+    p.add_argument("--renderer", help="renderer: puppet (CPU, default) or diffusion (GPU, needs --weights)")
+    p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
+    p.add_argument("--no-smoothing", action="store_true", help="keep raw driving detections (no One-Euro filter)")
+    p.add_argument("--reference-pose", metavar="FILE", help="pose file of the character, used instead of detecting it")
+    p.add_argument("--mask", metavar="FILE", help="character mask image, reference size (white = character)")
+    p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")
+    p.add_argument("--stats", metavar="JSON", help="also write the run statistics (frames held, fps, ...) here")
+    p.set_defaults(func=run_animate)
+
+
+def run_animate(args: argparse.Namespace) -> int:
+    """Handler of ``posedrive animate``; errors propagate as :class:`~pose.errors.PosedriveError`."""
+    from pose.errors import InputError
+
+    from .api import Animator
+
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise InputError(f"--end {args.end} must be greater than --start {args.start}")
+    overrides = {
+        "renderer": args.renderer,
+        "smoothing": False if args.no_smoothing else None,
+        "weights": args.weights,
+    }
+    progress = getattr(args, "progress", True)
+    with Animator.from_config(args.config, **overrides) as animator:
+        path = animator.animate(
+            args.reference, args.driving, args.output, size=args.size, fps=args.fps, start=args.start,
+            end=args.end, reference_pose=args.reference_pose, mask=args.mask,
+            preview=True if args.preview else None, overwrite=args.overwrite, progress=progress,
+        )
+        stats = animator.last_stats
+    log.info(
+        "wrote %s: %d frames %dx%d at %g fps (%d driving frames without a person held, %d interpolated), %.2f fps",
+        path, stats.frames, stats.size[0], stats.size[1], stats.fps, stats.held, stats.interpolated, stats.render_fps,
+    )
+    if args.stats:
+        from pose.io import atomic_output
+
+        with atomic_output(args.stats, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(stats.to_dict(), indent=2))
+    return 0

@@ -1,0 +1,457 @@
+"""Typed configuration of the :class:`~animate.api.Animator`.
+
+The defaults live in this module (the dataclasses below); ``configs/default.yaml`` spells the same values
+out for users to copy and edit. A user YAML is overlaid on the defaults (only the keys it names change),
+then keyword overrides are applied, then every field is checked::
+
+    cfg = load_config("my.yaml", renderer="puppet", size=(512, 768), **{"smoothing.beta": 0.01})
+
+Errors raise :class:`~pose.errors.ConfigError` with a one-line message that names the field (dotted path,
+e.g. ``output.fps``) and the file it came from.
+
+Sections:
+
+``pose``       detector used on the driving video and the reference image, gap filling.
+``smoothing``  One-Euro filter of the driving keypoints (``enabled`` + filter parameters).
+``retarget``   map the driving body onto the reference body's proportions (``enabled`` + options).
+``renderer``   ``name`` (``puppet`` on CPU, ``diffusion`` on GPU) + ``options`` passed to its constructor.
+``output``     canvas ``size`` (``null`` = reference aspect at ``height`` px), ``fps`` (``null`` = driving's),
+               audio, padding colour of the letterbox.
+``preview``    side-by-side reference | skeleton | result output.
+``diffusion``  where the diffusion renderer finds its model config (``configs/diffusion/*.yaml``) and weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pose.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: the user-facing copy of the defaults, shipped in the repository's ``configs`` folder.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+#: the source name used in error messages for values that did not come from a file.
+_NO_FILE = "package defaults"
+
+
+@dataclass
+class PoseConfig:
+    """Pose detection.
+
+    Attributes:
+        detector: detector name for :func:`pose.detectors.create_detector` (``mediapipe`` or ``openpose``).
+        detector_options: keyword options of that detector.
+        max_interp_gap: frames without a person up to this length are interpolated; longer gaps hold
+            the last detected pose (and are counted in the run's statistics).
+    """
+
+    detector: str = "mediapipe"
+    detector_options: dict = field(default_factory=dict)
+    max_interp_gap: int = 8
+
+
+@dataclass
+class SmoothingConfig:
+    """One-Euro filter of the driving keypoints (Casiez et al. 2012), see :mod:`pose.smoothing`.
+
+    Attributes:
+        enabled: smooth the driving poses.
+        min_cutoff: minimum cutoff frequency in Hz (lower = steadier when still); ``None`` = the per-part
+            defaults of :data:`pose.smoothing.DEFAULT_PART_CONFIGS`.
+        beta: speed coefficient in Hz per (body height / s) (higher = less lag in fast motion); ``None`` =
+            per-part defaults.
+        d_cutoff: cutoff frequency of the speed estimate in Hz; ``None`` = default.
+
+    Giving any of the three applies one filter setting (missing values at
+    :class:`pose.smoothing.OneEuroConfig`'s defaults) to every body part.
+    """
+
+    enabled: bool = True
+    min_cutoff: float | None = None
+    beta: float | None = None
+    d_cutoff: float | None = None
+
+
+@dataclass
+class RetargetConfig:
+    """Driving body -> reference body proportions.
+
+    Attributes:
+        enabled: retarget (off: the driving poses are only fitted onto the canvas).
+        options: keyword options of :func:`pose.retarget.retarget`.
+    """
+
+    enabled: bool = True
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class RendererConfig:
+    """Which renderer draws the frames.
+
+    Attributes:
+        name: a name of :func:`animate.renderer.available_renderers` (``puppet`` or ``diffusion``).
+        options: keyword options of the renderer's constructor.
+    """
+
+    name: str = "puppet"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class OutputConfig:
+    """Output canvas and video.
+
+    Attributes:
+        size: ``(width, height)`` of the output; ``None`` = the reference's aspect ratio at ``height``
+            pixels (width rounded to a multiple of ``multiple_of``).
+        height: output height in pixels when ``size`` is ``None``.
+        multiple_of: output sides are rounded to a multiple of this (video codecs need even sides, the
+            diffusion renderer multiples of 8).
+        fps: output frame rate; ``None`` = the driving video's.
+        keep_audio: copy the driving video's audio track (trimmed to the rendered frame range).
+        pad_color: RGB colour of the letterbox around the reference; ``None`` = the median colour of the
+            reference's border.
+        dir: folder of outputs whose path was not given.
+    """
+
+    size: tuple[int, int] | None = None
+    height: int = 768
+    multiple_of: int = 8
+    fps: float | None = None
+    keep_audio: bool = True
+    pad_color: tuple[int, int, int] | None = None
+    dir: str = "out"
+
+
+@dataclass
+class PreviewConfig:
+    """Side-by-side preview (reference | skeleton | result).
+
+    Attributes:
+        enabled: write the preview instead of the plain result.
+        skeleton_style: style name of :func:`pose.render.render_pose` for the middle panel.
+    """
+
+    enabled: bool = False
+    skeleton_style: str = "openpose"
+
+
+@dataclass
+class DiffusionConfig:
+    """Settings handed to the diffusion renderer (which owns ``configs/diffusion/*.yaml``).
+
+    Attributes:
+        config: a release config name (``moore``, ``musepose``: ``configs/diffusion/<name>.yaml``) or the path
+            of such a YAML (relative paths are resolved against the folder of the file that named it).
+        weights: folder holding the weights; ``None`` = the renderer's own default.
+    """
+
+    config: str = "moore"
+    weights: str | None = None
+
+
+@dataclass
+class AnimateConfig:
+    """Everything the :class:`~animate.api.Animator` needs; see the module docstring."""
+
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    retarget: RetargetConfig = field(default_factory=RetargetConfig)
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    source: str | None = None  # file the values were loaded from (None: defaults only)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (tuples as lists), suitable for YAML/JSON."""
+        return _plain(dataclasses.asdict(self))
+
+    def renderer_options(self) -> dict:
+        """Constructor options of the configured renderer (``config``/``weights_dir`` added for ``diffusion``)."""
+        opts = dict(self.renderer.options)
+        if self.renderer.name == "diffusion":
+            opts.setdefault("config", self.diffusion_config_path())
+            if self.diffusion.weights is not None:
+                opts.setdefault("weights_dir", self.diffusion.weights)
+        return opts
+
+    def diffusion_config_path(self) -> str:
+        """``diffusion.config`` as the renderer takes it: a release name unchanged, a path made absolute."""
+        value = os.path.expanduser(self.diffusion.config)
+        p = Path(value)
+        if not p.suffix or p.is_absolute():
+            return value
+        base = Path(self.source).parent if self.source else DEFAULT_CONFIG_PATH.parent
+        return str(base / p)
+
+
+#: keyword shortcuts accepted by :func:`load_config` -> dotted field path.
+SHORTCUTS: dict[str, str] = {
+    "renderer": "renderer.name",
+    "renderer_options": "renderer.options",
+    "detector": "pose.detector",
+    "smoothing": "smoothing.enabled",
+    "retarget": "retarget.enabled",
+    "size": "output.size",
+    "height": "output.height",
+    "fps": "output.fps",
+    "keep_audio": "output.keep_audio",
+    "preview": "preview.enabled",
+    "weights": "diffusion.weights",
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _read_yaml(path: Path) -> dict:
+    from omegaconf import OmegaConf  # imported here: only needed when a file is read
+
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file or omit --config")
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as exc:  # omegaconf/yaml raise many types; all mean "bad YAML"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid YAML ({msg}); fix the syntax") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (pose, renderer, output, ...)")
+    return raw
+
+
+def _overlay(base: dict, update: Mapping, source: str, prefix: str = "") -> None:
+    """Recursively copy ``update`` into ``base``, rejecting keys ``base`` does not have."""
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            choices = ", ".join(sorted(base))
+            raise ConfigError(f"{source}: unknown config field '{name}'; valid fields here: {choices}")
+        if isinstance(base[key], dict) and not name.endswith("options") and isinstance(value, Mapping):
+            _overlay(base[key], value, source, name + ".")
+        elif isinstance(base[key], dict) and not name.endswith("options"):
+            raise ConfigError(f"{source}: config field '{name}' must be a section (mapping), got {value!r}")
+        else:
+            base[key] = value
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(
+                f"{source}: unknown config field '{dotted}'; use a shortcut ({', '.join(SHORTCUTS)}) "
+                f"or a dotted path such as output.fps"
+            )
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+class _Checker:
+    """Converts raw values to typed ones, raising :class:`ConfigError` with field and source."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, name: str, what: str, value: Any) -> ConfigError:
+        return ConfigError(f"{self.source}: config field '{name}' must be {what}, got {value!r}")
+
+    def boolean(self, name: str, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise self.fail(name, "true or false", value)
+
+    def number(self, name: str, value: Any, *, positive: bool = False, minimum: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(name, "a number", value)
+        if positive and not value > 0:
+            raise self.fail(name, "a positive number", value)
+        if minimum is not None and value < minimum:
+            raise self.fail(name, f"a number >= {minimum}", value)
+        return float(value)
+
+    def optional_number(self, name: str, value: Any, **kw: Any) -> float | None:
+        return None if value is None else self.number(name, value, **kw)
+
+    def integer(self, name: str, value: Any, *, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(name, f"an integer >= {minimum}", value)
+        return int(value)
+
+    def text(self, name: str, value: Any, choices: list[str] | None = None) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(name, "a non-empty string", value)
+        if choices is not None and value not in choices:
+            raise self.fail(name, f"one of {', '.join(choices)}", value)
+        return value
+
+    def optional_text(self, name: str, value: Any) -> str | None:
+        return None if value is None else self.text(name, value)
+
+    def mapping(self, name: str, value: Any) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(name, "a mapping of options", value)
+        return dict(value)
+
+    def size(self, name: str, value: Any) -> tuple[int, int] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = parse_size(value, name=f"{self.source}: config field '{name}'")
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
+        ):
+            raise self.fail(name, "null or [width, height] in positive pixels", value)
+        return int(value[0]), int(value[1])
+
+    def color(self, name: str, value: Any) -> tuple[int, int, int] | None:
+        if value is None:
+            return None
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255 for v in value)
+        ):
+            raise self.fail(name, "null or [r, g, b] with values 0..255", value)
+        return int(value[0]), int(value[1]), int(value[2])
+
+
+def parse_size(text: str, name: str = "size") -> tuple[int, int]:
+    """Parse ``"WxH"`` (e.g. ``"512x768"``) into ``(width, height)``.
+
+    Raises:
+        ConfigError: when ``text`` is not two positive integers joined by ``x``.
+    """
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{name} must look like WIDTHxHEIGHT (e.g. 512x768), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"{name} must have positive sides (e.g. 512x768), got {text!r}")
+    return w, h
+
+
+def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
+    from animate.renderer import available_renderers
+
+    c = _Checker(source)
+    p, s, r, rd, o, pv, d = (raw[k] for k in ("pose", "smoothing", "retarget", "renderer", "output", "preview", "diffusion"))
+    out = OutputConfig(
+        size=c.size("output.size", o["size"]),
+        height=c.integer("output.height", o["height"], minimum=16),
+        multiple_of=c.integer("output.multiple_of", o["multiple_of"], minimum=1),
+        fps=c.optional_number("output.fps", o["fps"], positive=True),
+        keep_audio=c.boolean("output.keep_audio", o["keep_audio"]),
+        pad_color=c.color("output.pad_color", o["pad_color"]),
+        dir=c.text("output.dir", o["dir"]),
+    )
+    if out.size is not None and any(v % 2 for v in out.size):
+        raise c.fail("output.size", "even width and height (video codecs need them)", list(out.size))
+    return AnimateConfig(
+        pose=PoseConfig(
+            detector=c.text("pose.detector", p["detector"]),
+            detector_options=c.mapping("pose.detector_options", p["detector_options"]),
+            max_interp_gap=c.integer("pose.max_interp_gap", p["max_interp_gap"]),
+        ),
+        smoothing=SmoothingConfig(
+            enabled=c.boolean("smoothing.enabled", s["enabled"]),
+            min_cutoff=c.optional_number("smoothing.min_cutoff", s["min_cutoff"], positive=True),
+            beta=c.optional_number("smoothing.beta", s["beta"], minimum=0.0),
+            d_cutoff=c.optional_number("smoothing.d_cutoff", s["d_cutoff"], positive=True),
+        ),
+        retarget=RetargetConfig(
+            enabled=c.boolean("retarget.enabled", r["enabled"]),
+            options=c.mapping("retarget.options", r["options"]),
+        ),
+        renderer=RendererConfig(
+            name=c.text("renderer.name", rd["name"], available_renderers()),
+            options=c.mapping("renderer.options", rd["options"]),
+        ),
+        output=out,
+        preview=PreviewConfig(
+            enabled=c.boolean("preview.enabled", pv["enabled"]),
+            skeleton_style=c.text("preview.skeleton_style", pv["skeleton_style"]),
+        ),
+        diffusion=DiffusionConfig(
+            config=c.text("diffusion.config", d["config"]),
+            weights=c.optional_text("diffusion.weights", d["weights"]),
+        ),
+        source=file,
+    )
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> AnimateConfig:
+    """Defaults, overlaid by the YAML at ``path``, overlaid by keyword ``overrides``; validated.
+
+    Args:
+        path: a YAML file (any subset of the sections); ``None`` = package defaults only.
+        **overrides: ``None`` values are ignored (so CLI flags that were not given change nothing).
+            Keys are a shortcut of :data:`SHORTCUTS` (``renderer``, ``size``, ``fps``, ``smoothing``,
+            ``preview``, ...), a dotted field path passed as ``**{"output.fps": 12}``, or the same path
+            with ``__`` for dots (``output__fps=12``). ``size`` accepts ``(w, h)`` or ``"WxH"``.
+
+    Returns:
+        The validated :class:`AnimateConfig`.
+
+    Raises:
+        ConfigError: unreadable YAML, unknown field, or a value of the wrong type/range; the message names
+            the field and the file.
+    """
+    tree = _plain(dataclasses.asdict(AnimateConfig()))
+    tree.pop("source")
+    file: str | None = None
+    if path is not None:
+        file = str(Path(os.path.expanduser(str(path))).resolve())
+        _overlay(tree, _read_yaml(Path(file)), file)
+    return config_from_dict(tree, source=file, **overrides)
+
+
+def config_from_dict(tree: Mapping, source: str | None = None, **overrides: Any) -> AnimateConfig:
+    """Validated :class:`AnimateConfig` from a nested dict (as :meth:`AnimateConfig.to_dict` returns).
+
+    Args:
+        tree: sections and fields; missing ones keep their defaults.
+        source: the file the values came from (named in errors and kept as ``config.source``).
+        **overrides: as in :func:`load_config`.
+
+    Raises:
+        ConfigError: unknown field or bad value, naming the field and ``source``.
+    """
+    base = _plain(dataclasses.asdict(AnimateConfig()))
+    base.pop("source")
+    where = source or _NO_FILE
+    _overlay(base, {k: v for k, v in tree.items() if k != "source"}, where)
+    cfg = _build(base, where, source)  # file values checked on their own, so errors blame the file
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        logger.debug("config loaded from %s: %s", where, cfg.to_dict())
+        return cfg
+    for key, value in given.items():
+        dotted = SHORTCUTS.get(key, key.replace("__", "."))
+        _set_dotted(base, dotted, _plain(value), f"keyword override {key}={value!r}")
+    cfg = _build(base, f"keyword overrides ({', '.join(given)}) on {where}", source)
+    logger.debug("config from %s with overrides %s: %s", where, given, cfg.to_dict())
+    return cfg

@@ -1,0 +1,208 @@
+"""Writing output videos: streamed, atomic, with the driving video's audio kept.
+
+:func:`write_video` consumes frames one at a time (memory does not grow with the video's length) and
+encodes them with :class:`pose.video.VideoWriter`, which writes a temporary file and renames it into place
+only when encoding finished. When ``audio_from`` names a video with an audio track, the silent encode goes
+to a temporary file first, then ffmpeg (the binary shipped by ``imageio-ffmpeg``) copies that video stream
+unchanged (``-c:v copy``) and muxes the audio, trimmed to the rendered frame range, into a second temporary
+file that replaces the first (the writer's ``on_finalize`` hook) before the writer renames it onto the
+output. Any exception, ``KeyboardInterrupt`` included, removes every temporary file, so a failed or
+interrupted run never leaves a partial video behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from pose.errors import InputError, OutputError
+
+logger = logging.getLogger(__name__)
+
+#: AAC bit rate of the muxed audio track.
+AUDIO_BITRATE = "192k"
+#: seconds allowed for one ffmpeg mux/probe call before it is treated as failed.
+FFMPEG_TIMEOUT_S = 600
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped with ``imageio-ffmpeg``."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check that ``path`` may be written, creating its folder if needed.
+
+    Args:
+        path: the output file.
+        overwrite: allow replacing an existing file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: the file exists and ``overwrite`` is False, the path is a folder, or its folder cannot
+            be created or written.
+    """
+    path = Path(os.path.expanduser(str(path)))
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {folder} for {path} ({exc.strerror}); choose a writable output path") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    return path
+
+
+def has_audio(path: str | os.PathLike) -> bool:
+    """True when the media file at ``path`` has at least one audio stream (probed with ffmpeg)."""
+    try:
+        res = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+            capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("could not probe %s for audio (%s); writing without audio", path, exc)
+        return False
+    return re.search(r"Stream #\d+:\d+.*: Audio:", res.stderr) is not None
+
+
+def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: str | os.PathLike,
+              *, start: float = 0.0, duration: float | None = None) -> None:
+    """Copy the video stream of ``video`` and the audio of ``audio_from`` into ``output``.
+
+    Args:
+        video: a silent (or any) video whose first video stream is copied without re-encoding.
+        audio_from: media file whose first audio stream is used.
+        output: file to write (overwritten).
+        start: seconds into ``audio_from`` where the audio starts (the first rendered frame's time).
+        duration: seconds of audio to keep; ``None`` = until the video ends.
+
+    Raises:
+        OutputError: ffmpeg failed.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(video)]
+    if start > 0:
+        cmd += ["-ss", f"{start:.6f}"]
+    if duration is not None:
+        cmd += ["-t", f"{duration:.6f}"]
+    cmd += [
+        "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-shortest", "-movflags", "+faststart", str(output),
+    ]
+    logger.debug("muxing audio: %s", " ".join(cmd))
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OutputError(f"could not add the audio of {audio_from} to {output} ({exc}); retry with keep_audio off") from exc
+    if res.returncode != 0:
+        reason = (res.stderr.strip().splitlines() or ["unknown ffmpeg error"])[-1]
+        raise OutputError(f"could not add the audio of {audio_from} to {output} ({reason}); retry with keep_audio off")
+
+
+def _audio_finalizer(audio_from: str | os.PathLike, start: float, fps: float,
+                     counter: list[int]) -> Callable[[Path], None]:
+    """``VideoWriter.on_finalize`` hook: mux audio into the finished temporary video, in place."""
+
+    def finalize(temp_video: Path) -> None:
+        fd, name = tempfile.mkstemp(prefix=f".{temp_video.stem}.", suffix=".audio" + temp_video.suffix,
+                                    dir=temp_video.parent)
+        os.close(fd)
+        muxed = Path(name)
+        try:
+            mux_audio(temp_video, audio_from, muxed, start=start, duration=counter[0] / fps)
+            os.replace(muxed, temp_video)
+        finally:
+            muxed.unlink(missing_ok=True)
+
+    return finalize
+
+
+def write_video(
+    frames: Iterable[np.ndarray],
+    path: str | os.PathLike,
+    fps: float,
+    *,
+    audio_from: str | os.PathLike | None = None,
+    audio_start: float = 0.0,
+    overwrite: bool = False,
+    progress: bool = False,
+    total: int | None = None,
+) -> Path:
+    """Encode RGB frames to ``path`` atomically, optionally with the audio of another video.
+
+    Args:
+        frames: iterable of ``(H, W, 3)`` uint8 RGB frames, all of one size (consumed lazily).
+        path: output video file (``.mp4``); its folder is created if missing.
+        fps: frame rate of the output.
+        audio_from: a video/audio file whose audio track is copied, trimmed to
+            ``[audio_start, audio_start + frames / fps)``; ``None`` or a file without audio gives a
+            silent video.
+        audio_start: seconds into ``audio_from`` matching the first frame (for a trimmed range).
+        overwrite: replace an existing ``path``.
+        progress: show a tqdm bar.
+        total: number of frames, for the progress bar only.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputError: ``path`` exists and ``overwrite`` is False, cannot be written, or muxing failed.
+        InputError: there are no frames, or a frame has another size or dtype than the first.
+    """
+    from pose.video import VideoWriter
+
+    if not fps > 0:
+        raise InputError(f"fps for {path} must be positive, got {fps}")
+    path = check_output_path(path, overwrite)
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise InputError(f"no frames to write to {path}; check the input range (start/end) and the driving video")
+    first = np.asarray(first)
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise InputError(f"frames for {path} must be (H, W, 3) uint8 RGB, got {first.shape} {first.dtype}")
+
+    with_audio = audio_from is not None and has_audio(audio_from)
+    if audio_from is not None and not with_audio:
+        logger.info("%s has no audio track; %s will be silent", audio_from, path.name)
+    counter = [0]
+    finalize = _audio_finalizer(audio_from, audio_start, fps, counter) if with_audio else None
+    h, w = first.shape[:2]
+    bar = tqdm(total=total, desc=f"writing {path.name}", unit="frame", disable=not progress, leave=False)
+    try:
+        with VideoWriter(path, fps, (w, h), overwrite=overwrite, on_finalize=finalize) as writer:
+            for frame in _chain(first, it):
+                if frame.shape != first.shape or frame.dtype != np.uint8:
+                    raise InputError(
+                        f"frame {counter[0]} for {path} is {frame.shape} {frame.dtype}; every frame must be "
+                        f"{first.shape} uint8 RGB"
+                    )
+                writer.write(frame)
+                counter[0] += 1
+                bar.update(1)
+    finally:
+        bar.close()
+    logger.info("wrote %s (%d frames, %.3g fps%s)", path, counter[0], fps,
+                f", audio from {audio_from} at {audio_start:.3f} s" if with_audio else "")
+    return path
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest

@@ -1,0 +1,385 @@
+"""animate.api.Animator on real data: arrays in, frames out, bad inputs, atomic output, audio.
+
+A tiny test renderer ("stamp") is registered here so the API is checked independently of the real
+renderers; the end-to-end test at the bottom uses the real puppet renderer when it is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from animate.api import Animator, canvas_size, fit_image, hold_missing, resample
+from animate.config import load_config
+from animate.renderer import Renderer, register_renderer
+from pose.errors import InputError, NoPersonError, OutputError
+from pose.sequence import FrameStatus, PoseFrame, PoseSequence
+
+NECK = 1
+
+
+class StampRenderer(Renderer):
+    """Reference image with a white 5x5 square at the neck of each pose; optional interrupt after N frames."""
+
+    name = "stamp"
+    instances: list["StampRenderer"] = []
+
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.interrupt_after = interrupt_after
+        self.rendered = 0
+        self.prepared: tuple | None = None
+        StampRenderer.instances.append(self)
+
+    def prepare(self, reference, reference_pose, mask=None):
+        self.prepared = (reference.copy(), reference_pose, mask)
+
+    def render(self, poses):
+        ref = self.prepared[0]
+        for i, pose in enumerate(poses):
+            if self.interrupt_after is not None and i == self.interrupt_after:
+                raise KeyboardInterrupt
+            img = ref.copy()
+            x, y = pose.keypoints[NECK, :2]
+            if np.isfinite(x) and np.isfinite(y):
+                xi, yi = int(round(x)), int(round(y))
+                img[max(0, yi - 2):yi + 3, max(0, xi - 2):xi + 3] = 255
+            self.rendered += 1
+            yield img
+
+
+register_renderer("stamp", StampRenderer)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from pose.detectors import create_detector
+
+    det = create_detector("mediapipe")
+    yield det
+    det.close()
+
+
+@pytest.fixture(scope="module")
+def driving(detector, data_dir) -> PoseSequence:
+    """6 frames at 24 fps from real detections on frames 0, 100, 200 of the dance (540x960)."""
+    from pose.video import read_image
+
+    frames = [detector(read_image(data_dir / f"dance_{i:03d}.jpg")) for i in (0, 100, 200)]
+    assert all(f.has_person for f in frames)
+    return PoseSequence.from_frames([frames[i % 3] for i in range(6)], fps=24.0, meta={"source": "test"})
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir) -> np.ndarray:
+    from pose.video import read_image
+
+    return read_image(data_dir / "ref" / "musepose_ref.png")  # 704x1216
+
+
+@pytest.fixture(scope="module")
+def reference_pose(detector, reference) -> PoseFrame:
+    pose = detector(reference)
+    assert pose.has_person
+    return pose
+
+
+def stamp(**kw) -> Animator:
+    return Animator(renderer="stamp", smoothing=False, **kw)
+
+
+# ------------------------------------------------------------------------------------------------
+# canvas and fitting
+# ------------------------------------------------------------------------------------------------
+def test_canvas_follows_reference_aspect_by_default():
+    cfg = load_config(None)
+    assert canvas_size(704, 1216, cfg) == (448, 768)   # 768 * 704 / 1216 = 444.6 -> multiple of 8
+    assert canvas_size(1920, 1080, cfg) == (1368, 768)  # landscape reference, landscape canvas
+    assert canvas_size(704, 1216, cfg, (512, 512)) == (512, 512)
+    with pytest.raises(InputError, match="even"):
+        canvas_size(704, 1216, cfg, (511, 512))
+
+
+def test_fit_image_pads_without_distortion():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, :100] = (255, 0, 0)
+    img[:, 100:] = (0, 0, 255)
+    canvas, m = fit_image(img, 100, 100, pad_color=(0, 255, 0))
+    assert canvas.shape == (100, 100, 3)
+    assert (canvas[:25] == (0, 255, 0)).all() and (canvas[75:] == (0, 255, 0)).all()  # letterbox
+    assert (canvas[30:70, :45] == (255, 0, 0)).all() and (canvas[30:70, 55:] == (0, 0, 255)).all()
+    np.testing.assert_allclose(m, [[0.5, 0, 0], [0, 0.5, 25]])
+    # default pad colour: median of the border
+    canvas2, _ = fit_image(np.full((10, 20, 3), 7, np.uint8), 20, 20)
+    assert (canvas2 == 7).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# pose handling
+# ------------------------------------------------------------------------------------------------
+def test_hold_missing_counts_and_holds(driving):
+    kps = driving.keypoints.copy()
+    status = driving.status.copy()
+    kps[[0, 3, 4]] = np.nan
+    kps[[0, 3, 4], :, 2] = 0
+    status[[0, 3, 4]] = FrameStatus.MISSING
+    seq = driving.copy(kps, status=status)
+    held, n = hold_missing(seq)
+    assert n == 3
+    assert list(held.status[[0, 3, 4]]) == [FrameStatus.HELD] * 3
+    np.testing.assert_array_equal(held.keypoints[0], driving.keypoints[1])  # leading gap: next pose
+    np.testing.assert_array_equal(held.keypoints[3], driving.keypoints[2])  # later gap: previous pose
+    np.testing.assert_array_equal(held.keypoints[4], driving.keypoints[2])
+    empty = driving.copy(np.full_like(kps, np.nan))
+    empty.keypoints[..., 2] = 0
+    with pytest.raises(NoPersonError, match="no person found in any"):
+        hold_missing(empty)
+
+
+def test_resample_halves_frames(driving):
+    half = resample(driving, 12.0)
+    assert len(half) == 3 and half.fps == 12.0
+    np.testing.assert_array_equal(half.keypoints, driving.keypoints[[0, 2, 4]])
+
+
+# ------------------------------------------------------------------------------------------------
+# stream / animate on arrays
+# ------------------------------------------------------------------------------------------------
+def test_stream_numpy_reference_and_sequence(driving, reference, reference_pose):
+    animator = stamp()
+    frames = list(animator.stream(reference, driving, reference_pose=reference_pose, progress=False))
+    assert len(frames) == 6
+    assert all(f.shape == (768, 448, 3) and f.dtype == np.uint8 for f in frames)
+    stats = animator.last_stats
+    assert stats.frames == 6 and stats.fps == 24.0 and stats.canvas == (448, 768)
+    assert stats.detected == 6 and stats.held == 0 and stats.reference_pose == "given"
+    # the renderer got the reference fitted on the canvas and the poses retargeted onto it
+    renderer = StampRenderer.instances[-1]
+    ref_canvas, ref_pose, _ = renderer.prepared
+    assert (ref_pose.width, ref_pose.height) == (448, 768)
+    expected, _ = fit_image(reference, 448, 768)
+    np.testing.assert_array_equal(ref_canvas, expected)
+    poses = animator.last_poses
+    assert (poses.width, poses.height) == (448, 768) and len(poses) == 6
+    # retargeted neck near the character's neck on the first frame (the retarget anchor)
+    assert np.linalg.norm(poses.keypoints[0, NECK, :2] - ref_pose.keypoints[NECK, :2]) < 0.05 * 768
+    # the stamp is where the pose is: frames differ where the neck moved
+    assert not np.array_equal(frames[0], frames[1])
+
+
+def test_driving_frames_without_person_are_held_and_counted(driving, reference, reference_pose, caplog):
+    kps = driving.keypoints.copy()
+    kps[[2, 3]] = np.nan
+    kps[[2, 3], :, 2] = 0
+    status = driving.status.copy()
+    status[[2, 3]] = FrameStatus.MISSING
+    gappy = driving.copy(kps, status=status)
+    animator = stamp()
+    with caplog.at_level("WARNING", logger="animate.api"):
+        frames = list(animator.stream(reference, gappy, reference_pose=reference_pose, progress=False))
+    assert len(frames) == 6
+    assert animator.last_stats.held == 2 and animator.last_stats.detected == 4
+    assert "2 of 6 frames had no person" in caplog.text
+    np.testing.assert_array_equal(frames[2], frames[1])  # held: same pose as the frame before
+    np.testing.assert_array_equal(frames[3], frames[1])
+
+
+def test_landscape_reference_with_portrait_driving(driving, reference, reference_pose):
+    wide = np.concatenate([reference, reference], axis=1)  # 1408x1216 landscape character sheet
+    # pose of the left copy, in the wide image's pixels
+    pose_wide = PoseFrame(reference_pose.keypoints, 1408, 1216)
+    animator = stamp()
+    frames = list(animator.stream(wide, driving, reference_pose=pose_wide, progress=False))
+    assert frames[0].shape == (768, 888, 3)  # 768 * 1408 / 1216 = 889.3 -> 888
+    # explicit portrait size: the landscape reference is letterboxed, nothing distorted
+    prepared = animator.prepare_reference(wide, size=(320, 640), reference_pose=pose_wide)
+    s = 320 / 1408
+    np.testing.assert_allclose(prepared.matrix[0, 0], s, rtol=0.01)
+    np.testing.assert_allclose(prepared.matrix[1, 1], s, rtol=0.01)  # same scale on both axes
+    ys = np.nonzero((prepared.image != prepared.image[0, 0]).any(axis=(1, 2)))[0]
+    assert ys.min() > 150 and ys.max() < 490  # content in the middle band, padding above and below
+    np.testing.assert_allclose(
+        prepared.pose.keypoints[NECK, :2],
+        reference_pose.keypoints[NECK, :2] * s + prepared.matrix[:, 2], atol=1.0,
+    )
+
+
+def test_reference_pose_file_and_canvas_sized_pose(tmp_path, driving, reference, reference_pose):
+    from pose.io import save_pose_frame
+
+    path = tmp_path / "ref_pose.json"
+    save_pose_frame(reference_pose, path)
+    animator = stamp()
+    from_file = animator.prepare_reference(reference, reference_pose=path)
+    np.testing.assert_allclose(
+        from_file.pose.keypoints[NECK, :2], reference_pose.transformed(from_file.matrix).keypoints[NECK, :2], atol=1e-3
+    )
+    on_canvas = from_file.pose
+    again = animator.prepare_reference(reference, reference_pose=on_canvas)  # already canvas-sized: kept
+    np.testing.assert_allclose(again.pose.keypoints, on_canvas.keypoints, equal_nan=True)
+
+
+def test_preview_is_side_by_side(driving, reference, reference_pose):
+    animator = stamp(size=(256, 384))
+    frames = list(animator.stream(reference, driving, reference_pose=reference_pose, preview=True, progress=False))
+    f = frames[0]
+    assert f.shape == (384, 768, 3)
+    ref_panel, skeleton, result = f[:, :256], f[:, 256:512], f[:, 512:]
+    expected_ref, _ = fit_image(reference, 256, 384)
+    np.testing.assert_array_equal(ref_panel, expected_ref)
+    assert skeleton.mean() < 40 and skeleton.max() > 200  # coloured limbs on black
+    assert animator.last_stats.size == (768, 384)
+
+
+def test_range_and_fps(driving, reference, reference_pose):
+    animator = stamp()
+    frames = list(animator.stream(reference, driving, start=1, end=5, fps=12, reference_pose=reference_pose,
+                                  progress=False))
+    assert len(frames) == 2 and animator.last_stats.fps == 12.0
+    with pytest.raises(InputError, match="invalid frame range"):
+        animator.stream(reference, driving, start=4, end=2, reference_pose=reference_pose)
+    with pytest.raises(InputError, match="no frames in the range"):
+        animator.stream(reference, driving, start=10, reference_pose=reference_pose)
+
+
+def test_animate_writes_video_from_arrays(tmp_path, driving, reference, reference_pose):
+    from pose.video import open_video
+
+    animator = stamp(size=(256, 384))
+    out = animator.animate(reference, driving, tmp_path / "o.mp4", reference_pose=reference_pose, progress=False)
+    with open_video(out) as video:
+        frames = list(video)
+    assert len(frames) == 6 and frames[0].shape == (384, 256, 3)
+    assert animator.last_stats.output == str(out)
+    assert os.listdir(tmp_path) == ["o.mp4"]
+
+
+def test_existing_output_rejected_before_any_work(tmp_path, driving, reference, reference_pose):
+    out = tmp_path / "exists.mp4"
+    out.write_bytes(b"old")
+    animator = stamp()
+    with pytest.raises(OutputError, match="already exists"):
+        animator.animate(reference, driving, out, reference_pose=reference_pose, progress=False)
+    assert animator._renderer is None  # failed before creating the renderer
+    assert out.read_bytes() == b"old"
+
+
+def test_unwritable_output(tmp_path, driving, reference, reference_pose):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        stamp().animate(reference, driving, blocker / "o.mp4", reference_pose=reference_pose, progress=False)
+
+
+def test_interrupt_mid_render_leaves_no_file(tmp_path, driving, reference, reference_pose):
+    animator = stamp(renderer_options={"interrupt_after": 2}, size=(256, 384))
+    with pytest.raises(KeyboardInterrupt):
+        animator.animate(reference, driving, tmp_path / "o.mp4", reference_pose=reference_pose, progress=False)
+    assert StampRenderer.instances[-1].rendered == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_inputs(tmp_path, driving, reference, reference_pose):
+    animator = stamp()
+    with pytest.raises(InputError, match="does not exist"):
+        animator.stream(tmp_path / "missing.png", driving, reference_pose=reference_pose)
+    with pytest.raises(InputError, match="driving must be"):
+        animator.stream(reference, 42, reference_pose=reference_pose)
+    with pytest.raises(InputError, match="reference must be"):
+        animator.stream(42, driving, reference_pose=reference_pose)
+    no_body = PoseFrame.empty(704, 1216)
+    with pytest.raises(NoPersonError, match="fix the pose file"):
+        animator.stream(reference, driving, reference_pose=no_body)
+    with pytest.raises(InputError, match="mask"):
+        animator.stream(reference, driving, reference_pose=reference_pose, mask=np.ones((10, 10), np.uint8))
+
+
+def test_mask_is_fitted_with_the_reference(driving, reference, reference_pose):
+    mask = np.zeros(reference.shape[:2], np.uint8)
+    mask[300:900, 200:500] = 1
+    prepared = stamp().prepare_reference(reference, reference_pose=reference_pose, mask=mask)
+    assert prepared.mask.shape == (768, 448) and set(np.unique(prepared.mask)) == {0, 255}
+    frac = (prepared.mask > 0).mean()
+    assert abs(frac - mask.mean()) < 0.02  # same area fraction: same fit as the image
+
+
+# ------------------------------------------------------------------------------------------------
+# with the real pose stage (pose.extract) and the real puppet renderer
+# ------------------------------------------------------------------------------------------------
+def test_reference_without_person_explains_reference_pose(data_dir, driving):
+    pytest.importorskip("pose.extract")
+    with pytest.raises(NoPersonError, match="--reference-pose"):
+        stamp().stream(data_dir / "ref" / "anyone-1.png", driving)
+
+
+@pytest.fixture(scope="module")
+def dance_with_audio(tmp_path_factory, data_dir) -> Path:
+    """tests/data/dance_short.mp4 (24 frames, 24 fps) with a 1 s, 440 Hz sine track muxed in."""
+    from animate.writers import ffmpeg_exe
+
+    path = tmp_path_factory.mktemp("drv") / "dance_audio.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-i", str(data_dir / "dance_short.mp4"),
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-map", "0:v", "-map", "1:a",
+         "-c:v", "copy", "-c:a", "aac", "-shortest", str(path)],
+        check=True, capture_output=True,
+    )
+    return path
+
+
+def test_video_driving_keeps_audio(tmp_path, dance_with_audio, reference, reference_pose):
+    pytest.importorskip("pose.extract")
+    from animate.writers import has_audio
+    from pose.video import open_video
+
+    animator = stamp(size=(256, 384))
+    out = animator.animate(reference, dance_with_audio, tmp_path / "a.mp4", start=6, end=12,
+                           reference_pose=reference_pose, progress=False)
+    assert has_audio(out)
+    with open_video(out) as video:
+        assert len(list(video)) == 6
+    assert animator.last_stats.frames == 6
+
+
+def test_end_to_end_puppet_on_real_clip(tmp_path, data_dir):
+    pytest.importorskip("pose.extract")
+    pytest.importorskip("animate.puppet.renderer")
+    from pose.video import open_video
+
+    animator = Animator(renderer="puppet", size=(256, 448))
+    out = animator.animate(data_dir / "ref" / "musepose_ref.png", data_dir / "dance_short.mp4",
+                           tmp_path / "puppet.mp4", end=4, progress=False)
+    with open_video(out) as video:
+        frames = np.stack(list(video))
+    assert frames.shape == (4, 448, 256, 3)
+    assert frames.std() > 10  # a picture, not a flat frame
+    assert animator.last_stats.detected + animator.last_stats.interpolated + animator.last_stats.held == 4
+
+
+def test_pose_file_and_skeleton_video_drive(tmp_path, data_dir, driving, reference, reference_pose):
+    pytest.importorskip("pose.extract")
+    from pose.io import save_sequence
+
+    pose_file = save_sequence(driving, tmp_path / "drv.json")
+    animator = stamp(size=(256, 384))
+    frames = list(animator.stream(reference, pose_file, end=4, reference_pose=reference_pose, progress=False))
+    assert len(frames) == 4 and animator.last_stats.detected == 4
+    # Moore-AnimateAnyone's rendered skeleton video (12 frames, 30 fps) drives too
+    skeleton = data_dir / "skeleton" / "anyone-video-1_kps_short.mp4"
+    frames = list(animator.stream(reference, skeleton, reference_pose=reference_pose, progress=False))
+    assert len(frames) == 12 and animator.last_stats.fps == 30.0
+    assert animator.last_stats.held < 12
+
+
+def test_cpu_path_does_not_import_torch(driving, reference, reference_pose):
+    code = (
+        "import sys, numpy as np; import animate.api, animate.writers, animate.evaluation, animate.config; "
+        "from animate.api import fit_image; fit_image(np.zeros((8, 8, 3), np.uint8), 4, 4); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    import sys
+
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)

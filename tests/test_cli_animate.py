@@ -1,0 +1,132 @@
+"""``posedrive animate`` and ``posedrive eval`` subcommands (cli_animate / cli_eval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+from animate import cli_animate, cli_eval
+from animate.renderer import Renderer, register_renderer
+from pose.errors import ConfigError, NoPersonError, OutputError
+
+
+class StampRenderer(Renderer):
+    """Test renderer: the reference with a white square at each pose's neck (no real rendering)."""
+
+    name = "stamp_cli"
+
+    def __init__(self) -> None:
+        self.reference: np.ndarray | None = None
+
+    def prepare(self, reference, reference_pose, mask=None):
+        self.reference = reference.copy()
+
+    def render(self, poses):
+        for pose in poses:
+            img = self.reference.copy()
+            x, y = pose.keypoints[1, :2]
+            if np.isfinite(x) and np.isfinite(y):
+                img[max(0, int(y) - 2):int(y) + 3, max(0, int(x) - 2):int(x) + 3] = 255
+            yield img
+
+
+register_renderer("stamp_cli", StampRenderer)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posedrive")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_animate.add_parser(sub)
+    cli_eval.add_parser(sub)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    args.progress = False
+    return args.func(args)
+
+
+def test_animate_parses_every_option():
+    args = _parser().parse_args([
+        "animate", "ref.png", "drv.mp4", "-o", "o.mp4", "--size", "512x768", "--fps", "12", "--start", "3",
+        "--end", "9", "--renderer", "diffusion", "--config", "c.yaml", "--no-smoothing", "--reference-pose",
+        "p.json", "--mask", "m.png", "--preview", "--overwrite", "--weights", "w/",
+    ])
+    assert (args.size, args.fps, args.start, args.end) == ((512, 768), 12.0, 3, 9)
+    assert args.renderer == "diffusion" and args.no_smoothing and args.preview and args.overwrite
+    assert args.reference_pose == "p.json" and args.mask == "m.png" and args.weights == "w/"
+    assert args.func is cli_animate.run_animate
+
+
+@pytest.mark.parametrize("bad", [["--size", "511x768"], ["--size", "big"], ["--fps", "0"], ["--start", "-1"]])
+def test_animate_rejects_bad_flags(bad):
+    with pytest.raises(SystemExit) as info:
+        _parser().parse_args(["animate", "r.png", "d.mp4", "-o", "o.mp4", *bad])
+    assert info.value.code == 2
+
+
+def test_animate_end_to_end_with_stats(tmp_path, data_dir):
+    pytest.importorskip("pose.extract")
+    from pose.video import open_video
+
+    out, stats = tmp_path / "o.mp4", tmp_path / "stats.json"
+    rc = run(["animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
+              "-o", str(out), "--size", "192x320", "--end", "4", "--renderer", "stamp_cli", "--preview",
+              "--stats", str(stats)])
+    assert rc == 0
+    with open_video(out) as video:
+        frames = list(video)
+    assert len(frames) == 4 and frames[0].shape == (320, 576, 3)  # preview: 3 panels of 192
+    s = json.loads(stats.read_text())
+    assert s["frames"] == 4 and s["renderer"] == "stamp_cli" and s["size"] == [576, 320]
+    # existing output without --overwrite
+    with pytest.raises(OutputError, match="--overwrite"):
+        run(["animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
+             "-o", str(out), "--renderer", "stamp_cli"])
+
+
+def test_reference_without_person_message(tmp_path, data_dir):
+    pytest.importorskip("pose.extract")
+    with pytest.raises(NoPersonError) as info:
+        run(["animate", str(data_dir / "ref" / "anyone-1.png"), str(data_dir / "dance_short.mp4"),
+             "-o", str(tmp_path / "o.mp4"), "--renderer", "stamp_cli"])
+    assert "--reference-pose" in str(info.value) and "anyone-1.png" in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_config_error_names_field_and_file(tmp_path, data_dir):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("output:\n  fps: fast\n")
+    with pytest.raises(ConfigError) as info:
+        run(["animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
+             "-o", str(tmp_path / "o.mp4"), "--config", str(cfg)])
+    assert "'output.fps'" in str(info.value) and "bad.yaml" in str(info.value)
+
+
+def test_main_prints_one_line_and_exits_2(tmp_path, data_dir, capsys):
+    cli = pytest.importorskip("animate.cli", exc_type=ImportError)
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"x")
+    rc = cli.main(["-q", "animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
+                   "-o", str(out), "--renderer", "stamp_cli"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "already exists" in err
+
+
+def test_eval_subcommand(tmp_path, data_dir, capsys):
+    pytest.importorskip("pose.extract")
+    out_dir = tmp_path / "ev"
+    rc = run(["eval", str(data_dir / "dance_short.mp4"), "--frames", "4", "--out-dir", str(out_dir),
+              "--renderer", "stamp_cli", "--no-pck", "--height", "256"])
+    assert rc == 0
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["frames"] == 4 and report["size"] == [144, 256]
+    assert 0.0 < report["generated"]["ssim"] <= 1.0 and np.isfinite(report["generated"]["psnr"])
+    assert "skipped" in report["lpips"]
+    printed = capsys.readouterr().out
+    assert "ssim" in printed and "first-frame baseline" in printed

@@ -1,0 +1,172 @@
+"""animate.evaluation on the real clip tests/data/dance_short.mp4: perfect scores against itself, the
+first-frame baseline, PCK, warp error, contact sheet, report, skipped LPIPS/FVD."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from animate.evaluation import (
+    PSNR_CAP_DB, WarpError, compare_videos, contact_sheet, evaluate_self_reenactment, l1, pck, psnr, ssim,
+)
+from animate.renderer import Renderer, register_renderer
+from pose.errors import InputError
+from pose.sequence import PoseFrame
+
+
+class StampRenderer(Renderer):
+    """Test renderer: the reference with a white square at each pose's neck (no real rendering)."""
+
+    name = "stamp_eval"
+
+    def __init__(self) -> None:
+        self.reference: np.ndarray | None = None
+
+    def prepare(self, reference, reference_pose, mask=None):
+        self.reference = reference.copy()
+
+    def render(self, poses):
+        for pose in poses:
+            img = self.reference.copy()
+            x, y = pose.keypoints[1, :2]
+            if np.isfinite(x) and np.isfinite(y):
+                img[max(0, int(y) - 2):int(y) + 3, max(0, int(x) - 2):int(x) + 3] = 255
+            yield img
+
+
+register_renderer("stamp_eval", StampRenderer)
+
+N = 6  # frames used from the clip
+
+
+@pytest.fixture(scope="module")
+def clip(data_dir):
+    return data_dir / "dance_short.mp4"
+
+
+@pytest.fixture(scope="module")
+def real_frames(clip) -> list[np.ndarray]:
+    from pose.video import open_video
+
+    with open_video(clip, end=N) as video:
+        return list(video)
+
+
+def test_frame_metrics_identity_and_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    assert psnr(a, a) == PSNR_CAP_DB and l1(a, a) == 0.0 and ssim(a, a) == pytest.approx(1.0)
+    b = np.clip(a.astype(int) + 10, 0, 255).astype(np.uint8)
+    diff = (b.astype(float) - a).ravel()
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255 ** 2 / np.mean(diff ** 2)))
+    assert l1(a, b) == pytest.approx(np.abs(diff).mean() / 255)
+    assert ssim(a, 255 - a) < 0.0
+
+
+def test_warp_error_zero_for_static_and_small_for_translation():
+    rng = np.random.default_rng(1)
+    base = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    import cv2
+
+    base = cv2.GaussianBlur(base, (0, 0), 3)  # smooth texture: trackable
+    static = WarpError()
+    for _ in range(3):
+        static.update(base)
+    assert static.mean == pytest.approx(0.0, abs=1e-6)
+    moving, unrelated = WarpError(), WarpError()
+    for i in range(3):
+        moving.update(np.roll(base, 2 * i, axis=1))
+    for i in range(3):
+        unrelated.update(np.roll(base, 40 * i, axis=0)[::-1].copy())
+    assert moving.mean < 0.5 * unrelated.mean
+
+
+def test_pck_threshold():
+    kps = np.full((134, 3), np.nan, np.float32)
+    kps[:, 2] = 0
+    kps[:18] = [[100 + 10 * i, 100 + 20 * i, 1.0] for i in range(18)]  # bbox 170 x 340 -> thr 17 px
+    target = PoseFrame(kps, 512, 512)
+    assert pck(target, target) == (18, 18)
+    near = kps.copy()
+    near[:9, 0] += 16  # within 0.05 * 340 = 17 px
+    near[9:, 0] += 18  # outside
+    assert pck(PoseFrame(near, 512, 512), target) == (9, 18)
+    assert pck(None, target) == (0, 18)
+
+
+def test_clip_against_itself_is_perfect(clip, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    report = compare_videos(clip, clip, frames=N, contact_sheet_path=sheet, progress=False)
+    g = report["generated"]
+    assert report["frames"] == N and report["size"] == [288, 512]  # compared at 512 px height
+    assert g["ssim"] == pytest.approx(1.0) and g["psnr"] == PSNR_CAP_DB and g["l1"] == 0.0
+    assert g["warp_error_ratio"] == pytest.approx(1.0)
+    assert report["real"]["warp_error"] > 0
+    b = report["baseline_first_frame"]
+    assert b["ssim"] < 1.0 and b["l1"] > 0.0 and b["warp_error"] == 0.0
+    assert b["psnr"] < 45  # frames 1..5 are ~28 dB, frame 0 is capped at 100
+    skipped = compare_videos(clip, clip, frames=N, skip_first=True, warp=False, progress=False)
+    assert skipped["frames_scored"] == N - 1 and skipped["baseline_first_frame"]["psnr"] < 35
+    assert "skipped" in report["lpips"] and "skipped" in report["fvd"]
+    json.dumps(report)  # valid JSON (no inf / numpy types)
+    import cv2
+
+    img = cv2.imread(str(sheet))
+    assert img.shape == (2 * 256, N * 144, 3)  # row real, row generated; 6 sampled frames of 144x256
+
+
+def test_frozen_first_frame_scores_as_the_baseline(clip, real_frames):
+    frozen = [real_frames[0]] * N
+    report = compare_videos(frozen, clip, frames=N, progress=False)
+    g, b = report["generated"], report["baseline_first_frame"]
+    for key in ("ssim", "psnr", "l1"):
+        assert g[key] == pytest.approx(b[key])
+    assert g["ssim"] < 0.99 and g["warp_error"] == 0.0 and g["warp_error_ratio"] == 0.0
+    assert g["psnr"] < 45
+
+
+def test_pck_of_real_frames_beats_frozen(clip, real_frames, dance_short_poses):
+    poses = dance_short_poses.slice(0, N)
+    real = compare_videos(real_frames, clip, frames=N, driving_poses=poses, progress=False)
+    assert real["generated"]["pck"] > 0.8
+    assert real["generated"]["pck"] >= real["baseline_first_frame"]["pck"]
+
+
+def test_compare_errors(clip):
+    with pytest.raises(InputError, match="no frames"):
+        compare_videos([], clip, progress=False)
+    with pytest.raises(InputError, match="RGB"):
+        compare_videos([np.zeros((4, 4, 3), np.uint8)], [np.zeros((4, 4), np.uint8)], progress=False)
+
+
+def test_contact_sheet_layout():
+    a = np.zeros((10, 6, 3), np.uint8)
+    sheet = contact_sheet([[a, a, a], [a + 255, a + 255]])
+    assert sheet.shape == (20, 18, 3)
+    assert (sheet[10:, :12] == 255).all() and (sheet[10:, 12:] == 0).all()
+
+
+def test_self_reenactment_report(clip, tmp_path):
+    pytest.importorskip("pose.extract")
+    out = tmp_path / "eval"
+    report = evaluate_self_reenactment(clip, renderer="stamp_eval", frames=N, out_dir=out, pck_eval=False,
+                                       progress=False)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["frames"] == N and saved["renderer"] == "stamp_eval"
+    assert (out / "contact_sheet.png").is_file()
+    g, b = report["generated"], report["baseline_first_frame"]
+    # the stamp renderer repeats the first frame (plus a small square): close to the frozen baseline
+    assert abs(g["ssim"] - b["ssim"]) < 0.05 and g["l1"] >= b["l1"] - 1e-6
+    assert report["animate"]["frames"] == N
+
+
+def test_missing_lpips_or_fvd_weights_file_is_an_error(clip, tmp_path):
+    pytest.importorskip("torch")
+    from pose.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="--lpips-weights"):
+        compare_videos(clip, clip, frames=2, lpips_weights=tmp_path / "nope.pth", progress=False)
+    with pytest.raises(WeightsError, match="--fvd-weights"):
+        compare_videos(clip, clip, frames=2, fvd_weights=tmp_path / "nope.pt", progress=False)

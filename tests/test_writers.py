@@ -1,0 +1,159 @@
+"""animate.writers: streamed atomic writing, audio kept and trimmed, nothing partial left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from animate.writers import check_output_path, ffmpeg_exe, has_audio, write_video
+from pose.errors import InputError, OutputError
+
+FPS = 10
+SIZE = (64, 48)  # width, height
+
+
+def _frames(n: int, start: int = 0):
+    for i in range(start, start + n):
+        frame = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+        frame[:, : 4 + 4 * (i % 12)] = (200, 40, 40)  # a growing red bar: frames differ
+        yield frame
+
+
+def _decode_video(path: Path) -> np.ndarray:
+    from pose.video import open_video
+
+    with open_video(path) as video:
+        return np.stack(list(video))
+
+
+def _decode_audio(path: Path, rate: int = 8000) -> np.ndarray:
+    res = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"],
+        capture_output=True, check=True,
+    )
+    return np.frombuffer(res.stdout, dtype=np.int16).astype(np.float32)
+
+
+def _dominant_hz(samples: np.ndarray, rate: int = 8000) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1.0 / rate)[np.argmax(spectrum)])
+
+
+@pytest.fixture(scope="module")
+def clip_with_audio(tmp_path_factory) -> Path:
+    """2 s test video at 10 fps whose audio is 440 Hz for the first second and 880 Hz for the second."""
+    path = tmp_path_factory.mktemp("media") / "src.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc=size={SIZE[0]}x{SIZE[1]}:rate={FPS}:duration=2",
+         "-f", "lavfi", "-i", "aevalsrc=sin(2*PI*if(lt(t\\,1)\\,440\\,880)*t):s=44100:d=2",
+         "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+        check=True, capture_output=True,
+    )
+    return path
+
+
+def test_write_silent_video_roundtrip(tmp_path):
+    out = write_video(_frames(7), tmp_path / "a.mp4", FPS)
+    frames = _decode_video(out)
+    assert frames.shape == (7, SIZE[1], SIZE[0], 3)
+    expected = np.stack(list(_frames(7)))
+    assert np.abs(frames.astype(int) - expected).mean() < 4  # lossy codec, but the same pictures
+    assert not has_audio(out)
+    assert sorted(os.listdir(tmp_path)) == ["a.mp4"]  # no temp files left
+
+
+def test_audio_kept_and_trimmed_to_range(tmp_path, clip_with_audio):
+    assert has_audio(clip_with_audio)
+    # frames 10..17 of the driving clip: the audio must start at 1.0 s (880 Hz) and last 0.8 s.
+    out = write_video(_frames(8), tmp_path / "b.mp4", FPS, audio_from=clip_with_audio, audio_start=1.0)
+    assert has_audio(out)
+    audio = _decode_audio(out)
+    assert 0.7 * 8000 < len(audio) < 0.95 * 8000
+    assert abs(_dominant_hz(audio[400:]) - 880) < 20
+    # from the start of the clip: 440 Hz
+    out2 = write_video(_frames(8), tmp_path / "c.mp4", FPS, audio_from=clip_with_audio)
+    assert abs(_dominant_hz(_decode_audio(out2)[400:]) - 440) < 20
+    assert len(_decode_video(out2)) == 8
+    assert sorted(os.listdir(tmp_path)) == ["b.mp4", "c.mp4"]
+
+
+def test_driving_without_audio_gives_silent_video(tmp_path, data_dir):
+    out = write_video(_frames(3), tmp_path / "d.mp4", FPS, audio_from=data_dir / "dance_short.mp4")
+    assert not has_audio(out) and len(_decode_video(out)) == 3
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    path = tmp_path / "e.mp4"
+    path.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="already exists.*--overwrite"):
+        write_video(_frames(2), path, FPS)
+    assert path.read_bytes() == b"keep me"
+    write_video(_frames(2), path, FPS, overwrite=True)
+    assert len(_decode_video(path)) == 2
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot create folder"):
+        write_video(_frames(2), blocker / "sub" / "o.mp4", FPS)
+    with pytest.raises(OutputError, match="is a folder"):
+        check_output_path(tmp_path)
+    if os.geteuid() != 0:  # root ignores permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(OutputError, match="not writable"):
+                write_video(_frames(2), ro / "o.mp4", FPS)
+        finally:
+            ro.chmod(0o700)
+
+
+def test_missing_folder_is_created(tmp_path):
+    out = write_video(_frames(2), tmp_path / "new" / "deeper" / "f.mp4", FPS)
+    assert out.is_file()
+
+
+def test_interrupt_mid_stream_leaves_nothing(tmp_path, clip_with_audio):
+    def frames():
+        yield from _frames(3)
+        raise KeyboardInterrupt
+
+    for kwargs in ({}, {"audio_from": clip_with_audio}):
+        with pytest.raises(KeyboardInterrupt):
+            write_video(frames(), tmp_path / "g.mp4", FPS, **kwargs)
+        assert os.listdir(tmp_path) == []
+
+
+def test_existing_file_survives_failed_overwrite(tmp_path):
+    path = tmp_path / "h.mp4"
+    write_video(_frames(4), path, FPS)
+    before = path.read_bytes()
+
+    def frames():
+        yield from _frames(2)
+        raise RuntimeError("renderer crashed")
+
+    with pytest.raises(RuntimeError):
+        write_video(frames(), path, FPS, overwrite=True)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["h.mp4"]
+
+
+def test_bad_frames(tmp_path):
+    with pytest.raises(InputError, match="no frames"):
+        write_video(iter(()), tmp_path / "i.mp4", FPS)
+    with pytest.raises(InputError, match="uint8 RGB"):
+        write_video([np.zeros((8, 8), np.uint8)], tmp_path / "i.mp4", FPS)
+    bad = [np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)]
+    with pytest.raises(InputError, match="every frame must be"):
+        write_video(bad, tmp_path / "i.mp4", FPS)
+    with pytest.raises(InputError, match="fps"):
+        write_video(_frames(1), tmp_path / "i.mp4", 0)
+    assert os.listdir(tmp_path) == []
