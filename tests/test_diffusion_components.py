@@ -77,7 +77,7 @@ def _poses(n: int, w: int, h: int) -> PoseSequence:
     return PoseSequence(kps, w, h, fps=24)
 
 
-def test_renderer_streams_canvas_frames():
+def test_renderer_streams_canvas_frames(monkeypatch):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from animate.diffusion.pipeline import PoseDrivePipeline
@@ -99,6 +99,11 @@ def test_renderer_streams_canvas_frames():
     assert len(frames) == 11 and all(f.shape == (64, 40, 3) and f.dtype == np.uint8 for f in frames)
     again = list(r.render(poses))
     np.testing.assert_array_equal(np.stack(frames), np.stack(again))  # seeded
+    # Long videos spool skeleton frames to disk; the result must not change.
+    import animate.diffusion.renderer as renderer_module
+
+    monkeypatch.setattr(renderer_module, "MAX_IN_MEMORY_POSE_FRAMES", 4)
+    np.testing.assert_array_equal(np.stack(frames), np.stack(list(r.render(poses))))
     r.strength = 0.5
     hybrid = list(r.render(poses, init_frames=[ref] * 11))
     assert np.abs(np.stack(hybrid).astype(int) - np.stack(frames)).mean() > 0.5

@@ -8,7 +8,9 @@ windows and yields uint8 RGB frames on the caller's canvas, decoding the latents
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -22,6 +24,19 @@ from reference.preprocess import CanvasFit, canvas_fit, fit_image, round_to_mult
 from .options import RuntimeOptions, resolve_device, resolve_dtype
 from .pipeline import PoseDrivePipeline, ReferenceEncoding
 from .weights import DiffusionConfig, load_components, load_diffusion_config
+
+# Above this many frames, per-frame images (skeletons, hybrid-mode init frames) are spooled to a temporary
+# file instead of RAM, so memory stays bounded for videos of any length.
+MAX_IN_MEMORY_POSE_FRAMES = 256
+
+
+def _frame_buffer(n: int, height: int, width: int, spool: contextlib.ExitStack) -> np.ndarray:
+    """``(n, height, width, 3)`` uint8 buffer: in RAM for short videos, a disk-backed memmap for long ones."""
+    shape = (n, height, width, 3)
+    if n <= MAX_IN_MEMORY_POSE_FRAMES:
+        return np.empty(shape, np.uint8)
+    tmp = spool.enter_context(tempfile.TemporaryFile(prefix="posedrive-frames-"))
+    return np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +139,14 @@ class DiffusionRenderer(Renderer):
         if mask is not None:
             logger.debug("diffusion renderer ignores the character mask")
 
-    def _pose_images(self, poses: PoseSequence) -> np.ndarray:
+    def _pose_images(self, poses: PoseSequence, spool: contextlib.ExitStack) -> np.ndarray:
+        """Skeleton frames of ``poses`` at the generation size.
+
+        Long videos spool them to a temporary file (a disk-backed memmap registered on ``spool``) so RAM
+        stays bounded whatever the length; the pipeline only reads one window at a time.
+        """
         draw = self._draw or _default_pose_drawer()
-        out = np.empty((len(poses), self.size[1], self.size[0], 3), np.uint8)
+        out = _frame_buffer(len(poses), self.size[1], self.size[0], spool)
         for i, frame in enumerate(poses):
             out[i] = draw(frame, style=self.pose_style, size=self.size)
         return out
@@ -148,10 +168,22 @@ class DiffusionRenderer(Renderer):
         if len(poses) == 0:
             return
         mapped = poses.transformed(self._fit.matrix, *self.size)
-        pose_images = self._pose_images(mapped)
+        with contextlib.ExitStack() as spool:
+            yield from self._render_mapped(mapped, init_frames, spool)
+
+    def _render_mapped(self, mapped: PoseSequence, init_frames: Iterable[np.ndarray] | None,
+                       spool: contextlib.ExitStack) -> Iterator[np.ndarray]:
+        pose_images = self._pose_images(mapped, spool)
         init = None
         if init_frames is not None and self.strength < 1.0:
-            init = np.stack([fit_image(np.asarray(f), self._fit) for f in init_frames])
+            init = _frame_buffer(len(mapped), self.size[1], self.size[0], spool)
+            count = 0
+            for count, frame in enumerate(init_frames, 1):
+                if count > len(init):
+                    break
+                init[count - 1] = fit_image(np.asarray(frame), self._fit)
+            if count != len(init):
+                raise InputError(f"hybrid mode needs one init frame per pose: got {count} for {len(init)} poses")
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         latents = self.pipe(pose_images, reference_encoding=self._encoding, height=self.size[1], width=self.size[0],
                             num_inference_steps=self.steps, guidance_scale=self.guidance_scale, init_video=init,
