@@ -30,10 +30,14 @@ from .weights import DiffusionConfig, load_components, load_diffusion_config
 MAX_IN_MEMORY_POSE_FRAMES = 256
 
 
-def _frame_buffer(n: int, height: int, width: int, spool: contextlib.ExitStack) -> np.ndarray:
-    """``(n, height, width, 3)`` uint8 buffer: in RAM for short videos, a disk-backed memmap for long ones."""
+def _frame_buffer(n: int, height: int, width: int, spool: contextlib.ExitStack | None) -> np.ndarray:
+    """``(n, height, width, 3)`` uint8 buffer: in RAM for short videos, a disk-backed memmap for long ones.
+
+    The memmap's temporary file is closed (and so deleted) when ``spool`` closes; without a ``spool`` the
+    buffer is always in RAM.
+    """
     shape = (n, height, width, 3)
-    if n <= MAX_IN_MEMORY_POSE_FRAMES:
+    if spool is None or n <= MAX_IN_MEMORY_POSE_FRAMES:
         return np.empty(shape, np.uint8)
     tmp = spool.enter_context(tempfile.TemporaryFile(prefix="posedrive-frames-"))
     return np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
@@ -139,7 +143,7 @@ class DiffusionRenderer(Renderer):
         if mask is not None:
             logger.debug("diffusion renderer ignores the character mask")
 
-    def _pose_images(self, poses: PoseSequence, spool: contextlib.ExitStack) -> np.ndarray:
+    def _pose_images(self, poses: PoseSequence, spool: contextlib.ExitStack | None = None) -> np.ndarray:
         """Skeleton frames of ``poses`` at the generation size.
 
         Long videos spool them to a temporary file (a disk-backed memmap registered on ``spool``) so RAM
