@@ -1,0 +1,302 @@
+"""The CPU puppet renderer: segment, triangulate, rig, deform, layer and composite the reference character.
+
+``prepare`` (once per character):
+    1. character alpha: the user's mask, else mediapipe segmentation refined with GrabCut
+       (:mod:`reference.segmentation`);
+    2. rig from the reference pose (:class:`reference.rig.Rig`), every character pixel labelled with a
+       draw layer (``body`` = torso, head and legs; ``right_arm``; ``left_arm``);
+    3. one triangle mesh per layer over the layer's (slightly grown) region (:mod:`reference.mesh`), bound
+       to the bones by smooth skinning weights, or by ARAP handles at the joints (:mod:`.arap`);
+    4. background plate = reference with the character inpainted (:mod:`.inpaint`);
+    5. per layer, a premultiplied RGBA texture (reference colours, alpha = character alpha x layer).
+
+``render`` (per frame): complete the joints (missing -> last known / reference), bone transforms, deform
+each layer's mesh, decide the draw order (:mod:`.layering`), and for each layer build a dense backward map
+(deformed pixel -> reference pixel) with a vectorised rasteriser and per-triangle affine maps, then
+``cv2.remap`` the texture and composite it over the plate. The silhouette comes from the remapped soft
+alpha, so edges stay antialiased. numpy / scipy / OpenCV (+ mediapipe for segmentation) only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from animate.renderer import Renderer
+from pose.errors import ConfigError, InputError
+from pose.sequence import PoseFrame, PoseSequence
+from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
+from reference.rig import Rig
+from reference.segmentation import SegmentationConfig, prepare_mask, segment_person
+
+from .arap import ARAPDeformer
+from .inpaint import METHODS as INPAINT_METHODS
+from .inpaint import inpaint_background
+from .layering import draw_order
+
+logger = logging.getLogger(__name__)
+
+DEFORMATIONS = ("skinning", "arap")
+# Map value that ``cv2.remap`` reads as "outside" (border constant = transparent).
+_OUTSIDE = -1.0e4
+
+
+@dataclass(frozen=True)
+class PuppetOptions:
+    """Options of :class:`PuppetRenderer` (all keyword arguments of its constructor).
+
+    Attributes:
+        deformation: ``"skinning"`` (linear blend skinning, default: scored better, see docs/PUPPET.md)
+            or ``"arap"`` (as-rigid-as-possible with the joints as handles).
+        mesh_density: mesh rows across the canvas height; vertex spacing = height / density (default 64).
+        layering: order layers per frame from the pose (``False``: body, then arms on top).
+        inpaint: background fill, ``"telea"`` (default) or ``"ns"``.
+        segmentation: ``"holistic"`` (default) or ``"selfie"`` mediapipe mask when no mask is given.
+        refine_mask: refine the segmentation with GrabCut (default True).
+        skinning_power: skinning weight falloff exponent (default 8).
+        layer_margin: layer meshes grow past their region by this fraction of the height (default 0.008).
+        score_threshold: driving keypoints below this score count as missing (default 0.3).
+        arap_handle_weight: ARAP handle constraint weight (default 1000).
+        progress: show a tqdm bar while rendering (default False).
+    """
+
+    deformation: str = "skinning"
+    mesh_density: float = 64.0
+    layering: bool = True
+    inpaint: str = "telea"
+    segmentation: str = "holistic"
+    refine_mask: bool = True
+    skinning_power: float = 8.0
+    layer_margin: float = 0.008
+    score_threshold: float = 0.3
+    arap_handle_weight: float = 1000.0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.deformation not in DEFORMATIONS:
+            raise ConfigError(f"puppet option deformation='{self.deformation}' is invalid; use one of {', '.join(DEFORMATIONS)}")
+        if not 8.0 <= float(self.mesh_density) <= 512.0:
+            raise ConfigError(f"puppet option mesh_density={self.mesh_density} is out of range; use 8..512")
+        if self.inpaint not in INPAINT_METHODS:
+            raise ConfigError(f"puppet option inpaint='{self.inpaint}' is invalid; use one of {', '.join(INPAINT_METHODS)}")
+        if self.segmentation not in ("holistic", "selfie"):
+            raise ConfigError(f"puppet option segmentation='{self.segmentation}' is invalid; use holistic or selfie")
+        if not float(self.skinning_power) > 0:
+            raise ConfigError(f"puppet option skinning_power={self.skinning_power} must be > 0")
+        if not 0.0 <= float(self.layer_margin) < 0.1:
+            raise ConfigError(f"puppet option layer_margin={self.layer_margin} must be in [0, 0.1)")
+        if not 0.0 <= float(self.score_threshold) <= 1.0:
+            raise ConfigError(f"puppet option score_threshold={self.score_threshold} must be in [0, 1]")
+        if not float(self.arap_handle_weight) > 0:
+            raise ConfigError(f"puppet option arap_handle_weight={self.arap_handle_weight} must be > 0")
+
+
+@dataclass
+class PuppetLayer:
+    """One draw layer of the prepared character.
+
+    Attributes:
+        name: layer name (``body``, ``right_arm``, ``left_arm``).
+        mesh: rest mesh on the reference canvas.
+        ref_tris: ``(M, 3, 2)`` rest triangle corners.
+        texture: ``(H, W, 4)`` uint8 premultiplied RGBA of this layer.
+        weights: ``(N, B)`` skinning weights (skinning) or ``None``.
+        arap: the factorised ARAP deformer (arap) or ``None``.
+        handles: ``(H,)`` handle spec for ARAP: index into the frame's target points.
+    """
+
+    name: str
+    mesh: Mesh
+    ref_tris: np.ndarray
+    texture: np.ndarray
+    weights: np.ndarray | None = None
+    arap: ARAPDeformer | None = None
+    handles: np.ndarray | None = None
+
+
+class PuppetRenderer(Renderer):
+    """CPU puppet renderer (name ``"puppet"``). See the module docstring for the method.
+
+    Args:
+        **options: fields of :class:`PuppetOptions`; unknown names raise :class:`ConfigError`.
+    """
+
+    name = "puppet"
+
+    def __init__(self, **options) -> None:
+        known = {f.name for f in fields(PuppetOptions)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown puppet option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        self.options = PuppetOptions(**options)
+        self.rig: Rig | None = None
+        self.layers: list[PuppetLayer] = []
+        self.background: np.ndarray | None = None
+        self.alpha: np.ndarray | None = None
+        self.labels: np.ndarray | None = None
+        self._last_joints: np.ndarray | None = None
+
+    # --- prepare ------------------------------------------------------------------------------------
+    def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
+        """Build the puppet of a character (see :meth:`Renderer.prepare`)."""
+        ref = np.asarray(reference)
+        if ref.ndim != 3 or ref.shape[2] != 3 or ref.dtype != np.uint8:
+            raise InputError(f"reference image must be (H, W, 3) uint8 RGB, got {ref.shape} {ref.dtype}")
+        h, w = ref.shape[:2]
+        if (reference_pose.width, reference_pose.height) != (w, h):
+            raise InputError(f"reference pose is for {reference_pose.width}x{reference_pose.height} but the image is "
+                             f"{w}x{h}; resize the pose onto the reference canvas")
+        opt = self.options
+        if mask is not None:
+            alpha = prepare_mask(mask, (h, w))
+        else:
+            alpha = segment_person(ref, reference_pose,
+                                   SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask))
+        rig = Rig(reference_pose, opt.score_threshold)
+        region = alpha > 0.02
+        labels = rig.label_layers(region)
+        spacing = h / float(opt.mesh_density)
+        margin = max(1, int(round(opt.layer_margin * h)))
+        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+        region_grown = cv2.dilate(region.astype(np.uint8), grow)
+
+        self.layers = []
+        for li, name in enumerate(rig.layers):
+            own = (labels == li).astype(np.uint8)
+            if own.sum() < spacing * spacing:
+                logger.info("layer %s is (almost) empty; skipped", name)
+                continue
+            mesh_region = cv2.dilate(own, grow) & region_grown
+            try:
+                mesh = triangulate_mask(mesh_region, spacing)
+            except InputError:
+                logger.info("layer %s could not be meshed; skipped", name)
+                continue
+            # layer alpha: the body extends a little under the limbs so that seams never show the plate
+            cover = cv2.dilate(own, grow) if name == "body" else own
+            layer_alpha = alpha * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
+            texture = np.empty((h, w, 4), np.uint8)
+            texture[..., :3] = np.clip(ref.astype(np.float32) * layer_alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
+            texture[..., 3] = np.clip(layer_alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            layer = PuppetLayer(name, mesh, mesh.vertices[mesh.triangles].copy(), texture)
+            if opt.deformation == "skinning":
+                layer.weights = rig.skinning_weights(mesh.vertices, name, opt.skinning_power)
+            else:
+                pts, spec = self._arap_handles(rig, name)
+                layer.arap = ARAPDeformer(mesh, pts, opt.arap_handle_weight)
+                layer.handles = spec
+            self.layers.append(layer)
+        if not self.layers:
+            raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
+        self.background = inpaint_background(ref, alpha, opt.inpaint)
+        self.alpha, self.labels, self.rig = alpha, labels, rig
+        self._last_joints = None
+        logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
+                                                     for l in self.layers))
+
+    @staticmethod
+    def _arap_handles(rig: Rig, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """ARAP handles of a layer: its joints (index < 18) and end-bone tips (18 + bone index)."""
+        from reference.rig import ARM_SHOULDER, BONES
+
+        joints: set[int] = set()
+        tips: list[int] = []
+        for k, bone in enumerate(rig.bones):
+            kind, ja, jb, lay = BONES[bone.name]
+            if lay != layer:
+                continue
+            if kind == "torso":
+                joints.update(j for j in (1, 2, 5, 8, 11))
+            elif kind == "head":
+                joints.update(j for j in (0, 1, 14, 15, 16, 17) if rig.ref_visible[j])
+            elif kind == "limb":
+                joints.update((ja, jb))
+            else:
+                tips.append(k)
+        if layer in ARM_SHOULDER:
+            joints.add(ARM_SHOULDER[layer])
+        spec = np.array(sorted(joints) + [18 + k for k in tips], np.int64)
+        points = np.array([rig.ref_joints[s] if s < 18 else rig.bones[s - 18].b for s in spec])
+        return points, spec
+
+    # --- render -------------------------------------------------------------------------------------
+    def render(self, poses: PoseSequence) -> Iterator[np.ndarray]:
+        """Yield one ``(H, W, 3)`` uint8 RGB frame per pose (poses already on the reference canvas)."""
+        if self.rig is None or self.background is None:
+            raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
+        h, w = self.background.shape[:2]
+        if (poses.width, poses.height) != (w, h):
+            raise InputError(f"driving poses are for {poses.width}x{poses.height} but the reference canvas is {w}x{h}; "
+                             "retarget them onto the reference canvas first")
+        for pose in tqdm(poses, total=len(poses), desc="puppet", unit="frame", disable=not self.options.progress):
+            yield self.render_frame(pose)
+
+    def render_frame(self, pose: PoseFrame) -> np.ndarray:
+        """Render one frame (keeps the last known joints for the next call)."""
+        rig, bg = self.rig, self.background
+        if rig is None or bg is None:
+            raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
+        joints = rig.complete_joints(pose, self._last_joints)
+        self._last_joints = joints
+        transforms = rig.bone_transforms(joints)
+        by_name = {layer.name: layer for layer in self.layers}
+        order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering)
+        canvas = bg.copy()
+        for name in order:
+            layer = by_name[name]
+            verts = self._deform(layer, joints, transforms)
+            self._composite(canvas, layer, verts)
+        return canvas
+
+    def _deform(self, layer: PuppetLayer, joints: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+        rest = layer.mesh.vertices
+        if layer.weights is not None:
+            # linear blend skinning: v' = sum_b w_b (M_b [v; 1])
+            lin = transforms[:, :, :2]  # (B, 2, 2)
+            per_bone = np.einsum("bij,nj->nbi", lin, rest) + transforms[None, :, :, 2]  # (N, B, 2)
+            return np.einsum("nb,nbi->ni", layer.weights, per_bone)
+        spec = layer.handles
+        targets = np.empty((len(spec), 2))
+        for i, s in enumerate(spec):
+            if s < 18:
+                targets[i] = joints[s]
+            else:
+                m = transforms[s - 18]
+                targets[i] = m[:, :2] @ self.rig.bones[s - 18].b + m[:, 2]
+        return layer.arap.deform(targets)
+
+    @staticmethod
+    def _composite(canvas: np.ndarray, layer: PuppetLayer, verts: np.ndarray) -> None:
+        h, w = canvas.shape[:2]
+        if not np.isfinite(verts).all():
+            logger.warning("layer %s deformed to non-finite positions; skipped this frame", layer.name)
+            return
+        x0 = int(max(0, np.floor(verts[:, 0].min())))
+        y0 = int(max(0, np.floor(verts[:, 1].min())))
+        x1 = int(min(w, np.ceil(verts[:, 0].max()) + 1))
+        y1 = int(min(h, np.ceil(verts[:, 1].max()) + 1))
+        if x1 <= x0 or y1 <= y0:
+            return
+        bw, bh = x1 - x0, y1 - y0
+        tri = verts[layer.mesh.triangles]
+        aff = triangle_affines(tri, layer.ref_tris)  # deformed -> reference
+        rows, cols, t = rasterize_triangles(tri - np.array([x0, y0]), bw, bh)
+        coef = aff.reshape(-1, 6).astype(np.float32)[t]  # (P, 6) one gather per pixel
+        gx = cols.astype(np.float32) + np.float32(x0)
+        gy = rows.astype(np.float32) + np.float32(y0)
+        flat = rows * bw + cols
+        mapx = np.full(bh * bw, _OUTSIDE, np.float32)
+        mapy = np.full(bh * bw, _OUTSIDE, np.float32)
+        mapx[flat] = coef[:, 0] * gx + coef[:, 1] * gy + coef[:, 2]
+        mapy[flat] = coef[:, 3] * gx + coef[:, 4] * gy + coef[:, 5]
+        warped = cv2.remap(layer.texture, mapx.reshape(bh, bw), mapy.reshape(bh, bw), cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        # premultiplied "over" in uint8: canvas = canvas * (1 - a) + colour
+        inv = 255 - warped[..., 3]
+        kept = cv2.multiply(canvas[y0:y1, x0:x1], cv2.merge([inv, inv, inv]), scale=1.0 / 255.0)
+        canvas[y0:y1, x0:x1] = cv2.add(kept, np.ascontiguousarray(warped[..., :3]))

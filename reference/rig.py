@@ -1,0 +1,340 @@
+"""The character's skeleton rig: bones, body-part labels, skinning weights and per-frame bone transforms.
+
+Bones are built from the OpenPose-18 body joints of the reference pose:
+
+* ``torso``: the polygon neck / shoulders / hips; its transform is the least-squares affine map of those
+  joints (so a body turning sideways narrows);
+* ``head``: segment neck -> top of the head (eyes pushed away from the neck); transform = least-squares
+  similarity of the neck, nose, eyes and ears;
+* limbs (upper arm, forearm, thigh, shin): transform = rotation onto the new segment direction, stretch along
+  the bone only (thickness kept), pinned at the proximal joint;
+* hands and feet: rigid continuations of the forearm / shin, pinned at the wrist / ankle (never stretched).
+
+Parts are grouped into draw layers: ``body`` (torso, head, legs), ``right_arm`` and ``left_arm``.
+Skinning weights are smooth inverse-distance weights to the bones of a vertex's layer, so two meshes that
+meet at a joint move together (the weights are a function of the reference position only).
+
+numpy / OpenCV only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pose import layout
+from pose.errors import ConfigError, NoPersonError
+from pose.sequence import PoseFrame
+
+logger = logging.getLogger(__name__)
+
+B = layout.B
+TORSO_JOINTS = (B["neck"], B["right_shoulder"], B["left_shoulder"], B["right_hip"], B["left_hip"])
+HEAD_JOINTS = (B["neck"], B["nose"], B["right_eye"], B["left_eye"], B["right_ear"], B["left_ear"])
+
+# name: (kind, proximal joint, distal joint, layer)
+BONES: dict[str, tuple[str, int, int, str]] = {
+    "torso": ("torso", B["neck"], -1, "body"),
+    "head": ("head", B["neck"], B["nose"], "body"),
+    "right_upper_arm": ("limb", B["right_shoulder"], B["right_elbow"], "right_arm"),
+    "right_forearm": ("limb", B["right_elbow"], B["right_wrist"], "right_arm"),
+    "right_hand": ("end", B["right_elbow"], B["right_wrist"], "right_arm"),
+    "left_upper_arm": ("limb", B["left_shoulder"], B["left_elbow"], "left_arm"),
+    "left_forearm": ("limb", B["left_elbow"], B["left_wrist"], "left_arm"),
+    "left_hand": ("end", B["left_elbow"], B["left_wrist"], "left_arm"),
+    "right_thigh": ("limb", B["right_hip"], B["right_knee"], "body"),
+    "right_shin": ("limb", B["right_knee"], B["right_ankle"], "body"),
+    "right_foot": ("end", B["right_knee"], B["right_ankle"], "body"),
+    "left_thigh": ("limb", B["left_hip"], B["left_knee"], "body"),
+    "left_shin": ("limb", B["left_knee"], B["left_ankle"], "body"),
+    "left_foot": ("end", B["left_knee"], B["left_ankle"], "body"),
+}
+LAYERS: tuple[str, ...] = ("body", "right_arm", "left_arm")
+ARM_SHOULDER = {"right_arm": B["right_shoulder"], "left_arm": B["left_shoulder"]}
+
+# Hand / foot bones extend past the wrist / ankle by this fraction of the forearm / shin length.
+END_BONE_FRACTION = {"hand": 0.45, "foot": 0.3}
+# Head bone: from the neck to the eye centre pushed this much further along neck -> eyes.
+HEAD_TOP_FRACTION = 0.6
+# Limb stretch (new length / reference length) is clamped to this range.
+STRETCH_RANGE = (0.3, 2.0)
+
+
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of ``(P, 2)`` points to the segment ``a``-``b``."""
+    ab = b - a
+    denom = float(ab @ ab)
+    t = np.zeros(len(points)) if denom < 1e-12 else np.clip(((points - a) @ ab) / denom, 0.0, 1.0)
+    return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+
+
+def _polygon_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Distance of ``(P, 2)`` points to the convex hull of ``polygon`` ``(Q, 2)`` (0 inside)."""
+    hull = cv2.convexHull(polygon.astype(np.float32).reshape(-1, 1, 2))[:, 0, :].astype(np.float64)
+    d = np.min([_segment_distance(points, hull[i], hull[(i + 1) % len(hull)]) for i in range(len(hull))], axis=0)
+    if len(hull) < 3:
+        return d
+    edges = np.roll(hull, -1, axis=0) - hull
+    rel = points[:, None, :] - hull[None, :, :]
+    cross = edges[None, :, 0] * rel[:, :, 1] - edges[None, :, 1] * rel[:, :, 0]
+    inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)
+    return np.where(inside, 0.0, d)
+
+
+def fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2x3 affine map ``src -> dst`` (``(P, 2)`` each, P >= 3 non-collinear); else similarity."""
+    if len(src) >= 3:
+        x = np.hstack([src, np.ones((len(src), 1))])
+        sol, _, rank, _ = np.linalg.lstsq(x, dst, rcond=None)
+        if rank == 3:
+            return sol.T
+    return fit_similarity(src, dst)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2x3 similarity (rotation, uniform scale, translation) ``src -> dst``; a translation for one point."""
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - ms, dst - md
+    denom = float((s * s).sum())
+    if len(src) < 2 or denom < 1e-9:
+        return np.array([[1.0, 0.0, md[0] - ms[0]], [0.0, 1.0, md[1] - ms[1]]])
+    a = float((s * d).sum()) / denom
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / denom
+    lin = np.array([[a, -b], [b, a]])
+    return np.hstack([lin, (md - lin @ ms)[:, None]])
+
+
+@dataclass
+class Bone:
+    """One bone of the rig.
+
+    Attributes:
+        name: key of :data:`BONES`.
+        kind: ``"torso"``, ``"head"``, ``"limb"`` or ``"end"``.
+        layer: draw layer it belongs to (see :data:`LAYERS`).
+        a, b: ``(2,)`` reference segment ends (for the torso: neck and mid-hip).
+    """
+
+    name: str
+    kind: str
+    layer: str
+    a: np.ndarray
+    b: np.ndarray
+
+
+class Rig:
+    """Bones of a character bound to its reference pose.
+
+    Args:
+        reference_pose: the character's pose on the reference canvas; neck and both shoulders must be
+            visible, and at least one hip.
+        score_threshold: minimum keypoint score to count a joint as present (default 0.3).
+    """
+
+    def __init__(self, reference_pose: PoseFrame, score_threshold: float = 0.3) -> None:
+        self.threshold = float(score_threshold)
+        vis = reference_pose.visible(self.threshold)[layout.BODY]
+        xy = reference_pose.xy[layout.BODY].astype(np.float64)
+        needed = (B["neck"], B["right_shoulder"], B["left_shoulder"])
+        if not all(vis[j] for j in needed) or not (vis[B["right_hip"]] or vis[B["left_hip"]]):
+            raise NoPersonError("reference pose: neck, both shoulders and a hip must be visible to rig the character; "
+                                "use a full-body reference image")
+        xy = xy.copy()
+        # a missing hip mirrors the other one across the neck-midline
+        for h, o, s, os_ in ((B["right_hip"], B["left_hip"], B["right_shoulder"], B["left_shoulder"]),
+                             (B["left_hip"], B["right_hip"], B["left_shoulder"], B["right_shoulder"])):
+            if not vis[h]:
+                xy[h] = xy[o] + (xy[s] - xy[os_])
+                vis[h] = True
+        self.ref_joints = xy
+        self.ref_visible = vis
+        self.height = float(reference_pose.height)
+        self.shoulder_width = float(np.linalg.norm(xy[B["right_shoulder"]] - xy[B["left_shoulder"]]))
+        self.limb_radius = max(2.0, 0.25 * self.shoulder_width)
+        self.bones: list[Bone] = []
+        for name, (kind, ja, jb, lay) in BONES.items():
+            bone = self._make_bone(name, kind, ja, jb, lay)
+            if bone is not None:
+                self.bones.append(bone)
+        self.bone_names = [b.name for b in self.bones]
+        self.layers = [lay for lay in LAYERS if any(b.layer == lay for b in self.bones)]
+        logger.debug("rig: %d bones, layers %s", len(self.bones), self.layers)
+
+    # --- construction -----------------------------------------------------------------------------
+    def _make_bone(self, name: str, kind: str, ja: int, jb: int, lay: str) -> Bone | None:
+        xy, vis = self.ref_joints, self.ref_visible
+        if kind == "torso":
+            mid_hip = 0.5 * (xy[B["right_hip"]] + xy[B["left_hip"]])
+            return Bone(name, kind, lay, xy[B["neck"]].copy(), mid_hip)
+        if kind == "head":
+            eyes = [j for j in (B["right_eye"], B["left_eye"], B["nose"]) if vis[j]]
+            if not eyes:
+                return None
+            centre = xy[eyes].mean(axis=0)
+            top = centre + HEAD_TOP_FRACTION * (centre - xy[B["neck"]])
+            return Bone(name, kind, lay, xy[B["neck"]].copy(), top)
+        if not (vis[ja] and vis[jb]):
+            return None
+        if kind == "limb":
+            return Bone(name, kind, lay, xy[ja].copy(), xy[jb].copy())
+        frac = END_BONE_FRACTION["hand" if name.endswith("hand") else "foot"]
+        return Bone(name, kind, lay, xy[jb].copy(), xy[jb] + frac * (xy[jb] - xy[ja]))
+
+    @property
+    def torso_polygon(self) -> np.ndarray:
+        """``(4, 2)`` shoulders and hips of the reference."""
+        j = self.ref_joints
+        return j[[B["right_shoulder"], B["left_shoulder"], B["left_hip"], B["right_hip"]]]
+
+    # --- distances, labels, weights ---------------------------------------------------------------
+    def bone_scores(self, points: np.ndarray, layer: str | None = None) -> np.ndarray:
+        """Distance-like score of each point to each bone (smaller = closer).
+
+        The torso scores its polygon distance plus one limb radius, so a limb lying over the torso in the
+        reference is still claimed by the limb. Inside an arm layer the torso is represented by the
+        shoulder joint only, so a hand resting on the hip follows the arm.
+
+        Args:
+            points: ``(P, 2)`` reference positions.
+            layer: restrict to this layer's bones (plus the torso as attachment for arm layers).
+
+        Returns:
+            ``(P, B)`` float64 scores, ``inf`` for bones not taking part.
+        """
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        out = np.full((len(pts), len(self.bones)), np.inf)
+        for k, bone in enumerate(self.bones):
+            if bone.kind == "torso":
+                if layer in ARM_SHOULDER:
+                    out[:, k] = np.linalg.norm(pts - self.ref_joints[ARM_SHOULDER[layer]], axis=1) + self.limb_radius
+                else:
+                    out[:, k] = _polygon_distance(pts, self.torso_polygon) + self.limb_radius
+            elif layer is None or bone.layer == layer:
+                out[:, k] = _segment_distance(pts, bone.a, bone.b)
+        return out
+
+    def label_layers(self, mask: np.ndarray, step: int = 2) -> np.ndarray:
+        """Assign each character pixel to a draw layer (nearest bone).
+
+        Args:
+            mask: ``(H, W)`` bool character mask.
+            step: labels are computed on every ``step``-th pixel and upsampled (nearest) for speed.
+
+        Returns:
+            ``(H, W)`` int8 layer index into :attr:`layers`, -1 outside the mask.
+        """
+        h, w = mask.shape
+        ys, xs = np.mgrid[0:h:step, 0:w:step]
+        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+        scores = self.bone_scores(pts)
+        layer_of_bone = np.array([self.layers.index(b.layer) for b in self.bones], np.int8)
+        coarse = layer_of_bone[np.argmin(scores, axis=1)].reshape(ys.shape)
+        full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
+        full = np.asarray(full, np.int8)
+        full[~mask] = -1
+        return full
+
+    def skinning_weights(self, points: np.ndarray, layer: str, power: float = 4.0) -> np.ndarray:
+        """Smooth linear-blend-skinning weights.
+
+        ``w_b = (eps + score_b) ** -power`` normalised over the layer's bones (eps = half a limb radius),
+        continuous across joints.
+
+        Args:
+            points: ``(P, 2)`` reference positions.
+            layer: the layer the points belong to.
+            power: falloff exponent (default 4; larger = more rigid parts, sharper joints).
+
+        Returns:
+            ``(P, B)`` float64 weights summing to 1 per point.
+        """
+        if not power > 0:
+            raise ConfigError(f"skinning power must be > 0, got {power}")
+        scores = self.bone_scores(points, layer)
+        eps = 0.5 * self.limb_radius
+        # normalise by the best score first to keep the powers in range
+        rel = (eps + scores) / (eps + scores.min(axis=1, keepdims=True))
+        w = np.where(np.isfinite(rel), rel ** (-power), 0.0)
+        return w / w.sum(axis=1, keepdims=True)
+
+    # --- per frame ----------------------------------------------------------------------------------
+    def complete_joints(self, pose: PoseFrame, last: np.ndarray | None = None) -> np.ndarray:
+        """Body joints of a driving frame with every missing one filled in.
+
+        Missing joints take their last known position (``last``), else the reference position moved by the
+        torso's motion (or the mean displacement of the joints present). Never NaN.
+
+        Args:
+            pose: driving pose on the reference canvas.
+            last: ``(18, 2)`` joints returned for the previous frame, or ``None``.
+
+        Returns:
+            ``(18, 2)`` float64 joints.
+        """
+        vis = pose.visible(self.threshold)[layout.BODY]
+        cur = pose.xy[layout.BODY].astype(np.float64)
+        out = np.where(vis[:, None], cur, np.nan)
+        if vis.all():
+            return out
+        if last is not None:
+            out = np.where(vis[:, None], out, last)
+            return out
+        common = [j for j in TORSO_JOINTS if vis[j]]
+        if len(common) >= 2:
+            m = fit_similarity(self.ref_joints[common], cur[common])
+        elif vis.any():
+            shift = (cur[vis] - self.ref_joints[vis]).mean(axis=0)
+            m = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+        else:
+            m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        moved = self.ref_joints @ m[:, :2].T + m[:, 2]
+        return np.where(vis[:, None], out, moved)
+
+    def bone_transforms(self, joints: np.ndarray) -> np.ndarray:
+        """Affine map of every bone from the reference to a frame.
+
+        Args:
+            joints: ``(18, 2)`` complete joints of the frame (:meth:`complete_joints`).
+
+        Returns:
+            ``(B, 2, 3)`` float64 matrices, ``new = M @ [x, y, 1]``.
+        """
+        ref = self.ref_joints
+        out = np.zeros((len(self.bones), 2, 3))
+        for k, bone in enumerate(self.bones):
+            kind, ja, jb, _ = BONES[bone.name]
+            if kind == "torso":
+                m = fit_affine(ref[list(TORSO_JOINTS)], joints[list(TORSO_JOINTS)])
+            elif kind == "head":
+                idx = [j for j in HEAD_JOINTS if self.ref_visible[j]]
+                m = fit_similarity(ref[idx], joints[idx])
+            elif kind == "limb":
+                m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=True)
+            else:  # end bone: rigid continuation of the parent limb, pinned at its distal joint
+                m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=False, pin_distal=True)
+            out[k] = m
+        return out
+
+
+def _limb_transform(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray,
+                    stretch: bool = True, pin_distal: bool = False) -> np.ndarray:
+    """Rotation taking ``a->b`` onto ``a2->b2`` (+ stretch along the bone), pinned at ``a`` (or ``b``)."""
+    d, d2 = b - a, b2 - a2
+    n, n2 = float(np.linalg.norm(d)), float(np.linalg.norm(d2))
+    if n < 1e-9 or n2 < 1e-9:
+        rot = np.eye(2)
+        s = 1.0
+    else:
+        u, u2 = d / n, d2 / n2
+        c, sn = float(u @ u2), float(u[0] * u2[1] - u[1] * u2[0])
+        rot = np.array([[c, -sn], [sn, c]])
+        s = float(np.clip(n2 / n, *STRETCH_RANGE))
+    lin = rot
+    if stretch and n >= 1e-9:
+        u = d / n
+        lin = rot @ (np.eye(2) + (s - 1.0) * np.outer(u, u))
+    pin, pin2 = (b, b2) if pin_distal else (a, a2)
+    return np.hstack([lin, (pin2 - lin @ pin)[:, None]])

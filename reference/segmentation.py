@@ -1,0 +1,244 @@
+"""Character segmentation for the CPU puppet path: mediapipe mask refined with GrabCut.
+
+The coarse mask comes from one of the two segmentation models that ship inside the mediapipe 0.10.21
+wheel (no download): the holistic pose model's full-body segmentation (``model="holistic"``, default,
+best on full-body shots) or the selfie segmenter (``model="selfie"``). It is then refined with OpenCV
+GrabCut seeded by that mask and, when a pose is given, by the skeleton (the body limbs are marked as
+sure foreground), and cleaned up (components touching the skeleton kept, holes filled). A mask supplied
+by the user replaces all of this (:func:`prepare_mask`).
+
+numpy / OpenCV / mediapipe only, never torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pose import layout
+from pose.errors import ConfigError, DetectorError, InputError
+from pose.sequence import PoseFrame
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("holistic", "selfie")
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Settings of :func:`segment_person`.
+
+    Attributes:
+        model: ``"holistic"`` (full-body pose model mask, default) or ``"selfie"``.
+        threshold: probability above which the coarse mask counts as character (default 0.5).
+        refine: run GrabCut on top of the coarse mask (default True).
+        grabcut_iters: GrabCut iterations (default 4).
+        work_side: longest side (pixels) GrabCut runs at; the result is scaled back (default 512).
+        sure_fg_prob: coarse probability above which (after erosion) pixels are sure foreground (0.95).
+        band: width of the uncertain band around the coarse mask as a fraction of the character height
+            (default 0.04); pixels further out are sure background.
+        limb_width: width of the skeleton strokes marked sure foreground, fraction of the height (0.012).
+        feather: edge softening (Gaussian sigma) of the returned alpha, pixels at ``work_side`` (1.0).
+    """
+
+    model: str = "holistic"
+    threshold: float = 0.5
+    refine: bool = True
+    grabcut_iters: int = 4
+    work_side: int = 512
+    sure_fg_prob: float = 0.95
+    band: float = 0.04
+    limb_width: float = 0.012
+    feather: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"segmentation model '{self.model}' is unknown; use one of {', '.join(MODELS)}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"segmentation threshold must be in (0, 1), got {self.threshold}")
+        if self.grabcut_iters < 1 or self.work_side < 64:
+            raise ConfigError("segmentation grabcut_iters must be >= 1 and work_side >= 64")
+
+
+def _check_image(image: np.ndarray, name: str = "reference image") -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InputError(f"{name} must be an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+    return image
+
+
+def prepare_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """Turn a user-supplied mask into a float alpha of the image size.
+
+    Args:
+        mask: ``(H, W)`` bool / uint8 (0 or 255, or 0/1) / float in [0, 1], or ``(H, W, C)`` (first channel,
+            or the alpha channel when ``C == 4``); nonzero = character.
+        shape: ``(H, W)`` of the reference image.
+        name: how the mask is called in error messages.
+
+    Returns:
+        ``(H, W)`` float32 alpha in [0, 1].
+    """
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., 3] if m.shape[2] == 4 else m[..., 0]
+    if m.ndim != 2 or m.shape != tuple(shape):
+        raise InputError(f"{name} must be a 2-D array of the reference size {tuple(shape)}, got {np.shape(mask)}; resize it")
+    if m.dtype == bool:
+        alpha = m.astype(np.float32)
+    elif np.issubdtype(m.dtype, np.integer):
+        alpha = m.astype(np.float32) / (255.0 if m.max(initial=0) > 1 else 1.0)
+    else:
+        alpha = np.clip(np.nan_to_num(m.astype(np.float32)), 0.0, 1.0)
+    if alpha.max(initial=0.0) < 0.5:
+        raise InputError(f"{name} is empty (no pixel marked as character); pass a mask with the character nonzero")
+    return alpha
+
+
+def coarse_mask(image: np.ndarray, model: str = "holistic") -> np.ndarray:
+    """Character probability from a mediapipe segmentation model.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        model: ``"holistic"`` or ``"selfie"``.
+
+    Returns:
+        ``(H, W)`` float32 probability in [0, 1] (all zeros when the holistic model finds no person).
+    """
+    image = _check_image(image)
+    try:
+        import mediapipe as mp
+    except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
+        raise DetectorError("mediapipe is not installed; pip install mediapipe==0.10.21") from exc
+    if model == "holistic":
+        with mp.solutions.holistic.Holistic(static_image_mode=True, model_complexity=1,
+                                            enable_segmentation=True) as holistic:
+            result = holistic.process(image)
+        seg = result.segmentation_mask
+        if seg is None:
+            return np.zeros(image.shape[:2], np.float32)
+    elif model == "selfie":
+        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as selfie:
+            seg = selfie.process(image).segmentation_mask
+    else:
+        raise ConfigError(f"segmentation model '{model}' is unknown; use one of {', '.join(MODELS)}")
+    seg = np.asarray(seg, dtype=np.float32)
+    if seg.shape != image.shape[:2]:
+        seg = cv2.resize(seg, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(seg, 0.0, 1.0)
+
+
+def skeleton_mask(pose: PoseFrame, shape: tuple[int, int], width: float, threshold: float = 0.3) -> np.ndarray:
+    """Draw the visible body limbs of ``pose`` as thick strokes.
+
+    Args:
+        pose: pose on an image of size ``shape``.
+        shape: ``(H, W)`` of the output.
+        width: stroke width in pixels.
+        threshold: minimum keypoint score.
+
+    Returns:
+        ``(H, W)`` uint8 mask (1 on the strokes).
+    """
+    out = np.zeros(shape, np.uint8)
+    vis = pose.visible(threshold)
+    xy = pose.xy
+    thickness = max(1, int(round(width)))
+    for a, b in layout.BODY_LIMBS[:layout.NUM_DRAWN_BODY_LIMBS]:
+        if vis[a] and vis[b]:
+            pa = tuple(int(round(v)) for v in xy[a])
+            pb = tuple(int(round(v)) for v in xy[b])
+            cv2.line(out, pa, pb, 1, thickness)
+    return out
+
+
+def _keep_components(binary: np.ndarray, seeds: np.ndarray | None, max_hole: float = 2e-4) -> np.ndarray:
+    """Keep the connected components that touch ``seeds`` (or the largest one), holes under ``max_hole`` x image area filled."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return binary.astype(bool)
+    keep = np.zeros(n, bool)
+    if seeds is not None and seeds.any():
+        keep[np.unique(labels[seeds.astype(bool)])] = True
+        keep[0] = False
+    if not keep.any():
+        keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
+    kept = keep[labels].astype(np.uint8)
+    # fill small holes only (specks inside clothes); large ones (the gap between legs) are real background
+    n_h, holes, hstats, _ = cv2.connectedComponentsWithStats(1 - kept, connectivity=4)
+    small = hstats[:, cv2.CC_STAT_AREA] <= max_hole * kept.size
+    border = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
+    small[border] = False
+    return (kept > 0) | small[holes]
+
+
+def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
+                   config: SegmentationConfig | None = None) -> np.ndarray:
+    """Segment the character in ``image``.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB reference.
+        pose: optional pose of the character on ``image`` (its limbs seed GrabCut as sure foreground and
+            pick the connected components to keep).
+        config: :class:`SegmentationConfig` (defaults when ``None``).
+
+    Returns:
+        ``(H, W)`` float32 alpha in [0, 1] with softened edges; ``alpha >= 0.5`` is the binary mask.
+
+    Raises:
+        NoPersonError-like :class:`InputError` when nothing is segmented.
+    """
+    cfg = config or SegmentationConfig()
+    image = _check_image(image)
+    h, w = image.shape[:2]
+    prob = coarse_mask(image, cfg.model)
+    if pose is not None and (pose.width, pose.height) != (w, h):
+        pose = pose.resized(w, h)
+
+    scale = min(1.0, cfg.work_side / max(h, w))
+    sw, sh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    p_small = cv2.resize(prob, (sw, sh), interpolation=cv2.INTER_LINEAR)
+    coarse = p_small >= cfg.threshold
+    skel = None
+    if pose is not None:
+        pose_small = pose.transformed(np.array([[scale, 0, 0], [0, scale, 0]]), sw, sh)
+        skel = skeleton_mask(pose_small, (sh, sw), cfg.limb_width * sh) > 0
+        if skel.any():
+            coarse = coarse | skel
+    if coarse.sum() < 16:
+        raise InputError("reference image: no character found by segmentation; pass a mask (mask=...) for it")
+
+    binary = coarse
+    if cfg.refine:
+        ys = np.nonzero(coarse.any(axis=1))[0]
+        height = float(ys[-1] - ys[0] + 1)
+        band = max(2, int(round(cfg.band * height)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+        near = cv2.dilate(coarse.astype(np.uint8), kernel) > 0
+        sure_fg = cv2.erode((p_small >= cfg.sure_fg_prob).astype(np.uint8), kernel) > 0
+        gc = np.full((sh, sw), cv2.GC_BGD, np.uint8)
+        gc[near] = cv2.GC_PR_BGD
+        gc[coarse] = cv2.GC_PR_FGD
+        gc[sure_fg] = cv2.GC_FGD
+        if skel is not None:
+            gc[skel & coarse] = cv2.GC_FGD
+        if (gc == cv2.GC_BGD).any() and ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
+            bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            try:
+                cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd,
+                            cfg.grabcut_iters, cv2.GC_INIT_WITH_MASK)
+                binary = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+            except cv2.error as exc:  # degenerate colour models: keep the coarse mask
+                logger.warning("GrabCut refinement failed (%s); using the coarse mask", exc)
+    binary = _keep_components(binary, skel)
+    soft = binary.astype(np.float32)
+    if cfg.feather > 0:
+        soft = cv2.GaussianBlur(soft, (0, 0), cfg.feather)
+    alpha = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
+    alpha = np.clip(alpha, 0.0, 1.0)
+    logger.info("segmented character: %.1f%% of the image", 100.0 * float((alpha >= 0.5).mean()))
+    return alpha

@@ -1,0 +1,107 @@
+"""Deformation on tiny hand-solvable meshes: ARAP (animate/puppet/arap.py) and the rig's skinning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from animate.puppet.arap import ARAPDeformer, barycentric_binding
+from pose.errors import ConfigError, InputError
+from reference.mesh import Mesh, triangulate_mask
+
+SQUARE = Mesh([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], [[0, 1, 2], [0, 2, 3]])
+
+
+def _rot(theta: float) -> np.ndarray:
+    return np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
+def _bar(length: int = 80, width: int = 10) -> Mesh:
+    mask = np.zeros((width + 10, length + 10), bool)
+    mask[5:5 + width, 5:5 + length] = True
+    return triangulate_mask(mask, spacing=3.0)
+
+
+@pytest.mark.parametrize("handles", [SQUARE.vertices, np.array([[0.0, 0.0], [1.0, 1.0]]),
+                                     np.array([[0.25, 0.25], [0.9, 0.5]])])
+def test_square_rigid_motions_are_exact(handles):
+    arap = ARAPDeformer(SQUARE, handles)
+    for theta, shift in ((0.0, np.array([3.0, -2.0])), (0.7, np.array([1.0, 5.0])), (np.pi, np.zeros(2))):
+        r = _rot(theta)
+        out = arap.deform(handles @ r.T + shift)
+        np.testing.assert_allclose(out, SQUARE.vertices @ r.T + shift, atol=1e-6)
+
+
+def test_similarity_step_reproduces_a_uniform_scale():
+    handles = np.array([[0.0, 0.0], [1.0, 1.0]])
+    arap = ARAPDeformer(SQUARE, handles)
+    out = arap.deform(2.0 * handles, scale_adjust=False)
+    np.testing.assert_allclose(out, 2.0 * SQUARE.vertices, atol=1e-6)
+    # the scale-adjusted result keeps edge lengths instead (handles are then only approximately met)
+    rigid = arap.deform(2.0 * handles)
+    assert np.linalg.norm(rigid[1] - rigid[0]) < 1.6
+
+
+def test_bar_bent_at_a_joint_keeps_its_segments_rigid():
+    mesh = _bar()
+    ends = np.array([[5.0, 10.0], [25.0, 10.0], [45.0, 10.0], [65.0, 10.0], [84.0, 10.0]])  # joint = handle 2
+    arap = ARAPDeformer(mesh, ends)
+    # right half turned 90 degrees about the joint (downwards, +y)
+    targets = ends.copy()
+    targets[3:] = (ends[3:] - ends[2]) @ _rot(np.pi / 2).T + ends[2]
+    out = arap.deform(targets)
+    v = mesh.vertices
+    left = v[:, 0] < 25
+    right = v[:, 0] > 70
+    assert np.abs(out[left] - v[left]).max() < 2.0  # the fixed half barely moves
+    expected = (v[right] - ends[2]) @ _rot(np.pi / 2).T + ends[2]
+    assert np.abs(out[right] - expected).max() < 3.5  # the far half follows the rotation
+    # edges keep their lengths away from the joint (as rigid as possible)
+    e = mesh.edges()
+    far = (np.abs(v[e[:, 0], 0] - 45) > 15) & (np.abs(v[e[:, 1], 0] - 45) > 15)
+    rest = np.linalg.norm(v[e[far, 0]] - v[e[far, 1]], axis=1)
+    new = np.linalg.norm(out[e[far, 0]] - out[e[far, 1]], axis=1)
+    assert np.abs(new / rest - 1).max() < 0.15
+
+
+def test_barycentric_binding_inside_and_outside():
+    tris, bary = barycentric_binding(SQUARE, np.array([[0.75, 0.25], [2.0, 0.5]]))
+    np.testing.assert_allclose(bary.sum(axis=1), 1.0)
+    p = (SQUARE.vertices[tris] * bary[:, :, None]).sum(axis=1)
+    np.testing.assert_allclose(p, [[0.75, 0.25], [2.0, 0.5]], atol=1e-9)  # extrapolates outside
+    assert (bary[0] >= -1e-12).all()
+
+
+def test_arap_validates_its_inputs():
+    with pytest.raises(ConfigError):
+        ARAPDeformer(SQUARE, np.array([[0.0, 0.0]]))
+    arap = ARAPDeformer(SQUARE, SQUARE.vertices)
+    with pytest.raises(InputError):
+        arap.deform(np.full((4, 2), np.nan))
+    with pytest.raises(InputError):
+        arap.deform(np.zeros((3, 2)))
+
+
+def test_skinning_bends_a_limb_at_its_joint():
+    """The rig's limb transforms + smooth weights: rigid far from the elbow, continuous at it."""
+    from pose.sequence import PoseFrame, empty_keypoints
+    from reference.rig import Rig
+
+    kps = empty_keypoints()
+    joints = {1: (100, 50), 2: (80, 50), 5: (120, 50), 8: (90, 120), 11: (110, 120),
+              3: (40, 50), 4: (0, 50)}  # right arm straight out to the left
+    for j, (x, y) in joints.items():
+        kps[j] = (x, y, 1.0)
+    ref = PoseFrame(kps, 200, 200)
+    rig = Rig(ref)
+    new = kps.copy()
+    new[4, :2] = (40, 90)  # forearm turned 90 degrees down about the elbow
+    cur = rig.complete_joints(PoseFrame(new, 200, 200))
+    m = rig.bone_transforms(cur)
+    pts = np.array([[10.0, 50.0], [60.0, 50.0], [40.0, 50.0]])  # forearm, upper arm, elbow
+    w = rig.skinning_weights(pts, "right_arm")
+    out = np.einsum("pb,pbi->pi", w, np.einsum("bij,pj->pbi", m[:, :, :2], pts) + m[None, :, :, 2])
+    np.testing.assert_allclose(out[0], [40.0, 80.0], atol=1.5)
+    np.testing.assert_allclose(out[1], [60.0, 50.0], atol=1.5)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)

@@ -1,0 +1,59 @@
+"""Character segmentation on real reference images (reference/segmentation.py)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pose.errors import ConfigError, InputError
+from reference.segmentation import SegmentationConfig, prepare_mask, segment_person
+
+
+def _load(data_dir, name: str, height: int = 384) -> np.ndarray:
+    bgr = cv2.imread(str(data_dir / "ref" / name))
+    w = int(round(bgr.shape[1] * height / bgr.shape[0]))
+    return cv2.cvtColor(cv2.resize(bgr, (w, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize("name", ["musepose_ref.png", "anyone-3.png"])
+def test_mask_is_plausible_on_real_references(data_dir, name):
+    extract = pytest.importorskip("pose.extract")
+    rgb = _load(data_dir, name)
+    pose = extract.detect_image(rgb)
+    alpha = segment_person(rgb, pose)
+    assert alpha.shape == rgb.shape[:2] and alpha.dtype == np.float32
+    assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+    mask = alpha >= 0.5
+    assert 0.05 < mask.mean() < 0.6
+    h, w = mask.shape
+    corner = max(4, h // 20)
+    for patch in (mask[:corner, :corner], mask[:corner, -corner:]):
+        assert not patch.any()  # background corners excluded
+    vis = pose.visible(0.5)[:18]
+    xy = np.round(pose.xy[:18][vis]).astype(int)
+    inside = mask[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)]
+    assert inside.mean() >= 0.9  # the body keypoints lie on the character
+
+
+def test_selfie_model_and_no_refinement_also_work(data_dir):
+    rgb = _load(data_dir, "musepose_ref.png", height=256)
+    alpha = segment_person(rgb, config=SegmentationConfig(model="selfie", refine=False))
+    assert 0.05 < (alpha >= 0.5).mean() < 0.6
+
+
+def test_prepare_mask_formats_and_errors():
+    m = np.zeros((20, 30), np.uint8)
+    m[5:15, 10:20] = 255
+    a = prepare_mask(m, (20, 30))
+    assert a.dtype == np.float32 and a.max() == 1.0 and a.sum() == 100
+    np.testing.assert_array_equal(prepare_mask(m > 0, (20, 30)), a)
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 3] = m
+    np.testing.assert_array_equal(prepare_mask(rgba, (20, 30)), a)
+    with pytest.raises(InputError, match="reference size"):
+        prepare_mask(m, (10, 30))
+    with pytest.raises(InputError, match="empty"):
+        prepare_mask(np.zeros((20, 30)), (20, 30))
+    with pytest.raises(ConfigError, match="model"):
+        SegmentationConfig(model="sam")
