@@ -6,28 +6,9 @@ import argparse
 import json
 import logging
 
+from .cli_args import positive_float, size_arg
+
 log = logging.getLogger(__name__)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """argparse type for ``WIDTHxHEIGHT`` (positive, even sides)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 512x768, got {text!r}") from None
-    if w <= 0 or h <= 0 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"size must be positive even numbers (video codecs need them), got {text!r}")
-    return w, h
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def _frame_index(text: str) -> int:
@@ -51,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("reference", metavar="REFERENCE", help="character image (PNG/JPEG; transparency composited on white)")
     p.add_argument("driving", metavar="DRIVING", help="driving video, skeleton video (*_kps.mp4) or pose file (.json/.npz)")
     p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
-    p.add_argument("--size", type=parse_size, help="output WxH (default: the reference's aspect at 768 px height)")
-    p.add_argument("--fps", type=_positive_float, help="output frame rate (default: the driving video's)")
+    p.add_argument("--size", type=size_arg, help="output WxH (default: the reference's aspect at 768 px height)")
+    p.add_argument("--fps", type=positive_float, help="output frame rate (default: the driving video's)")
     p.add_argument("--start", type=_frame_index, help="first driving frame (default 0)")
     p.add_argument("--end", type=_frame_index, help="stop before this driving frame (default: the last)")
     p.add_argument("--renderer", help="renderer: puppet (CPU, default) or diffusion (GPU, needs --weights)")

@@ -9,18 +9,9 @@ from pathlib import Path
 
 from pose.errors import InputError
 
+from .cli_args import size_arg
+
 log = logging.getLogger(__name__)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``WIDTHxHEIGHT`` (e.g. ``512x768``) into ``(width, height)``."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 512x768, got {text!r}") from None
-    if w <= 0 or h <= 0 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"size must be positive even numbers (video codecs need them), got {text!r}")
-    return w, h
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("poses", help="pose file (.json/.npz)")
     p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
     p.add_argument("--style", default="openpose", help="drawing convention: openpose (default), musepose, ...")
-    p.add_argument("--size", type=parse_size, help="output size WxH (default: the pose file's size)")
+    p.add_argument("--size", type=size_arg, help="output size WxH (default: the pose file's size)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run_render)
 

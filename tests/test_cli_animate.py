@@ -10,31 +10,10 @@ import numpy as np
 import pytest
 
 from animate import cli_animate, cli_eval
-from animate.renderer import Renderer, register_renderer
+import tests.helpers  # noqa: F401  (registers the "stamp" test renderer)
 from pose.errors import ConfigError, NoPersonError, OutputError
 
 
-class StampRenderer(Renderer):
-    """Test renderer: the reference with a white square at each pose's neck (no real rendering)."""
-
-    name = "stamp_cli"
-
-    def __init__(self) -> None:
-        self.reference: np.ndarray | None = None
-
-    def prepare(self, reference, reference_pose, mask=None):
-        self.reference = reference.copy()
-
-    def render(self, poses):
-        for pose in poses:
-            img = self.reference.copy()
-            x, y = pose.keypoints[1, :2]
-            if np.isfinite(x) and np.isfinite(y):
-                img[max(0, int(y) - 2):int(y) + 3, max(0, int(x) - 2):int(x) + 3] = 255
-            yield img
-
-
-register_renderer("stamp_cli", StampRenderer)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,25 +55,25 @@ def test_animate_end_to_end_with_stats(tmp_path, data_dir):
 
     out, stats = tmp_path / "o.mp4", tmp_path / "stats.json"
     rc = run(["animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
-              "-o", str(out), "--size", "192x320", "--end", "4", "--renderer", "stamp_cli", "--preview",
+              "-o", str(out), "--size", "192x320", "--end", "4", "--renderer", "stamp", "--preview",
               "--stats", str(stats)])
     assert rc == 0
     with open_video(out) as video:
         frames = list(video)
     assert len(frames) == 4 and frames[0].shape == (320, 576, 3)  # preview: 3 panels of 192
     s = json.loads(stats.read_text())
-    assert s["frames"] == 4 and s["renderer"] == "stamp_cli" and s["size"] == [576, 320]
+    assert s["frames"] == 4 and s["renderer"] == "stamp" and s["size"] == [576, 320]
     # existing output without --overwrite
     with pytest.raises(OutputError, match="--overwrite"):
         run(["animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
-             "-o", str(out), "--renderer", "stamp_cli"])
+             "-o", str(out), "--renderer", "stamp"])
 
 
 def test_reference_without_person_message(tmp_path, data_dir):
     pytest.importorskip("pose.extract")
     with pytest.raises(NoPersonError) as info:
         run(["animate", str(data_dir / "ref" / "anyone-1.png"), str(data_dir / "dance_short.mp4"),
-             "-o", str(tmp_path / "o.mp4"), "--renderer", "stamp_cli"])
+             "-o", str(tmp_path / "o.mp4"), "--renderer", "stamp"])
     assert "--reference-pose" in str(info.value) and "anyone-1.png" in str(info.value)
     assert os.listdir(tmp_path) == []
 
@@ -113,7 +92,7 @@ def test_main_prints_one_line_and_exits_2(tmp_path, data_dir, capsys):
     out = tmp_path / "o.mp4"
     out.write_bytes(b"x")
     rc = cli.main(["-q", "animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
-                   "-o", str(out), "--renderer", "stamp_cli"])
+                   "-o", str(out), "--renderer", "stamp"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "already exists" in err
 
@@ -122,7 +101,7 @@ def test_eval_subcommand(tmp_path, data_dir, capsys):
     pytest.importorskip("pose.extract")
     out_dir = tmp_path / "ev"
     rc = run(["eval", str(data_dir / "dance_short.mp4"), "--frames", "4", "--out-dir", str(out_dir),
-              "--renderer", "stamp_cli", "--no-pck", "--height", "256"])
+              "--renderer", "stamp", "--no-pck", "--height", "256"])
     assert rc == 0
     report = json.loads((out_dir / "report.json").read_text())
     assert report["frames"] == 4 and report["size"] == [144, 256]

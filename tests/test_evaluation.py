@@ -11,32 +11,11 @@ import pytest
 from animate.evaluation import (
     PSNR_CAP_DB, WarpError, compare_videos, contact_sheet, evaluate_self_reenactment, l1, pck, psnr, ssim,
 )
-from animate.renderer import Renderer, register_renderer
+import tests.helpers  # noqa: F401  (registers the "stamp" test renderer)
 from pose.errors import InputError
 from pose.sequence import PoseFrame
 
 
-class StampRenderer(Renderer):
-    """Test renderer: the reference with a white square at each pose's neck (no real rendering)."""
-
-    name = "stamp_eval"
-
-    def __init__(self) -> None:
-        self.reference: np.ndarray | None = None
-
-    def prepare(self, reference, reference_pose, mask=None):
-        self.reference = reference.copy()
-
-    def render(self, poses):
-        for pose in poses:
-            img = self.reference.copy()
-            x, y = pose.keypoints[1, :2]
-            if np.isfinite(x) and np.isfinite(y):
-                img[max(0, int(y) - 2):int(y) + 3, max(0, int(x) - 2):int(x) + 3] = 255
-            yield img
-
-
-register_renderer("stamp_eval", StampRenderer)
 
 N = 6  # frames used from the clip
 
@@ -151,10 +130,10 @@ def test_contact_sheet_layout():
 def test_self_reenactment_report(clip, tmp_path):
     pytest.importorskip("pose.extract")
     out = tmp_path / "eval"
-    report = evaluate_self_reenactment(clip, renderer="stamp_eval", frames=N, out_dir=out, pck_eval=False,
+    report = evaluate_self_reenactment(clip, renderer="stamp", frames=N, out_dir=out, pck_eval=False,
                                        progress=False)
     saved = json.loads((out / "report.json").read_text())
-    assert saved["frames"] == N and saved["renderer"] == "stamp_eval"
+    assert saved["frames"] == N and saved["renderer"] == "stamp"
     assert (out / "contact_sheet.png").is_file()
     g, b = report["generated"], report["baseline_first_frame"]
     # the stamp renderer repeats the first frame (plus a small square): close to the frozen baseline
