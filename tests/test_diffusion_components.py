@@ -11,6 +11,8 @@ from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence, empty_keypoints
 from reference.preprocess import canvas_fit, fit_image, unfit_frame
 
+from tests.conftest import DATA
+
 
 def test_context_windows_cover_and_bound():
     wins = context_windows(50, ContextConfig(window=24, overlap=4))
@@ -28,7 +30,7 @@ def test_context_windows_cover_and_bound():
 
 
 def test_fit_pads_without_distortion():
-    image = cv2.imread("tests/data/ref/musepose_ref.png")[:, :, ::-1].copy()  # 704x1216
+    image = cv2.imread(str(DATA / "ref/musepose_ref.png"))[:, :, ::-1].copy()  # 704x1216
     fit = canvas_fit((704, 1216), (512, 512), "pad")
     out = fit_image(image, fit)
     assert out.shape == (512, 512, 3)
@@ -90,7 +92,7 @@ def test_renderer_streams_canvas_frames(monkeypatch):
     r = create_renderer("diffusion", pipeline=pipe, pose_drawer=_draw, width=32, height=32, steps=2, window=8,
                         overlap=2, decode_chunk_size=3, seed=0)
     assert isinstance(r, DiffusionRenderer) and r.pose_style == "openpose"
-    ref = cv2.resize(cv2.imread("tests/data/ref/anyone-3.png")[:, :, ::-1], (40, 64)).copy()
+    ref = cv2.resize(cv2.imread(str(DATA / "ref/anyone-3.png"))[:, :, ::-1], (40, 64)).copy()
     r.prepare(ref, PoseFrame(empty_keypoints(), 40, 64))
     poses = _poses(11, 40, 64)
     it = r.render(poses)

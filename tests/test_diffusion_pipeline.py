@@ -13,14 +13,16 @@ from animate.diffusion.reference_attention import ReferenceContext, install_refe
 from animate.diffusion.tiny import tiny_components  # noqa: E402
 from pose.errors import ConfigError  # noqa: E402
 
+from tests.conftest import DATA
+
 SIZE = 32
 STEPS = 2
 
 
-def _image(path: str, frames: int | None = None) -> np.ndarray:
+def _image(path, frames: int | None = None) -> np.ndarray:
     import cv2
 
-    im = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    im = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     return cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
 
 
@@ -36,9 +38,9 @@ def pipe() -> PoseDrivePipeline:
 def inputs() -> dict:
     import cv2
 
-    ref = _image("tests/data/ref/musepose_ref.png")
-    ref2 = _image("tests/data/ref/anyone-2.png")
-    cap = cv2.VideoCapture("tests/data/skeleton/anyone-video-1_kps_short.mp4")
+    ref = _image(DATA / "ref/musepose_ref.png")
+    ref2 = _image(DATA / "ref/anyone-2.png")
+    cap = cv2.VideoCapture(str(DATA / "skeleton/anyone-video-1_kps_short.mp4"))
     frames = []
     while len(frames) < 6:
         ok, f = cap.read()
