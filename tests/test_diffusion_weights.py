@@ -1,9 +1,18 @@
-"""Weight conversion, strict loading, safe unpickling and directory checks (tiny synthetic files)."""
+"""Weight conversion, strict loading, safe unpickling and directory checks.
+
+Two kinds of files: tiny synthetic releases (values round-trip), and shape-only replicas of the anchors' REAL
+released checkpoints at the real SD 1.5 size, written from the key manifests in ``tests/data/keys`` (produced from the
+anchors' own model code by ``tools/dump_anchor_keys.py``). A replica holds ``meta`` tensors (no data, ~1 KB per
+file) except the ``pos_encoder.pe`` tables, which are written as the sinusoid the real files hold; it goes through
+the same ``torch.load(weights_only=True)`` -> converter -> strict ``load_state_dict`` path as the real file.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +171,208 @@ def test_cli_weights_check(comps, tmp_path, capsys):
     assert args.func(args) == 1  # empty directory: incomplete
     out = capsys.readouterr().out
     assert out.count("MISSING") == 7 and "get it from: https://huggingface.co/stabilityai/sd-vae-ft-mse" in out
+
+
+# --- the anchors' real released files (manifests in tests/data/keys) ---------------------------------------------
+KEYS = Path(__file__).parent / "data" / "keys"
+PE_SUFFIX = ".pos_encoder.pe"
+SD15_UNET_PARAMS = 859_520_964  # published parameter count of the SD 1.5 UNet
+# Published sizes of the fp32 files (huggingface.co/patrolli/AnimateAnyone): 3.44 GB, 1.82 GB, 4.35 MB.
+RELEASED_SIZES = {"moore_denoising_unet": 3.44e9, "moore_reference_unet": 3.44e9, "moore_motion_module": 1.82e9,
+                  "moore_pose_guider": 4.35e6}
+MANIFESTS = {"moore": "sd15_unet_config.json", "musepose": "sd_image_variations_unet_config.json"}
+FILES = ("reference_unet", "denoising_unet", "pose_guider", "motion_module")
+
+
+def _manifest(name: str) -> dict:
+    return json.loads((KEYS / f"{name}.json").read_text())
+
+
+def _keys(name: str) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v) for k, v in _manifest(name)["keys"].items()}
+
+
+def _replica(keys: dict[str, tuple[int, ...]]) -> dict:
+    """Shape-only state dict: meta tensors, and the sinusoidal table for each ``pe`` buffer (as the files hold)."""
+    tables: dict = {}
+    out = {}
+    for k, shape in keys.items():
+        if k.endswith(".pe"):
+            out[k] = tables.setdefault(shape, W.sinusoidal_table(shape[1], shape[2]))
+        else:
+            out[k] = torch.empty(shape, device="meta")
+    return out
+
+
+def _write_real_release(root: Path, release: str, motion: str | None = None) -> W.DiffusionConfig:
+    """Replicas of one release's four files plus its UNet config, in that release's layout; returns its config."""
+    cfg = W.load_diffusion_config(release)
+    paths = {c: root / cfg.weights[c] for c in W.COMPONENTS}
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    paths["unet_config"].write_text((KEYS / MANIFESTS[release]).read_text())
+    for name in FILES:
+        source = motion if (name == "motion_module" and motion) else f"{release}_{name}"
+        torch.save(_replica(_keys(source)), paths[name])
+    for folder, weights_file in (("vae", "diffusion_pytorch_model.safetensors"), ("image_encoder", "model.safetensors")):
+        paths[folder].mkdir(parents=True, exist_ok=True)  # presence only: check_weights_dir does not read them
+        (paths[folder] / "config.json").write_text("{}")
+        (paths[folder] / weights_file).touch()
+    return cfg
+
+
+def _numel(module_or_shapes) -> int:
+    shapes = module_or_shapes.values() if isinstance(module_or_shapes, dict) else \
+        [p.shape for p in module_or_shapes.parameters()]
+    return sum(math.prod(s) for s in shapes)
+
+
+def test_real_manifests_are_the_published_files():
+    """The manifests' sizes equal the published file sizes, and their layout facts hold."""
+    for name, size in RELEASED_SIZES.items():
+        assert abs(_numel(_keys(name)) * 4 - size) / size < 0.005, name  # fp32, rounded to 3 digits on the hub
+    ref, den = _keys("moore_reference_unet"), _keys("moore_denoising_unet")
+    assert len(den) == 686 and _numel(den) == SD15_UNET_PARAMS
+    assert set(den) - set(ref) == {"conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias"}
+    assert not set(ref) - set(den) and all(ref[k] == den[k] for k in ref)
+    moore, muse, ad = _keys("moore_motion_module"), _keys("musepose_motion_module"), _keys("animatediff_mm_sd_v15_v2")
+    assert moore == ad and len(moore) == 588  # Moore's motion module has exactly mm_sd_v15_v2's layout
+    assert set(muse) == set(moore)
+    differ = {k for k in moore if moore[k] != muse[k]}
+    assert differ and all(k.endswith(PE_SUFFIX) for k in differ)  # only the pe tables differ: 32 vs 128 frames
+    assert {moore[k][1] for k in differ} == {32} and {muse[k][1] for k in differ} == {128}
+    assert _manifest("musepose_motion_module")["temporal_position_encoding_max_len"] == 128
+    modules = {k.split(".temporal_transformer.")[0] for k in moore}
+    assert len(modules) == 21 and "mid_block.motion_modules.0" in modules  # 4x2 down, mid, 4x3 up
+    assert sum(k.endswith(PE_SUFFIX) for k in moore) == 2 * len(modules)
+    for part in FILES[:3]:
+        assert _keys(f"moore_{part}") == _keys(f"musepose_{part}"), part
+
+
+@pytest.mark.parametrize("release", sorted(MANIFESTS))
+def test_real_release_loads_strictly(release, tmp_path):
+    """Replicas of the real files load strictly into posedrive's models built at the real config."""
+    cfg = _write_real_release(tmp_path, release)
+    paths = {c: tmp_path / cfg.weights[c] for c in W.COMPONENTS}
+    unet_cfg = json.loads(paths["unet_config"].read_text())
+
+    ref = W.load_reference_unet(paths["reference_unet"], unet_cfg)
+    assert _numel(ref) == SD15_UNET_PARAMS  # 682 keys loaded + conv_norm_out/conv_out zero-filled
+    assert float(ref.conv_out.weight.detach().abs().sum()) == 0.0 and tuple(ref.conv_out.weight.shape) == (4, 320, 3, 3)
+
+    den = W.load_denoising_unet(paths["denoising_unet"], paths["motion_module"], unet_cfg, cfg.motion)
+    motion_params = _numel({k: s for k, s in _keys(f"{release}_motion_module").items() if not k.endswith(PE_SUFFIX)})
+    assert _numel(den) == SD15_UNET_PARAMS + motion_params
+    assert den.max_frames == _manifest(f"{release}_motion_module")["temporal_position_encoding_max_len"]
+    pe = den.mid_block.motion_modules[0].transformer_blocks[0].pos_embed.pe
+    torch.testing.assert_close(pe, W.sinusoidal_table(den.max_frames, 1280))
+    assert tuple(den.down_blocks[0].motion_modules[0].transformer_blocks[0].attn1.to_q.weight.shape) == (320, 320)
+
+    guider = W.load_pose_guider(paths["pose_guider"], cfg.pose_guider)
+    assert _numel(guider) == _numel(_keys(f"{release}_pose_guider")) and guider.downscale == 8
+
+    report = W.check_weights_dir(tmp_path, cfg)
+    assert report.complete, report.format()
+    assert {e.component: e.detail for e in report.entries}["motion_module"] == "546 tensors"  # 588 - 42 pe tables
+
+
+def test_animatediff_v2_motion_module_loads(tmp_path):
+    """AnimateDiff's mm_sd_v15_v2.ckpt (32-frame pe) loads into MusePose's 128-frame model; v1 is a clear error."""
+    cfg = _write_real_release(tmp_path, "musepose", motion="animatediff_mm_sd_v15_v2")
+    paths = {c: tmp_path / cfg.weights[c] for c in W.COMPONENTS}
+    den = W.load_denoising_unet(paths["denoising_unet"], paths["motion_module"],
+                                json.loads(paths["unet_config"].read_text()), cfg.motion)
+    assert den.max_frames == 128  # pe rebuilt from the config, as MusePose does after dropping the stored tables
+
+    # AnimateDiff v1 (mm_sd_v15.ckpt) has no mid-block motion module: a clear error, not a silent partial load.
+    expected = {k: tuple(v.shape) for k, v in den.state_dict().items()
+                if "motion_modules" in k and not k.endswith(".pos_embed.pe")}
+    v1 = {k: v for k, v in _keys("animatediff_mm_sd_v15_v2").items() if not k.startswith("mid_block.")}
+    converted = W.animatediff_to_diffusers(_replica(v1), "mm_sd_v15.ckpt")
+    with pytest.raises(WeightsError, match=r"mm_sd_v15\.ckpt: 26 missing keys: mid_block\.motion_modules\.0\."):
+        W.check_state(expected, {k: tuple(v.shape) for k, v in converted.items()}, "mm_sd_v15.ckpt")
+
+
+def test_diffusers_motion_adapter_folder_loads(tmp_path):
+    """A ``MotionAdapter.save_pretrained`` folder (hub ``animatediff-motion-adapter-v1-5-2``) with its pos_embed.pe."""
+    from accelerate import init_empty_weights
+    from diffusers import MotionAdapter
+
+    cfg = _write_real_release(tmp_path, "moore")
+    unet_cfg = json.loads((tmp_path / cfg.weights["unet_config"]).read_text())
+    with init_empty_weights():
+        adapter = MotionAdapter(block_out_channels=tuple(unet_cfg["block_out_channels"]), **cfg.motion)
+    state = _replica({k: tuple(v.shape) for k, v in adapter.state_dict().items()})
+    assert sum(k.endswith(".pos_embed.pe") for k in state) == 21
+    folder = tmp_path / "motion_adapter"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(dict(adapter.config)))
+    torch.save(state, folder / "diffusion_pytorch_model.bin")
+    den = W.load_denoising_unet(tmp_path / cfg.weights["denoising_unet"], folder, unet_cfg, cfg.motion)
+    assert den.max_frames == 32 and _numel(den) == SD15_UNET_PARAMS + _numel(
+        {k: s for k, s in _keys("moore_motion_module").items() if not k.endswith(PE_SUFFIX)})
+
+
+def test_real_motion_keys_round_trip():
+    """Every real AnimateDiff key converts, and the inverse conversion gives back exactly the real names."""
+    real = _keys("animatediff_mm_sd_v15_v2")
+    converted = W.animatediff_to_diffusers(_replica(real), "mm_sd_v15_v2.ckpt")
+    assert len(converted) == len(real) - sum(k.endswith(PE_SUFFIX) for k in real)
+    assert all(".temporal_transformer." not in k and ".attention_blocks." not in k for k in converted)
+    with torch.device("meta"):
+        pe = {k.replace(".attn1.to_q.weight", ".pos_embed.pe"): torch.empty(1, 32, v.shape[0])
+              for k, v in converted.items() if k.endswith(".attn1.to_q.weight")}
+    back = W.diffusers_to_animatediff({**converted, **pe})
+    assert {k: tuple(v.shape) for k, v in back.items()} == real
+
+
+def _dump_tool():
+    """``tools/dump_anchor_keys.py`` (stdlib imports only): its deterministic golden weights and input."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "dump_anchor_keys.py"
+    spec = importlib.util.spec_from_file_location("dump_anchor_keys", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_motion_module_forward_matches_anchor():
+    """Converted weights in posedrive's motion module give the output Moore's own code computed (per-frame norm)."""
+    from diffusers import MotionAdapter, UNet2DConditionModel
+
+    from animate.diffusion.motion_unet import FrameGroupNorm, PoseUNetMotionModel
+
+    tool, golden = _dump_tool(), _manifest("moore_motion_golden")
+    c, f, heads = golden["channels"], golden["frames"], golden["heads"]
+    weights = tool.golden_weights({k: tuple(v) for k, v in golden["keys"].items()})
+    prefix = "down_blocks.0.motion_modules.0."
+    state = {prefix + k: v for k, v in weights.items()}
+    state.update({prefix + k: W.sinusoidal_table(v[1], v[2]) for k, v in golden["keys"].items() if k.endswith(".pe")})
+    converted = {k[len(prefix):]: v for k, v in W.animatediff_to_diffusers(state, "golden").items()}
+
+    channels = (c, 2 * c)
+    unet2d = UNet2DConditionModel(block_out_channels=channels, layers_per_block=1, norm_num_groups=c, sample_size=8,
+                                  down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+                                  cross_attention_dim=8)
+    adapter = MotionAdapter(block_out_channels=channels, motion_layers_per_block=1, motion_num_attention_heads=heads,
+                            motion_norm_num_groups=c, motion_max_seq_length=golden["max_len"], use_motion_mid_block=False)
+    module = PoseUNetMotionModel.from_unet2d(unet2d, adapter).down_blocks[0].motion_modules[0].eval()
+    assert isinstance(module.norm, FrameGroupNorm)
+    own_pe = {k: v for k, v in module.state_dict().items() if k.endswith(".pe")}
+    module.load_state_dict({**converted, **own_pe}, strict=True)
+
+    x = tool.golden_input()
+    expected = torch.tensor(golden["output"]).reshape(x.shape)
+
+    def run() -> torch.Tensor:
+        with torch.no_grad():
+            y = module(x.transpose(1, 2).reshape(f, c, *x.shape[3:]), num_frames=f)
+        return y.reshape(1, f, c, *x.shape[3:]).transpose(1, 2)
+
+    torch.testing.assert_close(run(), expected, atol=1e-4, rtol=1e-4)
+    plain = torch.nn.GroupNorm(module.norm.num_groups, c, eps=module.norm.eps)
+    plain.load_state_dict(module.norm.state_dict())
+    module.norm = plain  # diffusers' own joint-over-frames normalisation: measurably not the anchors' model
+    joint_error = float((run() - expected).abs().max())
+    assert joint_error > 0.05, joint_error

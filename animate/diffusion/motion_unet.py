@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import torch
 from diffusers import UNetMotionModel
-from diffusers.models.unets.unet_motion_model import UNetMotionOutput
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionOutput
 from torch import nn
 
 from .reference_attention import ReferenceContext
@@ -55,11 +55,37 @@ class PoseConditionedConv2d(nn.Conv2d):
         return out + self._residual.to(out.dtype)
 
 
+class FrameGroupNorm(nn.GroupNorm):
+    """``GroupNorm`` applied to each frame of a ``(B, C, F, H, W)`` video separately (other inputs: plain GroupNorm).
+
+    AnimateDiff, Moore-AnimateAnyone and MusePose normalise the motion-module input per frame (``(b f) c h w``); their
+    checkpoints were trained that way. diffusers' ``AnimateDiffTransformer3D`` normalises the 5-D tensor jointly over
+    all frames, which changes the output (about 7 % of the residual with random weights). Same parameters (``weight``,
+    ``bias``), so checkpoints load unchanged.
+    """
+
+    @classmethod
+    def from_norm(cls, norm: nn.GroupNorm) -> "FrameGroupNorm":
+        """Same groups, channels, eps and parameters as ``norm``."""
+        new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=norm.affine,
+                  device=norm.weight.device if norm.affine else None, dtype=norm.weight.dtype if norm.affine else None)
+        new.load_state_dict(norm.state_dict(), assign=True)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            return super().forward(x)
+        b, c, f, h, w = x.shape
+        y = super().forward(x.transpose(1, 2).reshape(b * f, c, h, w))
+        return y.reshape(b, f, c, h, w).transpose(1, 2)
+
+
 class PoseUNetMotionModel(UNetMotionModel):
     """``UNetMotionModel`` taking pose features and a reference context (see module docstring).
 
     The constructor and config are exactly ``UNetMotionModel``'s (``save_pretrained`` / ``from_pretrained`` and
-    ``from_unet2d`` work unchanged); ``conv_in`` is swapped for a :class:`PoseConditionedConv2d`.
+    ``from_unet2d`` work unchanged); ``conv_in`` is swapped for a :class:`PoseConditionedConv2d` and each motion
+    module's input ``norm`` for a :class:`FrameGroupNorm` (per-frame, as the released motion modules were trained).
     """
 
     @functools.wraps(UNetMotionModel.__init__)
@@ -68,6 +94,9 @@ class PoseUNetMotionModel(UNetMotionModel):
         # parameters to build the model from a config), so the config is registered once, by the parent.
         super().__init__(*args, **kwargs)
         self.conv_in = PoseConditionedConv2d.from_conv(self.conv_in)
+        for module in list(self.modules()):
+            if isinstance(module, AnimateDiffTransformer3D) and type(module.norm) is nn.GroupNorm:
+                module.norm = FrameGroupNorm.from_norm(module.norm)
 
     @property
     def max_frames(self) -> int:

@@ -10,10 +10,13 @@ Supported files (layout in ``docs/WEIGHTS.md``, paths per release in ``configs/d
   to diffusers ``UNetMotionModel`` names by :func:`animatediff_to_diffusers`. Every key is accounted for: the two
   ``attention_blocks.{0,1}.pos_encoder.pe`` buffers of a transformer block are checked to be the standard
   sinusoidal table (any length) and then dropped -- diffusers keeps one ``pos_embed.pe`` per block, rebuilt from
-  the config's ``motion_max_seq_length`` (what MusePose does with its longer windows).
+  the config's ``motion_max_seq_length`` (what MusePose does with its longer windows). A diffusers ``MotionAdapter``
+  folder (e.g. ``animatediff-motion-adapter-v1-5-2``) is accepted too; its ``pos_embed.pe`` tables are handled alike.
 * ``pose_guider.pth``: :class:`~animate.diffusion.pose_guider.PoseGuider` keys (``conv_in``, ``blocks.N``, ``conv_out``).
 * diffusers folders (``config.json`` + weights): ``sd-vae-ft-mse``, ``image_encoder``, an SD 1.5 ``unet`` (its
   2-D weights can replace ``denoising_unet.pth``), and our own models saved with ``save_pretrained``.
+* Key names and shapes of all these files at the real SD 1.5 size are pinned by manifests in ``tests/data/keys``
+  (dumped from the anchors' own model code); the tests load shape-only replicas of them strictly.
 
 Pickles are read only with ``torch.load(weights_only=True, map_location="cpu")``; anything else in a pickle is
 refused with a :class:`~pose.errors.WeightsError`.
@@ -231,8 +234,10 @@ def animatediff_to_diffusers(state: Mapping[str, torch.Tensor], source: str | Pa
     ``down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_q.weight`` ->
     ``down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.to_q.weight``; ``norms.0/1`` -> ``norm1/2``,
     ``ff_norm`` -> ``norm3``, ``attention_blocks.1`` -> ``attn2``; ``proj_in``, ``proj_out``, ``norm``, ``ff`` keep
-    their names. ``pos_encoder.pe`` buffers are validated (sinusoidal, ``(1, L, C)``) and dropped (rebuilt by the
-    model). Keys already in diffusers form pass through unchanged.
+    their names. Position tables -- AnimateDiff's ``pos_encoder.pe`` (two per transformer block) and diffusers'
+    ``pos_embed.pe`` (one per block, present in ``MotionAdapter.save_pretrained`` folders) -- are validated
+    (sinusoidal, ``(1, L, C)``, any ``L``) and dropped: the model rebuilds them from its ``motion_max_seq_length``.
+    Other keys already in diffusers form pass through unchanged.
 
     Raises:
         WeightsError: a key has no ``motion_modules`` part, or a ``pe`` buffer is not the sinusoidal table.
@@ -241,7 +246,7 @@ def animatediff_to_diffusers(state: Mapping[str, torch.Tensor], source: str | Pa
     for key, value in state.items():
         if "motion_modules" not in key.split("."):
             raise WeightsError(f"{source}: key '{key}' is not a motion-module key; give the motion_module file")
-        if key.endswith(_PE_SUFFIX):
+        if key.endswith((_PE_SUFFIX, _PE_KEY)):
             if value.ndim != 3 or value.shape[0] != 1:
                 raise WeightsError(f"{source}: '{key}' has shape {tuple(value.shape)}, expected (1, max_len, channels)")
             ref = sinusoidal_table(value.shape[1], value.shape[2])
