@@ -111,6 +111,18 @@ def test_renderer_streams_canvas_frames(monkeypatch):
     assert np.abs(np.stack(hybrid).astype(int) - np.stack(frames)).mean() > 0.5
     with pytest.raises(InputError, match="retarget"):
         list(r.render(_poses(3, 50, 64)))
+    # Hybrid mode fed by another renderer equals hybrid mode fed with that renderer's frames by hand.
+    import tests.helpers  # noqa: F401  (registers the "stamp" renderer)
+
+    h = create_renderer("diffusion", pipeline=pipe, pose_drawer=_draw, width=32, height=32, steps=2, window=8,
+                        overlap=2, decode_chunk_size=3, seed=0, strength=0.5, init_renderer="stamp")
+    h.prepare(ref, PoseFrame(empty_keypoints(), 40, 64))
+    stamp = create_renderer("stamp")
+    stamp.prepare(ref, PoseFrame(empty_keypoints(), 40, 64))
+    by_hand = list(r.render(poses, init_frames=list(stamp.render(poses))))
+    np.testing.assert_array_equal(np.stack(list(h.render(poses))), np.stack(by_hand))
+    with pytest.raises(ConfigError, match="init_renderer"):
+        create_renderer("diffusion", pipeline=pipe, init_renderer="diffusion")
     r.close()
     r.close()
 

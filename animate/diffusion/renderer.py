@@ -68,6 +68,8 @@ class DiffusionRenderer(Renderer):
         fit: ``"pad"`` or ``"crop"`` when the canvas aspect differs from the generation size.
         seed: noise seed (same seed, same video).
         strength: hybrid mode, how much of ``init_frames`` (``render(..., init_frames=...)``) is re-noised; 1 = ignore.
+        init_renderer: hybrid mode without hand-made init frames: name of a renderer (``"puppet"``) whose output for
+            the same reference and poses becomes ``init_frames`` whenever ``strength < 1``.
         decode_chunk_size: frames per VAE decode call.
         cpu_offload, vae_slicing, vae_tiling, compile: memory/speed options (:class:`RuntimeOptions`).
         pose_style: skeleton drawing style (default: the config's ``pose_style``).
@@ -84,7 +86,7 @@ class DiffusionRenderer(Renderer):
                  fit: str | None = None, seed: int = 0, strength: float = 1.0, decode_chunk_size: int | None = None,
                  cpu_offload: bool = False, vae_slicing: bool = False, vae_tiling: bool = False,
                  compile: bool = False, pose_style: str | None = None, pipeline: PoseDrivePipeline | None = None,
-                 pose_drawer: PoseDrawer | None = None) -> None:
+                 pose_drawer: PoseDrawer | None = None, init_renderer: str | None = None) -> None:
         self.config = load_diffusion_config(config)
         d = self.config.defaults
         self.options = RuntimeOptions(device, dtype, cpu_offload, vae_slicing, vae_tiling, compile)
@@ -103,6 +105,13 @@ class DiffusionRenderer(Renderer):
         self.decode_chunk_size = int(decode_chunk_size or d.get("decode_chunk_size", 8))
         self.pose_style = pose_style or self.config.pose_style
         self._draw = pose_drawer
+        self._init_renderer: Renderer | None = None
+        if init_renderer is not None:
+            from animate.renderer import create_renderer
+
+            if init_renderer == self.name:
+                raise ConfigError("init_renderer must be another renderer than 'diffusion' (e.g. 'puppet')")
+            self._init_renderer = create_renderer(init_renderer)
         self._fit: CanvasFit | None = None
         self._encoding: ReferenceEncoding | None = None
         self.pipe = pipeline if pipeline is not None else self._build(weights_dir)
@@ -140,7 +149,9 @@ class DiffusionRenderer(Renderer):
         self._fit = canvas_fit(canvas, self.size, self.fit_mode)
         fitted = fit_image(reference, self._fit)
         self._encoding = self.pipe.encode_reference(fitted, self.size[1], self.size[0])
-        if mask is not None:
+        if self._init_renderer is not None:
+            self._init_renderer.prepare(reference, reference_pose, mask)
+        elif mask is not None:
             logger.debug("diffusion renderer ignores the character mask")
 
     def _pose_images(self, poses: PoseSequence, spool: contextlib.ExitStack | None = None) -> np.ndarray:
@@ -171,6 +182,8 @@ class DiffusionRenderer(Renderer):
                              f"{canvas[0]}x{canvas[1]}; retarget them onto the reference first")
         if len(poses) == 0:
             return
+        if init_frames is None and self._init_renderer is not None and self.strength < 1.0:
+            init_frames = self._init_renderer.render(poses)
         mapped = poses.transformed(self._fit.matrix, *self.size)
         with contextlib.ExitStack() as spool:
             yield from self._render_mapped(mapped, init_frames, spool)
@@ -202,6 +215,9 @@ class DiffusionRenderer(Renderer):
         """Drop the models and the reference encoding (safe to call twice)."""
         self._encoding = None
         self.pipe = None  # type: ignore[assignment]
+        if self._init_renderer is not None:
+            self._init_renderer.close()
+            self._init_renderer = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
