@@ -474,6 +474,7 @@ class Animator:
     def _plan(self, reference: ImageLike, driving: DrivingLike, *, size: tuple[int, int] | None, fps: float | None,
               start: int | None, end: int | None, reference_pose: PoseLike | None, mask: ImageLike | None,
               progress: bool) -> _Job:
+        self.renderer  # noqa: B018  (create it first: missing weights fail before minutes of pose work)
         ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask)
         raw = self.load_driving(driving, start=start, end=end, progress=progress)
         source_fps = raw.fps

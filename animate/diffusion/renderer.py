@@ -120,7 +120,8 @@ class DiffusionRenderer(Renderer):
 
     def _build(self, weights_dir: str | None) -> PoseDrivePipeline:
         if weights_dir is None:
-            raise ConfigError("the diffusion renderer needs weights_dir (see docs/WEIGHTS.md) or a pipeline")
+            raise ConfigError("the diffusion renderer needs a weights folder laid out as in docs/WEIGHTS.md: pass "
+                              "--weights DIR (Python: Animator(renderer=\"diffusion\", weights=DIR))")
         opts = self.options
         device = resolve_device(opts.device)
         dtype = resolve_dtype(opts.dtype, device)
