@@ -5,14 +5,19 @@ memory), runs a pose detector on each, then fills short gaps (:func:`pose.gaps.f
 tracks (:func:`pose.smoothing.smooth_sequence`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
 recognised from their first frame and read back with :mod:`pose.skeleton_parse` instead of being detected.
 
-Speed (the default mediapipe detector is the bottleneck, ~10 frames/s per CPU core):
+Speed (the default mediapipe detector is the bottleneck: Holistic costs ~40-50 ms of CPU per frame):
 
+* keyframe stride (``detect_every``): every frame is decoded, but the detector runs only on every ``N``-th
+  one (and the last); frames in between are interpolated from the detections around them and flagged
+  ``INTERPOLATED``. ``"auto"`` gives about 12 detections per second of video (2 at 24 fps), whose error on
+  the interpolated frames (0.2-0.3 % of body height, median) is below the detector's own jitter;
 * frames are downscaled inside the ffmpeg decoder to the detector's working size (``max_size``, long side
   960 px by default), which is far cheaper than decoding at full size and resizing;
 * a reader thread decodes ahead while the detector runs;
-* with ``workers > 1`` the frame range is cut into contiguous chunks, one per worker process, each with
-  its own detector (Holistic tracks from frame to frame, so each chunk starts a fresh track at its first
-  frame, and each worker seeks there).
+* with ``workers > 1`` the frame range is cut into contiguous chunks aligned on keyframes, one per worker
+  process (forked on Linux, pinned to its own core), each with its own detector and decoder (Holistic
+  tracks from frame to frame, so each chunk starts a fresh track at its first frame, and each worker seeks
+  there). Measured figures: ``benchmarks/bench_pose_extract.py``.
 
 Keypoints are always returned in pixels of the source frames, whatever size detection ran at.
 """
@@ -23,25 +28,48 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 from tqdm import tqdm
 
+from . import layout
 from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
-from .sequence import FrameStatus, PoseFrame, PoseSequence
+from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints
 from .video import open_video, read_image, to_rgb
 
 logger = logging.getLogger(__name__)
 
-# A worker process is only worth its start-up cost (~1-2 s: interpreter, mediapipe graph) for this many frames.
-MIN_FRAMES_PER_WORKER = 48
+# A worker process is only worth its start-up cost (fork + mediapipe graph ~0.1 s; spawn ~1-2 s) for this many
+# detector runs.
+MIN_DETECTIONS_PER_WORKER = 24
+# detect_every="auto" (see auto_detect_every): about this many detections per second of video, ...
+AUTO_DETECTIONS_PER_SECOND = 12.0
+# ... never more than this many frames apart, ...
+MAX_DETECT_EVERY = 5
+# ... and none below this frame rate (motion between frames too large to interpolate) ...
+MIN_FPS_FOR_STRIDE = 16.0
+# ... or for sequences shorter than this (seconds), whose cost is mostly start-up anyway.
+MIN_SECONDS_FOR_STRIDE = 2.0
+# ffmpeg decoding threads of each worker when several run (one per core already; more only add overhead).
+WORKER_DECODER_THREADS = 1
+# A worker that reports no progress for this long (seconds) is considered hung and the extraction fails.
+WORKER_STALL_TIMEOUT_S = 120.0
+# Pin each worker process (and its ffmpeg decoder) to its own CPU core (see benchmarks/bench_pose_extract.py).
+PIN_WORKERS = True
+
+# Set once a forked worker crashed or hung in this process: later calls do not fork again.
+_FORK_STATE = {"failed": False}
+
+# (positions of detected frames, their (n, K, 3) keypoints, their statuses, sequence frames, frames decoded)
+_RangeResult = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
 # Frames decoded ahead of the detector by the reader thread.
 PREFETCH_FRAMES = 4
 # Seconds between progress updates sent by worker processes.
@@ -87,6 +115,40 @@ def _prefetch(frames: Iterator[np.ndarray], depth: int = PREFETCH_FRAMES) -> Ite
         t.join(timeout=5.0)
 
 
+class _Background:
+    """Run ``fn(*args)`` in a daemon thread; :meth:`result` waits and returns its value or re-raises."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True, name="pose-startup")
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _preload_detector(name: str) -> None:
+    """Import the detector's heavy package ahead of time (no model is created); errors surface later."""
+    if name != "mediapipe":
+        return
+    from .detectors.mediapipe_holistic import preload
+
+    try:
+        preload()
+    except PosedriveError as exc:  # create_detector raises it again where it matters
+        logger.debug("mediapipe preload failed: %s", exc)
+
+
 def _resolve_detector_name(detector: str | Detector) -> str:
     return detector.name if isinstance(detector, Detector) else str(detector)
 
@@ -114,32 +176,86 @@ def _scale_frame(frame: PoseFrame, sx: float, sy: float, width: int, height: int
     return frame.transformed(np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]]), width, height)
 
 
-def _detect_range(path: str, name: str, options: dict, start: int, end: int | None, step: int,
-                  max_size: int | None, fps: float | None, progress_cb=None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Detect poses on frames ``start:end:step`` of ``path``; returns (keypoints, status, frames decoded).
+def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: bool,
+                   progress_cb: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Run ``det`` on the keyframes of the frames streamed from ``src`` (an open :class:`VideoSource`).
 
-    Runs in the calling process or in a worker process. Keypoints are in source-frame pixels.
+    The ``i``-th frame of ``src`` is sequence position ``offset + i``; it is a keyframe when that position
+    is a multiple of ``every``. With ``detect_tail`` the last frame is detected too (end point of the
+    interpolation). Every frame is decoded (so the detector's tracking and the frame count are those of
+    the source) but only keyframes reach the detector. Keypoints are in source-frame pixels.
     """
+    sx, sy = src.scale
+    positions: list[int] = []
     kps: list[np.ndarray] = []
     status: list[int] = []
-    with create_detector(name, **options) as det, open_video(path, fps, max_size=max_size, start=start, end=end) as src:
-        sx, sy = src.scale
-        decoded = 0
-        for i, rgb in enumerate(_prefetch(iter(src))):
-            decoded += 1
-            if i % step:
-                continue
-            f = _scale_frame(det(rgb), sx, sy, src.source_width, src.source_height)
-            kps.append(f.keypoints)
-            status.append(int(f.status))
-            if progress_cb is not None:
-                progress_cb(1)
+    last: tuple[int, np.ndarray] | None = None
+
+    def detect(i: int, rgb: np.ndarray) -> None:
+        f = _scale_frame(det(rgb), sx, sy, src.source_width, src.source_height)
+        positions.append(i)
+        kps.append(f.keypoints)
+        status.append(int(f.status))
+
+    n = 0
+    for i, rgb in enumerate(_prefetch(iter(src))):
+        n = i + 1
+        if (offset + i) % every == 0:
+            detect(i, rgb)
+            last = None
+        else:
+            last = (i, rgb)
+        if progress_cb is not None:
+            progress_cb(1)
+    if detect_tail and last is not None:
+        detect(*last)
     if not kps:
-        return np.zeros((0, 134, 3), np.float32), np.zeros(0, np.uint8), decoded
-    return np.stack(kps), np.asarray(status, np.uint8), decoded
+        return np.zeros(0, np.int64), np.zeros((0, layout.NUM_KEYPOINTS, 3), np.float32), np.zeros(0, np.uint8), n
+    return np.asarray(positions, np.int64), np.stack(kps), np.asarray(status, np.uint8), n
 
 
-def _worker_main(job_id: int, args: tuple, out_q) -> None:
+def _detect_range(path: str, name: str, options: dict, start: int, end: int | None, step: int,
+                  max_size: int | None, fps: float | None, every: int = 1, offset: int = 0,
+                  detect_tail: bool = True, progress_cb: Callable[[int], None] | None = None,
+                  cpu: int | None = None, in_worker: bool = False) -> _RangeResult:
+    """Detect poses on the keyframes of frames ``start:end:step`` of ``path`` (see :func:`_detect_stream`).
+
+    Runs in the calling process or in a worker process (``in_worker``: one of several, so the ffmpeg
+    decoder gets ``WORKER_DECODER_THREADS`` threads); ``cpu`` pins the calling process (and the decoder it
+    starts) to that core. Returns ``(positions, keypoints, status, frames)``: positions of the
+    detected frames relative to ``start``, their ``(n, 134, 3)`` keypoints and statuses, and the number of
+    sequence frames read.
+    """
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError as exc:  # e.g. the core was taken away from this process meanwhile
+            logger.debug("could not pin pose worker to CPU %d: %s", cpu, exc)
+    threads = WORKER_DECODER_THREADS if cpu is not None or in_worker else 0
+    with create_detector(name, **options) as det, \
+            open_video(path, fps, max_size=max_size, start=start, end=end, threads=threads) as src:
+        frames = _StepSource(src, step)
+        positions, kps, status, n = _detect_stream(det, frames, every, offset, detect_tail, progress_cb)
+        return positions, kps, status, n, frames.read
+
+
+class _StepSource:
+    """Every ``step``-th frame of an open :class:`VideoSource` (same ``scale`` and source size)."""
+
+    def __init__(self, src, step: int) -> None:
+        self._src, self._step = src, step
+        self.read = 0  # frames decoded, skipped ones included
+        self.scale = src.scale
+        self.source_width, self.source_height = src.source_width, src.source_height
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i, rgb in enumerate(self._src):
+            self.read = i + 1
+            if i % self._step == 0:
+                yield rgb
+
+
+def _worker_main(job_id: int, args: tuple, kwargs: dict, out_q) -> None:
     """Entry point of a worker process: run :func:`_detect_range` and post results on ``out_q``."""
     pending = [0]
     last = [time.monotonic()]
@@ -153,14 +269,18 @@ def _worker_main(job_id: int, args: tuple, out_q) -> None:
             last[0] = now
 
     try:
-        kps, status, decoded = _detect_range(*args, progress_cb=progress)
+        result = _detect_range(*args, progress_cb=progress, **kwargs)
         if pending[0]:
             out_q.put(("progress", job_id, pending[0]))
-        out_q.put(("done", job_id, (kps, status, decoded)))
+        out_q.put(("done", job_id, result))
     except PosedriveError as exc:
         out_q.put(("error", job_id, (type(exc).__name__, str(exc))))
     except BaseException as exc:  # report anything else with its traceback
         out_q.put(("error", job_id, ("RuntimeError", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")))
+
+
+class _WorkerLost(RuntimeError):
+    """A worker process crashed or hung (not an error of the input): the caller retries in-process."""
 
 
 def _raise_worker_error(kind: str, message: str) -> None:
@@ -172,10 +292,15 @@ def _raise_worker_error(kind: str, message: str) -> None:
     raise RuntimeError(f"pose extraction worker failed: {message}")
 
 
-def _chunks(start: int, stop: int, step: int, workers: int) -> list[tuple[int, int]]:
-    """Split ``range(start, stop, step)`` into ``workers`` contiguous frame ranges aligned on ``step``."""
+def _chunks(start: int, stop: int, step: int, workers: int, align: int = 1) -> list[tuple[int, int]]:
+    """Split ``range(start, stop, step)`` into ``workers`` contiguous frame ranges aligned on ``step``.
+
+    Every range but the last holds a multiple of ``align`` sequence frames, so that keyframes (every
+    ``align``-th sequence frame) fall at the same places whatever the number of workers.
+    """
     n = len(range(start, stop, step))
     per = -(-n // workers)
+    per = -(-per // align) * align
     out = []
     for w in range(workers):
         a, b = w * per, min(n, (w + 1) * per)
@@ -184,26 +309,134 @@ def _chunks(start: int, stop: int, step: int, workers: int) -> list[tuple[int, i
     return out
 
 
-def auto_workers(n_frames: int | None) -> int:
-    """Worker processes for ``n_frames`` frames: one per CPU core, each with >= MIN_FRAMES_PER_WORKER frames."""
+def auto_workers(n_frames: int | None, every: int = 1) -> int:
+    """Worker processes for ``n_frames`` frames: one per CPU core, each with enough work for its start-up.
+
+    Args:
+        n_frames: frames to extract (``None`` = unknown: one worker).
+        every: keyframe stride; a worker needs at least ``MIN_DETECTIONS_PER_WORKER`` detections.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if n_frames is None:
         return 1
-    return max(1, min(cores, n_frames // MIN_FRAMES_PER_WORKER))
+    return max(1, min(cores, -(-n_frames // every) // MIN_DETECTIONS_PER_WORKER))
 
 
-def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, int]], step: int,
-                  max_size: int | None, fps: float | None, bar: tqdm) -> tuple[np.ndarray, np.ndarray, int]:
-    ctx = mp.get_context("spawn")  # fresh interpreters: mediapipe's native threads do not survive fork
+def auto_detect_every(fps: float, n_frames: int | None = None, *, detector: str = DEFAULT_DETECTOR,
+                      is_folder: bool = False) -> int:
+    """Keyframe stride chosen by ``detect_every="auto"``: about 12 detections per second of video.
+
+    ``round(fps / AUTO_DETECTIONS_PER_SECOND)`` (halves round up), at most ``MAX_DETECT_EVERY``: 24 and
+    25 fps -> 2, 30 fps -> 3, 48 fps -> 4, 60 fps -> 5. It is 1 (every frame) below ``MIN_FPS_FOR_STRIDE``
+    fps, for sequences shorter than ``MIN_SECONDS_FOR_STRIDE`` seconds or of unknown length, for folders
+    of images (not necessarily consecutive video frames) and for detectors other than mediapipe.
+
+    Measured on examples/assets/dance.mp4 (24 fps, fast dance), linear interpolation between detections
+    compared with detecting every frame, error on the interpolated frames in % of body height: stride 2
+    -> body median 0.21% (95th percentile 1.07%), hands 0.11-0.30% (1.0-1.5%), face 0.17%; stride 3
+    (125 ms between detections, longer than the 100 ms of stride 3 at 30 fps) -> body 0.31% (1.47%).
+    The detector's own frame-to-frame jitter is 0.44%, above both.
+
+    Args:
+        fps: frames per second of the (stepped) sequence.
+        n_frames: number of frames, if known.
+        detector: detector name.
+        is_folder: the frames come from a folder of images.
+    """
+    if detector != "mediapipe" or is_folder or not fps >= MIN_FPS_FOR_STRIDE:
+        return 1
+    if n_frames is None or n_frames < MIN_SECONDS_FOR_STRIDE * fps:
+        return 1
+    return int(max(1, min(MAX_DETECT_EVERY, np.floor(fps / AUTO_DETECTIONS_PER_SECOND + 0.5))))
+
+
+def interpolate_between_keyframes(keypoints: np.ndarray, status: np.ndarray,
+                                  keyframe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the frames between consecutive keyframes from the two detections around them.
+
+    Between two keyframes that both found the person, each keypoint is linearly interpolated (``x``,
+    ``y`` and score) where it is present in both, held from the one that has it otherwise, and left
+    missing where neither has it; those frames get status ``INTERPOLATED``. Frames next to a keyframe
+    without a person stay ``MISSING`` (for :func:`pose.gaps.fill_gaps` to handle).
+
+    Args:
+        keypoints: ``(T, K, 3)`` float32; rows of non-keyframes are ignored (overwritten).
+        status: ``(T,)`` uint8 :class:`FrameStatus` (keyframes hold the detector's status).
+        keyframe: ``(T,)`` bool, frames the detector ran on.
+
+    Returns:
+        New ``(keypoints, status)`` arrays.
+    """
+    kps = np.array(keypoints, dtype=np.float32, copy=True)
+    st = np.array(status, dtype=np.uint8, copy=True)
+    kf = np.flatnonzero(keyframe)
+    inner = ~np.asarray(keyframe, bool)
+    kps[inner] = np.nan
+    kps[inner, :, 2] = 0.0
+    st[inner] = FrameStatus.MISSING
+    present = (np.nan_to_num(kps[..., 2]) > 0) & np.isfinite(kps[..., :2]).all(axis=-1)
+    for a, b in zip(kf[:-1], kf[1:]):
+        if b - a < 2 or st[a] != FrameStatus.DETECTED or st[b] != FrameStatus.DETECTED:
+            continue
+        w = (np.arange(1, b - a, dtype=np.float32) / (b - a))[:, None, None]
+        ka, kb = kps[a], kps[b]
+        va, vb = present[a], present[b]
+        mid = np.where((va & vb)[None, :, None], (1.0 - w) * ka + w * kb, np.nan)
+        mid[:, va & ~vb] = ka[va & ~vb]
+        mid[:, vb & ~va] = kb[vb & ~va]
+        mid[:, ~(va | vb), 2] = 0.0
+        kps[a + 1:b] = mid
+        st[a + 1:b] = FrameStatus.INTERPOLATED
+    return kps, st
+
+
+def _worker_start_method(name: str, allow_fork: bool = True) -> str | None:
+    """Start method for worker processes, or None when none works here (then one worker is used).
+
+    ``fork`` (Linux) is cheapest and works for any caller, including scripts read from stdin or without an
+    ``if __name__ == "__main__":`` guard. It is used for the mediapipe detector while this process has not
+    created a mediapipe graph: a child forked after one crashes (heap corruption), even once it is closed.
+    Otherwise ``spawn``, which re-imports the caller's main module, so that module must be a file on disk.
+
+    Args:
+        name: detector name.
+        allow_fork: False when the child would need OpenCV (whose thread pool does not survive fork).
+    """
+    if (allow_fork and name == "mediapipe" and sys.platform.startswith("linux")
+            and "fork" in mp.get_all_start_methods()):
+        holistic = sys.modules.get("pose.detectors.mediapipe_holistic")
+        if not _FORK_STATE["failed"] and (holistic is None or holistic.graphs_created() == 0):
+            return "fork"
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is not None or main_file is None or Path(main_file).is_file():
+        return "spawn"
+    return None
+
+
+def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, int | None]], step: int,
+                  max_size: int | None, fps: float | None, every: int, bar: tqdm,
+                  method: str, pin: bool) -> tuple[list[_RangeResult], list[int]]:
+    """Run one worker per frame range; returns their results and the sequence offset of each range."""
+    if method == "fork":
+        _preload_detector(name)  # imported once here (no-op if done), inherited by every worker
+    ctx = mp.get_context(method)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = pin and 1 < len(ranges) <= len(cores)
+    offsets = [len(range(ranges[0][0], a, step)) for a, _ in ranges]  # sequence position of each range
     out_q = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker_main, args=(i, (path, name, options, a, b, step, max_size, fps), out_q),
-                    daemon=True, name=f"pose-extract-{i}")
-        for i, (a, b) in enumerate(ranges)
-    ]
+    procs = []
+    for i, (a, b) in enumerate(ranges):
+        last = i == len(ranges) - 1
+        kwargs = dict(every=every, offset=offsets[i], detect_tail=last, cpu=cores[i] if pin else None,
+                      in_worker=len(ranges) > 1)
+        procs.append(ctx.Process(target=_worker_main, args=(i, (path, name, options, a, b, step, max_size, fps),
+                                                             kwargs, out_q),
+                                 daemon=True, name=f"pose-extract-{i}"))
     for p in procs:
         p.start()
-    results: dict[int, tuple] = {}
+    results: dict[int, _RangeResult] = {}
+    last_message = time.monotonic()
     try:
         while len(results) < len(procs):
             try:
@@ -211,8 +444,11 @@ def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, i
             except queue.Empty:
                 dead = [p for i, p in enumerate(procs) if i not in results and not p.is_alive()]
                 if dead and out_q.empty():
-                    raise RuntimeError(f"pose extraction worker {dead[0].name} died (exit code {dead[0].exitcode})")
+                    raise _WorkerLost(f"pose extraction worker {dead[0].name} died (exit code {dead[0].exitcode})")
+                if time.monotonic() - last_message > WORKER_STALL_TIMEOUT_S:
+                    raise _WorkerLost(f"pose extraction workers sent nothing for {WORKER_STALL_TIMEOUT_S:g} s")
                 continue
+            last_message = time.monotonic()
             if kind == "progress":
                 bar.update(payload)
             elif kind == "error":
@@ -225,9 +461,21 @@ def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, i
                 p.terminate()
             p.join(timeout=5.0)
         out_q.close()
-    kps = np.concatenate([results[i][0] for i in range(len(procs))])
-    status = np.concatenate([results[i][1] for i in range(len(procs))])
-    return kps, status, sum(results[i][2] for i in range(len(procs)))
+    return [results[i] for i in range(len(procs))], offsets
+
+
+def _assemble(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate range results into ``(keypoints (T, K, 3), status (T,), keyframe (T,))``."""
+    total = sum(int(p[3]) for p in parts)
+    kps = empty_keypoints(total)
+    status = np.full(total, FrameStatus.MISSING, np.uint8)
+    keyframe = np.zeros(total, bool)
+    base = 0
+    for positions, k, s, n, *_ in parts:
+        idx = base + np.asarray(positions, np.int64)
+        kps[idx], status[idx], keyframe[idx] = k, s, True
+        base += int(n)
+    return kps, status, keyframe
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,10 +492,11 @@ def extract_poses(
     end: int | None = None,
     step: int = 1,
     progress: bool = True,
-    workers: int | str = "auto",
+    workers: int | Literal["auto"] = "auto",
+    detect_every: int | Literal["auto"] = "auto",
     detector_options: dict | None = None,
     fps: float | None = None,
-    max_size: int | str | None = "auto",
+    max_size: int | Literal["auto"] | None = "auto",
     detect_skeleton: bool = True,
 ) -> PoseSequence:
     """Extract one person's whole-body poses from every frame of a video.
@@ -264,10 +513,19 @@ def extract_poses(
         start, end, step: frame range ``start:end:step`` of the source (``end`` None = to the end).
             The result's fps is the source fps divided by ``step``.
         progress: show a tqdm progress bar. Default True.
-        workers: detector processes; ``"auto"`` (default) uses one per CPU core when the range has at
-            least 48 frames per worker. Only video files use more than one (folders and ready detectors
-            run in this process). Workers are started with the ``spawn`` method, so a script calling this
-            with several workers needs the usual ``if __name__ == "__main__":`` guard.
+        workers: detector processes; ``"auto"`` (default) uses one per CPU core when each gets at least
+            ``MIN_DETECTIONS_PER_WORKER`` (24) detections. Only video files use more than one (folders and
+            ready detectors run in this process). On Linux workers are forked, so any script can call this
+            (no ``if __name__ == "__main__":`` guard needed) as long as this process has not itself run a
+            mediapipe graph; otherwise they are spawned, and where the caller's main module cannot be
+            re-imported (a script read from stdin) one worker is used, with a warning.
+        detect_every: keyframe stride ``N``: every frame is decoded but the detector runs only on every
+            ``N``-th frame of the sequence (and on the last one); the frames in between are interpolated
+            from the two detections around them (:func:`interpolate_between_keyframes`) and get status
+            ``INTERPOLATED``. ``"auto"`` (default) picks about 12 detections per second of video
+            (:func:`auto_detect_every`: 2 at 24 fps, 3 at 30 fps, 1 for short clips and folders); ``1``
+            detects every frame. The result's ``meta["detect_every"]`` records it, and
+            :meth:`PoseSequence.detection_rate` counts keyframes only.
         detector_options: keyword options for :func:`pose.detectors.create_detector`.
         fps: override the source frame rate (folders default to 24).
         max_size: decode frames with their long side shrunk to this many pixels; ``"auto"`` (default)
@@ -280,11 +538,16 @@ def extract_poses(
         :class:`PoseSequence` in source-frame pixels with ``meta`` recording source, detector and options.
 
     Raises:
-        VideoError: the source cannot be read. NoPersonError: no frame has a person.
-        DetectorError: the detector cannot be created.
+        InputError: invalid range, ``workers`` or ``detect_every``. VideoError: the source cannot be read.
+        NoPersonError: no frame has a person. DetectorError: the detector cannot be created.
     """
     if step < 1 or start < 0 or (end is not None and end <= start):
         raise InputError(f"invalid frame range start={start} end={end} step={step}; use 0 <= start < end and step >= 1")
+    if detect_every != "auto" and (isinstance(detect_every, bool) or not isinstance(detect_every, (int, np.integer))
+                                   or detect_every < 1):
+        raise InputError(f"detect_every must be an integer >= 1 or 'auto', got {detect_every!r}")
+    if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise InputError(f"workers must be an integer >= 1 or 'auto', got {workers!r}")
     if isinstance(source, PoseSequence):
         seq = source.slice(start, end, step)
         if len(seq) == 0:
@@ -294,48 +557,90 @@ def extract_poses(
     options = dict(detector_options or {})
     name = _resolve_detector_name(detector)
 
+    # The start-up steps overlap: mediapipe's import (for this process and the forked workers), the check
+    # for a rendered skeleton video and the header probe each wait mostly on I/O or a decoder process.
+    t0 = time.perf_counter()
+    preload = _Background(_preload_detector, name) if not isinstance(detector, Detector) else None
+    check = None
     if detect_skeleton and name != "skeleton" and not isinstance(detector, Detector):
-        if _looks_like_skeleton(path):
-            logger.info("%s looks like a rendered skeleton video; reading poses from the drawing", path)
-            name, options = "skeleton", {}
+        check = _Background(_looks_like_skeleton, path)
+    with open_video(path, fps, start=start, end=end) as probe:
+        src_fps, total = probe.fps, probe.frame_count
+        width, height = probe.source_width, probe.source_height
+        is_folder = path.is_dir()
+    if check is not None and check.result():
+        logger.info("%s looks like a rendered skeleton video; reading poses from the drawing", path)
+        name, options = "skeleton", {}
+    if preload is not None:
+        preload.result()
 
     if max_size == "auto":
         max_size = None if isinstance(detector, Detector) else _detector_max_size(name, options)
 
-    t0 = time.perf_counter()
-    with open_video(path, fps, max_size=max_size, start=start, end=end) as probe:
-        src_fps, total = probe.fps, probe.frame_count
-        width, height = probe.source_width, probe.source_height
-        is_folder = path.is_dir()
     n_expected = None if total is None else len(range(0, total, step))
+    every = (auto_detect_every(src_fps / step, n_expected, detector=name, is_folder=is_folder)
+             if detect_every == "auto" else int(detect_every))
     bar = tqdm(total=n_expected, desc=f"poses {path.name}", unit="frame", disable=not progress)
+    n_workers = 1
     try:
         if isinstance(detector, Detector):
-            kps, status, decoded = _detect_with(detector, path, start, end, step, max_size, fps, bar)
+            detector.reset()
+            with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
+                frames = _StepSource(src, step)
+                parts = [(*_detect_stream(detector, frames, every, 0, True, bar.update), frames.read)]
         else:
-            n_workers = auto_workers(n_expected) if workers == "auto" else int(workers)
-            if n_workers < 1:
-                raise InputError(f"workers must be >= 1 or 'auto', got {workers!r}")
+            n_workers = auto_workers(n_expected, every) if workers == "auto" else int(workers)
             if is_folder or total is None or name == "skeleton":
                 n_workers = 1
             stop = start + total if total is not None else None
-            ranges = _chunks(start, stop, step, n_workers) if stop is not None and n_workers > 1 else []
-            if len(ranges) > 1:
-                kps, status, decoded = _run_parallel(str(path), name, options, ranges, step, max_size, fps, bar)
-            else:
-                kps, status, decoded = _detect_range(str(path), name, options, start, end, step, max_size, fps,
-                                                     progress_cb=bar.update)
+            ranges = _chunks(start, stop, step, n_workers, every) if stop is not None and n_workers > 1 else []
+            # A forked child must not call OpenCV (its thread pool does not survive fork): folders decode with
+            # OpenCV, and the detector resizes with it when frames arrive larger than its working size.
+            det_size = _detector_max_size(name, options)
+            resizes = det_size is not None and (max_size is None or max_size > det_size)
+            method = _worker_start_method(name, allow_fork=not (is_folder or resizes))
+            if len(ranges) > 1 and method is None:
+                logger.warning("cannot start pose worker processes from a main module that is not a file on disk "
+                               "(%s); using 1 worker", getattr(sys.modules.get("__main__"), "__file__", "?"))
+            if len(ranges) <= 1 and method == "fork":
+                # one forked worker: this process never creates a graph, so later calls can still fork
+                ranges = [(start, end)]
+            if ranges and method is not None:
+                if end is None:
+                    ranges[-1] = (ranges[-1][0], None)  # to the true end, whatever the header said
+                while method is not None:
+                    try:
+                        parts, _ = _run_parallel(str(path), name, options, ranges, step, max_size, fps, every,
+                                                 bar, method, PIN_WORKERS)
+                        n_workers = len(ranges)
+                        break
+                    except _WorkerLost as exc:
+                        retry = None
+                        if method == "fork":
+                            _FORK_STATE["failed"] = True  # e.g. a mediapipe graph nobody reported: stop forking
+                            retry = _worker_start_method(name)
+                        logger.warning("%s; extracting %s again %s", exc, path,
+                                       f"with {retry} workers" if retry else "in this process")
+                        bar.reset()
+                        method = retry
+            if not (ranges and method is not None):
                 n_workers = 1
+                parts = [_detect_range(str(path), name, options, start, end, step, max_size, fps, every,
+                                       progress_cb=bar.update)]
     finally:
         bar.close()
+    kps, status, keyframe = _assemble(parts)
+    decoded = sum(int(p[4]) for p in parts)
     t_detect = time.perf_counter() - t0
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     if not np.any(status == FrameStatus.DETECTED):
         raise NoPersonError(
-            f"no person detected in any of the {len(kps)} frames of {path}; check that one person is fully "
-            f"visible, or try another detector (available: mediapipe, openpose)"
+            f"no person detected in any of the {int(keyframe.sum())} frames of {path} the detector ran on; check "
+            f"that one person is fully visible, or try another detector (available: mediapipe, openpose)"
         )
+    if every > 1:
+        kps, status = interpolate_between_keyframes(kps, status, keyframe)
     det_opts = detector.options() if isinstance(detector, Detector) else options
     meta = {
         "source": str(path),
@@ -344,37 +649,20 @@ def extract_poses(
         "start": start, "end": end, "step": step,
         "source_fps": src_fps,
         "decode_max_size": max_size,
-        "workers": 1 if isinstance(detector, Detector) else n_workers,
+        "workers": n_workers,
+        "detect_every": every,
+        "detections": int(keyframe.sum()),
         "frames_decoded": int(decoded),
         "fill_gaps": bool(fill_gaps), "max_interp_gap": int(max_interp_gap),
         "smoothing": _smoothing_meta(smoothing),
     }
     seq = PoseSequence(kps, width, height, src_fps / step, status,
                        np.where(status == FrameStatus.DETECTED,
-                                np.nan_to_num(kps[:, :18, 2]).mean(axis=1), 0.0).astype(np.float32),
+                                np.nan_to_num(kps[:, layout.BODY, 2]).mean(axis=1), 0.0).astype(np.float32),
                        meta)
-    logger.info("%s: %d frames, detection rate %.1f%%, %.1f frames/s", path, len(seq),
-                100 * seq.detection_rate(), len(seq) / max(t_detect, 1e-9))
+    logger.info("%s: %d frames (detector on every %d), detection rate %.1f%%, %.1f frames/s", path, len(seq),
+                every, 100 * seq.detection_rate(), len(seq) / max(t_detect, 1e-9))
     return _postprocess(seq, fill_gaps, max_interp_gap, smoothing)
-
-
-def _detect_with(det: Detector, path: Path, start: int, end: int | None, step: int, max_size: int | None,
-                 fps: float | None, bar: tqdm) -> tuple[np.ndarray, np.ndarray, int]:
-    kps, status, decoded = [], [], 0
-    det.reset()
-    with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
-        sx, sy = src.scale
-        for i, rgb in enumerate(_prefetch(iter(src))):
-            decoded += 1
-            if i % step:
-                continue
-            f = _scale_frame(det(rgb), sx, sy, src.source_width, src.source_height)
-            kps.append(f.keypoints)
-            status.append(int(f.status))
-            bar.update(1)
-    if not kps:
-        return np.zeros((0, 134, 3), np.float32), np.zeros(0, np.uint8), decoded
-    return np.stack(kps), np.asarray(status, np.uint8), decoded
 
 
 def _looks_like_skeleton(path: Path) -> bool:

@@ -226,9 +226,19 @@ class PoseSequence:
     def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> "PoseSequence":
         """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``)."""
         sl = slice(start, stop, step)
+        meta = dict(self.meta)
+        every = self.detect_every
+        if every > 1:
+            # keep the keyframe pattern only where the slice preserves it (see detector_frames)
+            if start % every:
+                meta.pop("detect_every", None)
+            elif step % every == 0:
+                meta["detect_every"] = 1
+            elif step != 1:
+                meta.pop("detect_every", None)
         return PoseSequence(
             self.keypoints[sl].copy(), self.width, self.height, self.fps / step,
-            self.status[sl].copy(), self.confidence[sl].copy(), dict(self.meta),
+            self.status[sl].copy(), self.confidence[sl].copy(), meta,
         )
 
     def copy(self, keypoints: np.ndarray | None = None, **changes) -> "PoseSequence":
@@ -246,24 +256,55 @@ class PoseSequence:
         """Length in seconds."""
         return len(self) / self.fps
 
+    @property
+    def detect_every(self) -> int:
+        """Keyframe stride of the extraction (``meta["detect_every"]``, 1 when absent): the detector ran on
+        every ``detect_every``-th frame and the frames in between were interpolated by design."""
+        try:
+            return max(1, int(self.meta.get("detect_every", 1)))
+        except (TypeError, ValueError):
+            return 1
+
+    def detector_frames(self) -> np.ndarray:
+        """``(T,)`` bool: frames the detector was run on.
+
+        Every frame, unless the sequence was extracted with a keyframe stride ``N = detect_every > 1``; then
+        the frames ``i % N == 0`` plus any other frame with status ``DETECTED`` (the last frame is always
+        detected so that interpolation has an end point).
+        """
+        every = self.detect_every
+        if every == 1:
+            return np.ones(len(self), dtype=bool)
+        return (np.arange(len(self)) % every == 0) | (self.status == FrameStatus.DETECTED)
+
     def detection_rate(self) -> float:
-        """Fraction of frames in which the detector found the person."""
-        if len(self) == 0:
+        """Fraction of the frames the detector ran on (:meth:`detector_frames`) in which it found the person.
+
+        Frames skipped by design under a keyframe stride are not counted, so the rate does not depend on it.
+        """
+        ran = self.detector_frames()
+        if not ran.any():
             return 0.0
-        return float(np.mean(self.status == FrameStatus.DETECTED))
+        return float(np.mean(self.status[ran] == FrameStatus.DETECTED))
 
     def gaps(self) -> list[tuple[int, int]]:
-        """Runs of frames without a detection, as ``(start, stop)`` half-open index ranges."""
+        """Runs of frames without a detection, as ``(start, stop)`` half-open index ranges.
+
+        Under a keyframe stride, a run made only of frames the detector was not run on (the in-betweens of
+        two detected keyframes) is not a gap.
+        """
         missing = self.status != FrameStatus.DETECTED
+        ran = self.detector_frames()
         out: list[tuple[int, int]] = []
         start = None
         for i, m in enumerate(missing):
             if m and start is None:
                 start = i
             elif not m and start is not None:
-                out.append((start, i))
+                if ran[start:i].any():
+                    out.append((start, i))
                 start = None
-        if start is not None:
+        if start is not None and ran[start:].any():
             out.append((start, len(self)))
         return out
 

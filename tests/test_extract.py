@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +15,7 @@ import pytest
 
 from pose import layout
 from pose.errors import InputError, NoPersonError
-from pose.extract import _chunks, detect_image, extract_poses
+from pose.extract import _chunks, auto_detect_every, detect_image, extract_poses, interpolate_between_keyframes
 from pose.sequence import FrameStatus, PoseSequence
 from pose.video import VideoWriter, read_image
 
@@ -148,3 +153,156 @@ def test_detect_image_array_and_skeleton(data_dir):
     assert detect_image(rgba).has_person
     skel = detect_image(data_dir / "skeleton" / "anyone-video-2_000.png")
     assert skel.body[B["neck"], 2] == 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# keyframe stride (detect_every) and worker processes
+# --------------------------------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def raw_every_frame(data_dir):
+    """dance_short.mp4 detected on every frame, no gap filling or smoothing."""
+    return extract_poses(data_dir / "dance_short.mp4", detect_every=1, workers=1, fill_gaps=False, smoothing=None,
+                         progress=False)
+
+
+def _median_px(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.nanmedian(np.linalg.norm(a[..., :2] - b[..., :2], axis=-1)))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_keyframe_stride_matches_detecting_every_frame(data_dir, raw_every_frame, workers):
+    seq = extract_poses(data_dir / "dance_short.mp4", detect_every=2, workers=workers, fill_gaps=False,
+                        smoothing=None, progress=False)
+    ref = raw_every_frame
+    assert len(seq) == 24 and seq.meta["detect_every"] == 2 and seq.meta["workers"] == workers
+    assert seq.meta["frames_decoded"] == 24 and seq.meta["detections"] == 13  # 0, 2, ..., 22 and the last, 23
+    st = seq.status
+    assert (st[0:23:2] == FrameStatus.DETECTED).all() and st[23] == FrameStatus.DETECTED
+    assert (st[1:23:2] == FrameStatus.INTERPOLATED).all()
+    assert (seq.confidence[1:23:2] == 0).all() and (seq.confidence[0::2] > 0.5).all()
+    body = slice(0, 14)
+    # keyframes: the same detections as detecting every frame (tracking from two frames back: < 2 px noise)
+    assert _median_px(seq.keypoints[0::2, body], ref.keypoints[0::2, body]) < 2.0
+    # in-betweens: linear interpolation of their neighbours, close to a real detection on a 640 px frame
+    assert _median_px(seq.keypoints[1:23:2, body], ref.keypoints[1:23:2, body]) < 3.0
+    mid = 0.5 * (seq.keypoints[2:23:2, body, :2] + seq.keypoints[0:21:2, body, :2])
+    assert np.allclose(seq.keypoints[1:22:2, body, :2], mid, atol=1e-3, equal_nan=True)
+    # a frame skipped by design is not a failed detection
+    assert seq.detection_rate() == pytest.approx(ref.detection_rate()) == pytest.approx(1.0)
+    assert seq.gaps() == [] and seq.summary()["gaps"] == []
+
+
+def test_stride_then_gap_fill_and_smoothing(data_dir):
+    seq = extract_poses(data_dir / "dance_short.mp4", detect_every=3, workers=1, progress=False)
+    assert seq.meta["detect_every"] == 3 and seq.detection_rate() == pytest.approx(1.0)
+    assert np.isfinite(seq.keypoints[:, 1:14, :2]).all()  # every frame has a body after post-processing
+
+
+def test_interpolate_between_keyframes_rules():
+    n, k = 7, layout.NUM_KEYPOINTS
+    kps = np.zeros((n, k, 3), np.float32)
+    kps[..., 2] = 0.9
+    kps[:, :, 0] = np.arange(n)[:, None] * 10.0
+    kps[:, :, 1] = 5.0
+    status = np.full(n, FrameStatus.DETECTED, np.uint8)
+    keyframe = np.array([1, 0, 1, 0, 0, 1, 1], bool)  # gaps of 1 and 2 frames, then an adjacent pair
+    kps[2, 3] = [np.nan, np.nan, 0.0]  # keypoint 3 lost at keyframe 2: held from keyframe 0
+    kps[0, 4] = [np.nan, np.nan, 0.0]
+    kps[2, 4] = [np.nan, np.nan, 0.0]  # keypoint 4 missing on both sides: stays missing
+    kps[1] = 999.0  # non-keyframe rows are ignored
+    out, st = interpolate_between_keyframes(kps, status, keyframe)
+    assert st.tolist() == [0, 1, 0, 1, 1, 0, 0]
+    assert out[1, 0, 0] == pytest.approx(10.0) and out[3, 0, 0] == pytest.approx(30.0)
+    assert out[4, 0, 0] == pytest.approx(40.0) and out[3, 0, 2] == pytest.approx(0.9)
+    assert out[1, 3, 0] == pytest.approx(0.0)  # held
+    assert np.isnan(out[1, 4, :2]).all() and out[1, 4, 2] == 0
+    # next to a keyframe without a person the in-betweens stay MISSING (for fill_gaps)
+    status[5] = FrameStatus.MISSING
+    out, st = interpolate_between_keyframes(kps, status, keyframe)
+    assert st[3:5].tolist() == [FrameStatus.MISSING] * 2 and np.isnan(out[3:5, :, :2]).all()
+
+
+def test_detection_rate_counts_keyframes_only():
+    n = 12
+    kps = np.zeros((n, layout.NUM_KEYPOINTS, 3), np.float32)
+    kps[..., 2] = 1.0
+    status = np.where(np.arange(n) % 3 == 0, FrameStatus.DETECTED, FrameStatus.INTERPOLATED).astype(np.uint8)
+    status[11] = FrameStatus.DETECTED  # the last frame is always detected
+    status[4:9] = FrameStatus.MISSING  # keyframe 6 failed; the in-betweens on both sides were left missing
+    seq = PoseSequence(kps, 64, 64, 24.0, status, meta={"detect_every": 3})
+    assert seq.detector_frames().tolist() == [i % 3 == 0 or i == 11 for i in range(n)]
+    assert seq.detection_rate() == pytest.approx(4 / 5)
+    assert seq.gaps() == [(4, 9)]
+    plain = seq.copy(meta={})  # without the stride every non-detected frame counts
+    assert plain.detection_rate() == pytest.approx(4 / 12) and len(plain.gaps()) == 3
+    assert seq.slice(3, 12).detect_every == 3 and seq.slice(0, 12, 3).detect_every == 1
+    assert seq.slice(1, 12).detect_every == 1 and "detect_every" not in seq.slice(1, 12).meta
+
+
+@pytest.mark.parametrize("fps, frames, kwargs, expected", [
+    (24, 288, {}, 2), (25, 300, {}, 2), (30, 300, {}, 3), (48, 480, {}, 4), (60, 600, {}, 5), (120, 1200, {}, 5),
+    (12, 200, {}, 1),                        # too few frames per second to interpolate
+    (24, 24, {}, 1), (30, None, {}, 1),       # short or unknown length
+    (24, 288, {"is_folder": True}, 1), (24, 288, {"detector": "openpose"}, 1),
+])
+def test_auto_detect_every(fps, frames, kwargs, expected):
+    assert auto_detect_every(fps, frames, **kwargs) == expected
+
+
+def test_auto_stride_on_short_clip_detects_every_frame(dance_short_poses):
+    assert dance_short_poses.meta["detect_every"] == 1 and dance_short_poses.meta["detections"] == 24
+
+
+def test_invalid_detect_every_and_workers(data_dir):
+    for bad in (0, 2.5, "fast", True):
+        with pytest.raises(InputError, match="detect_every"):
+            extract_poses(data_dir / "dance_short.mp4", detect_every=bad, progress=False)
+    with pytest.raises(InputError, match="workers"):
+        extract_poses(data_dir / "dance_short.mp4", workers=0, progress=False)
+
+
+def test_chunks_align_on_keyframes():
+    for start, stop, step, w, every in [(0, 288, 1, 2, 2), (0, 24, 1, 2, 5), (3, 100, 2, 3, 3), (0, 7, 1, 4, 2)]:
+        ranges = _chunks(start, stop, step, w, every)
+        got = [f for a, b in ranges for f in range(a, b, step)]
+        assert got == list(range(start, stop, step))
+        sizes = [len(range(a, b, step)) for a, b in ranges]
+        assert all(s % every == 0 for s in sizes[:-1])
+
+
+_STDIN_SCRIPT = """
+import json, logging
+logging.basicConfig(level=logging.WARNING)
+import mediapipe as mp
+from pose.extract import detect_image, extract_poses
+from pose.video import read_image
+if {setup!r} == "detect_image":
+    detect_image({image!r})  # a counted mediapipe graph in this process: forking is no longer safe
+elif {setup!r} == "other_graph":
+    with mp.solutions.selfie_segmentation.SelfieSegmentation() as s:  # a graph pose.extract does not know of
+        s.process(read_image({image!r}))
+seq = extract_poses({video!r}, workers=2, detect_every=2, fill_gaps=False, smoothing=None, progress=False)
+print(json.dumps({{"workers": seq.meta["workers"], "status": seq.status.tolist(), "rate": seq.detection_rate()}}))
+"""
+
+
+@pytest.mark.parametrize("setup", ["none", "detect_image", "other_graph"])
+def test_workers_from_a_script_read_from_stdin(data_dir, setup):
+    """`python - <<EOF` scripts (no file, no __main__ guard) must not crash when workers are used."""
+    script = _STDIN_SCRIPT.format(setup=setup, image=str(data_dir / "dance_100.jpg"),
+                                  video=str(data_dir / "dance_short.mp4"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["rate"] == 1.0 and out["status"][:4] == [0, 1, 0, 1] and len(out["status"]) == 24
+    if setup == "none":  # forked
+        assert out["workers"] == 2
+    elif setup == "detect_image":  # cannot fork after a graph, cannot spawn without a main file
+        assert out["workers"] == 1 and "using 1 worker" in proc.stderr
+    else:  # the forked workers crash on the unknown graph: detected, redone in this process
+        assert out["workers"] == 1 and "again in this process" in proc.stderr

@@ -30,6 +30,35 @@ SHIPPED_MODEL_COMPLEXITY = 1
 # accuracy against full-resolution input is measured in benchmarks/bench_pose_extract.py.
 DEFAULT_MAX_SIZE = 960
 
+# mediapipe graphs created in this process so far. A child forked after one was created crashes (heap
+# corruption in its first graph, measured with mediapipe 0.10.21, even when the parent's graph was closed),
+# so pose.extract only forks worker processes while this is 0.
+_graphs_created = 0
+
+
+def graphs_created() -> int:
+    """Number of mediapipe graphs created in this process (closed ones included), see :func:`note_graph_created`."""
+    return _graphs_created
+
+
+def note_graph_created() -> None:
+    """Record that a mediapipe graph was created in this process.
+
+    Called by :class:`MediapipeHolisticDetector`; other code that creates mediapipe solutions (e.g. a
+    segmentation model) should call it too, so that :func:`pose.extract.extract_poses` stops forking workers.
+    """
+    global _graphs_created
+    _graphs_created += 1
+
+
+def preload() -> None:
+    """Import mediapipe without creating a graph (no threads start), so forked workers inherit the import.
+
+    Raises:
+        DetectorError: mediapipe is not installed.
+    """
+    _import_mediapipe()
+
 
 def _import_mediapipe():
     try:
@@ -85,6 +114,7 @@ class MediapipeHolisticDetector(Detector):
         self._open()
 
     def _open(self) -> None:
+        note_graph_created()
         try:
             self._holistic = self._mp.solutions.holistic.Holistic(**self._opts)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with long native messages
