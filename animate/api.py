@@ -439,7 +439,7 @@ class Animator:
                 seq = extract_poses(
                     path, detector=cfg.pose.detector, smoothing=self._smoothing(),
                     max_interp_gap=cfg.pose.max_interp_gap, start=start, end=end, progress=progress,
-                    detector_options=cfg.pose.detector_options or None,
+                    detector_options=cfg.pose.detector_options or None, detect_every=cfg.pose.detect_every,
                 )
         else:
             raise InputError(f"driving must be a video path, a pose file (.json/.npz) or a PoseSequence, got {type(driving).__name__}")

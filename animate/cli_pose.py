@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=int, default=0, help="first frame (default 0)")
     p.add_argument("--end", type=int, default=None, help="stop before this frame")
     p.add_argument("--step", type=int, default=1, help="use every STEP-th frame")
+    p.add_argument("--detect-every", default="auto", type=_detect_every,
+                   help="run the detector on every Nth frame and interpolate between (default auto: ~12 "
+                        "detections per second of video; 1 = every frame)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run_extract)
 
@@ -55,6 +58,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("poses", help="pose file (.json/.npz)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_show)
+
+
+def _detect_every(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def _check_output(path: str, overwrite: bool) -> None:
@@ -92,6 +103,7 @@ def run_extract(args: argparse.Namespace) -> int:
     seq = extract_poses(
         args.video, detector=args.detector, smoothing=not args.no_smoothing, max_interp_gap=args.max_gap,
         start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,
+        detect_every=args.detect_every,
     )
     save_sequence(seq, args.output, overwrite=args.overwrite)
     log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())

@@ -50,11 +50,14 @@ class PoseConfig:
         detector_options: keyword options of that detector.
         max_interp_gap: frames without a person up to this length are interpolated; longer gaps hold
             the last detected pose (and are counted in the run's statistics).
+        detect_every: run the detector on every Nth frame and interpolate in between (``"auto"``: about
+            12 detections per second of video, see :func:`pose.extract.auto_detect_every`; 1 = every frame).
     """
 
     detector: str = "mediapipe"
     detector_options: dict = field(default_factory=dict)
     max_interp_gap: int = 8
+    detect_every: int | str = "auto"
 
 
 @dataclass
@@ -354,6 +357,14 @@ def parse_size(text: str, name: str = "size") -> tuple[int, int]:
     return w, h
 
 
+def _detect_every(c: "_Checker", value: Any) -> int | str:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise c.fail("pose.detect_every", "'auto' or an integer >= 1", value)
+    return value
+
+
 def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
     from animate.renderer import available_renderers
 
@@ -375,6 +386,7 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
             detector=c.text("pose.detector", p["detector"]),
             detector_options=c.mapping("pose.detector_options", p["detector_options"]),
             max_interp_gap=c.integer("pose.max_interp_gap", p["max_interp_gap"]),
+            detect_every=_detect_every(c, p["detect_every"]),
         ),
         smoothing=SmoothingConfig(
             enabled=c.boolean("smoothing.enabled", s["enabled"]),

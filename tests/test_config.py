@@ -73,6 +73,8 @@ def test_renderer_options_and_diffusion_paths(tmp_path):
         ("smoothing:\n  enabled: maybe\n", "smoothing.enabled"),
         ("renderer:\n  name: blender\n", "renderer.name"),
         ("pose:\n  max_interp_gap: -1\n", "pose.max_interp_gap"),
+        ("pose:\n  detect_every: 0\n", "pose.detect_every"),
+        ("pose:\n  detect_every: often\n", "pose.detect_every"),
         ("output:\n  fsp: 12\n", "output.fsp"),
         ("rendrer:\n  name: puppet\n", "rendrer"),
         ("output: 12\n", "output"),
