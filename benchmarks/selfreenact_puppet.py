@@ -1,10 +1,16 @@
 """Self-reenactment of a video with the puppet renderer: reference = frame 0, driving = the video's own poses.
 
-Scores the rendered frames against the real ones at ``--height`` pixels (SSIM, PSNR with skimage, pose PCK@0.05
-by re-detecting the pose on the rendered frames, temporal warp error with Farneback flow) and compares with the
-"first frame repeated" baseline. Poses are cached in ``--cache`` (an .npz) so that iterations are fast.
+A fast-iteration twin of ``posedrive eval`` (animate/evaluation.py): frames are read with ``pose.video`` and
+resized like the evaluator, the driving poses come from the product path (``pose.extract.extract_poses`` +
+``pose.retarget.retarget`` onto frame 0, ``--poses pipeline``, default) or from a plain mediapipe holistic
+pass (``--poses holistic``), and are cached in ``--cache`` so that re-runs only render and score.
+Scores: SSIM, PSNR (skimage), pose PCK@0.05 (``--pck``), DIS-flow warp error, the "first frame repeated"
+baseline, and with ``--breakdown`` the squared error split by region: the character in the real frame
+(mediapipe segmentation of every real frame, cached), the background the reference character covered
+("revealed"), the bottom ``--band`` fraction of the frame (burnt-in subtitles / overlays) and the rest.
 
-    python benchmarks/selfreenact_puppet.py examples/assets/dance.mp4 --deformation skinning
+    python benchmarks/selfreenact_puppet.py examples/assets/dance.mp4 --breakdown
+    python benchmarks/selfreenact_puppet.py examples/assets/dance.mp4 --options '{"leg_layers": false}'
 """
 
 from __future__ import annotations
@@ -32,16 +38,16 @@ _MP_BODY = {0: 0, 2: 12, 3: 14, 4: 16, 5: 11, 6: 13, 7: 15, 8: 24, 9: 26, 10: 28
 
 
 def read_frames(path: str, height: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        h, w = bgr.shape[:2]
-        size = (int(round(w * height / h)), height)
-        frames.append(cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-    cap.release()
+    """All frames of ``path`` at the evaluator's comparison size (``eval_size``, INTER_AREA)."""
+    from animate.evaluation import eval_size
+    from pose.video import open_video
+
+    frames: list[np.ndarray] = []
+    size = None
+    for frame in open_video(path):
+        if size is None:
+            size = eval_size(frame.shape[1], frame.shape[0], height)
+        frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if frame.shape[1::-1] != size else frame)
     return frames
 
 
@@ -74,6 +80,7 @@ class _Holistic:
 
 
 def poses_of(frames: list[np.ndarray], cache: str | None, static: bool = False) -> np.ndarray:
+    """Raw mediapipe holistic keypoints of ``frames`` (``(T, 134, 3)``), cached in ``cache``."""
     if cache and os.path.exists(cache):
         return np.load(cache)["keypoints"]
     det = _Holistic(static)
@@ -84,6 +91,59 @@ def poses_of(frames: list[np.ndarray], cache: str | None, static: bool = False) 
     return kps
 
 
+def pipeline_poses(video: str, size: tuple[int, int], cache: str | None) -> PoseSequence:
+    """The product's driving poses: extracted (gap fill + One-Euro), retargeted onto frame 0, on the canvas."""
+    if cache and os.path.exists(cache):
+        d = np.load(cache)
+        return PoseSequence(d["keypoints"], int(d["width"]), int(d["height"]), float(d["fps"]), d["status"])
+    from pose.extract import extract_poses
+    from pose.retarget import retarget
+
+    driving = extract_poses(video, progress=False)
+    seq = retarget(driving, driving[0]).resized(*size)
+    if cache:
+        np.savez(cache, keypoints=seq.keypoints, width=seq.width, height=seq.height, fps=seq.fps, status=seq.status)
+    return seq
+
+
+def character_masks(frames: list[np.ndarray], cache: str | None) -> np.ndarray:
+    """``(T, H, W)`` bool person masks of the real frames (mediapipe holistic segmentation), cached."""
+    if cache and os.path.exists(cache):
+        return np.load(cache)["masks"]
+    import mediapipe as mp
+
+    with mp.solutions.holistic.Holistic(static_image_mode=False, model_complexity=1,
+                                        enable_segmentation=True) as holistic:
+        out = []
+        for f in frames:
+            seg = holistic.process(f).segmentation_mask
+            out.append(np.zeros(f.shape[:2], bool) if seg is None else np.asarray(seg) > 0.5)
+    masks = np.stack(out)
+    if cache:
+        np.savez_compressed(cache, masks=masks)
+    return masks
+
+
+def error_breakdown(out: list[np.ndarray], real: list[np.ndarray], masks: np.ndarray, band: float) -> dict:
+    """Share of the squared error and MSE per region (character / revealed / band / rest), frames 1..T-1."""
+    h = real[0].shape[0]
+    band_rows = np.zeros(real[0].shape[:2], bool)
+    band_rows[int(round((1.0 - band) * h)):] = True
+    covered = masks[0]
+    sse = dict.fromkeys(("character", "revealed", "band", "rest"), 0.0)
+    count = dict.fromkeys(sse, 0)
+    for t in range(1, len(real)):
+        err = ((out[t].astype(np.float64) - real[t]) ** 2).mean(axis=2)
+        char = masks[t] & ~band_rows
+        revealed = covered & ~masks[t] & ~band_rows
+        rest = ~(char | revealed | band_rows)
+        for key, sel in (("character", char), ("revealed", revealed), ("band", band_rows), ("rest", rest)):
+            sse[key] += float(err[sel].sum())
+            count[key] += int(sel.sum())
+    total = max(sum(sse.values()), 1e-9)
+    return {k: {"share": round(sse[k] / total, 3), "mse": round(sse[k] / max(count[k], 1), 1)} for k in sse}
+
+
 def pck(pred: np.ndarray, gt: np.ndarray, size: float, thr: float = 0.05) -> float:
     """PCK over body joints visible in both, threshold ``thr`` x max(image side)."""
     vis = (gt[..., 2] >= 0.3) & (pred[..., 2] >= 0.3)
@@ -92,17 +152,13 @@ def pck(pred: np.ndarray, gt: np.ndarray, size: float, thr: float = 0.05) -> flo
 
 
 def warp_error(frames: list[np.ndarray]) -> float:
-    """Mean abs difference (0..255) of frame t+1 and frame t warped by the DIS flow of the same video."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    h, w = frames[0].shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    errs = []
-    for t in range(len(frames) - 1):
-        flow = dis.calc(gray[t + 1], gray[t], None)
-        warped = cv2.remap(frames[t], gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
-        errs.append(np.abs(warped.astype(np.float32) - frames[t + 1].astype(np.float32)).mean())
-    return float(np.mean(errs))
+    """Mean abs difference (0..255) of frame t+1 and frame t warped by DIS flow, as ``posedrive eval`` does."""
+    from animate.evaluation import WarpError
+
+    warp = WarpError()
+    for f in frames:
+        warp.update(f)
+    return 255.0 * (warp.mean or 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("video")
     ap.add_argument("--height", type=int, default=512)
     ap.add_argument("--frames", type=int, default=0, help="limit the number of frames (0 = all)")
-    ap.add_argument("--cache", default="/tmp/posedrive_selfreenact_poses.npz")
+    ap.add_argument("--cache", default="/tmp/posedrive_selfreenact", help="prefix of the cached poses / masks")
+    ap.add_argument("--poses", choices=("pipeline", "holistic"), default="pipeline",
+                    help="driving poses: the product path (extract + retarget) or raw mediapipe holistic")
+    ap.add_argument("--breakdown", action="store_true", help="split the squared error by region")
+    ap.add_argument("--band", type=float, default=0.125, help="bottom fraction of the frame counted as overlay band")
     ap.add_argument("--deformation", default="skinning")
     ap.add_argument("--options", default="{}", help="JSON dict of extra PuppetRenderer options")
-    ap.add_argument("--no-smooth", action="store_true", help="drive with the raw detections (no One-Euro filter)")
+    ap.add_argument("--no-smooth", action="store_true", help="--poses holistic: drive with the raw detections")
     ap.add_argument("--pck", action="store_true", help="re-detect poses on the output for PCK@0.05 (slower)")
     ap.add_argument("--save", default="", help="write the rendered video here (mp4)")
     ap.add_argument("--json", default="", help="write the scores here")
@@ -124,13 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames:
         real = real[: args.frames]
     h, w = real[0].shape[:2]
-    kps = poses_of(real, args.cache)[: len(real)]
-    seq = PoseSequence(kps, w, h, 24.0)
-    if not args.no_smooth:
-        from pose.smoothing import smooth_sequence  # the pipeline's One-Euro filter
+    tag = os.path.splitext(os.path.basename(args.video))[0]
+    if args.poses == "pipeline":
+        seq = pipeline_poses(args.video, (w, h), f"{args.cache}_{tag}_{h}_pipeline.npz").slice(0, len(real))
+        kps = seq.keypoints
+    else:
+        kps = poses_of(real, f"{args.cache}_{tag}_{h}_holistic.npz")[: len(real)]
+        seq = PoseSequence(kps, w, h, 24.0)
+        if not args.no_smooth:
+            from pose.smoothing import smooth_sequence  # the pipeline's One-Euro filter
 
-        seq = smooth_sequence(seq)
-    renderer = PuppetRenderer(deformation=args.deformation, **json.loads(args.options))
+            seq = smooth_sequence(seq)
+    renderer = PuppetRenderer(**{"deformation": args.deformation, **json.loads(args.options)})
     t0 = time.perf_counter()
     renderer.prepare(real[0], seq[0])
     t_prep = time.perf_counter() - t0
@@ -155,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         "prepare_s": round(t_prep, 2), "render_fps": round(len(out) / t_render, 1),
     }
     report["warp_ratio"] = round(report["warp_error"] / max(report["warp_error_real"], 1e-6), 3)
+    if args.breakdown:
+        masks = character_masks(real, f"{args.cache}_{tag}_{h}_masks.npz")[: len(real)]
+        report["breakdown"] = error_breakdown(out, real, masks, args.band)
     if args.pck:
         det = _Holistic(static=False)
         pred = np.stack([det(f) for f in out])

@@ -2,17 +2,19 @@
 
 Bones are built from the OpenPose-18 body joints of the reference pose:
 
-* ``torso``: the polygon neck / shoulders / hips; its transform is the least-squares affine map of those
-  joints (so a body turning sideways narrows);
+* ``torso``: the polygon neck / shoulders / hips; its transform blends the least-squares affine map and the
+  similarity of those joints (a body turning sideways narrows, hip-keypoint jitter is damped);
 * ``head``: segment neck -> top of the head (eyes pushed away from the neck); transform = least-squares
   similarity of the neck, nose, eyes and ears;
 * limbs (upper arm, forearm, thigh, shin): transform = rotation onto the new segment direction, stretch along
   the bone only (thickness kept), pinned at the proximal joint;
 * hands and feet: rigid continuations of the forearm / shin, pinned at the wrist / ankle (never stretched).
 
-Parts are grouped into draw layers: ``body`` (torso, head, legs), ``right_arm`` and ``left_arm``.
-Skinning weights are smooth inverse-distance weights to the bones of a vertex's layer, so two meshes that
-meet at a joint move together (the weights are a function of the reference position only).
+Parts are grouped into draw layers, back to front: ``right_leg`` and ``left_leg`` (thigh below
+``thigh_body_fraction`` of its length, shin, foot), ``body`` (torso, head, hips and the top of the thighs:
+skirts and shorts), ``right_arm`` and ``left_arm``. Skinning weights are smooth inverse-distance weights to
+the bones driving a vertex's layer (the body layer is also driven by both thighs), so two meshes that meet
+at a joint move together (the weights are a function of the reference position only).
 
 numpy / OpenCV only.
 """
@@ -45,20 +47,30 @@ BONES: dict[str, tuple[str, int, int, str]] = {
     "left_upper_arm": ("limb", B["left_shoulder"], B["left_elbow"], "left_arm"),
     "left_forearm": ("limb", B["left_elbow"], B["left_wrist"], "left_arm"),
     "left_hand": ("end", B["left_elbow"], B["left_wrist"], "left_arm"),
-    "right_thigh": ("limb", B["right_hip"], B["right_knee"], "body"),
-    "right_shin": ("limb", B["right_knee"], B["right_ankle"], "body"),
-    "right_foot": ("end", B["right_knee"], B["right_ankle"], "body"),
-    "left_thigh": ("limb", B["left_hip"], B["left_knee"], "body"),
-    "left_shin": ("limb", B["left_knee"], B["left_ankle"], "body"),
-    "left_foot": ("end", B["left_knee"], B["left_ankle"], "body"),
+    "right_thigh": ("limb", B["right_hip"], B["right_knee"], "right_leg"),
+    "right_shin": ("limb", B["right_knee"], B["right_ankle"], "right_leg"),
+    "right_foot": ("end", B["right_knee"], B["right_ankle"], "right_leg"),
+    "left_thigh": ("limb", B["left_hip"], B["left_knee"], "left_leg"),
+    "left_shin": ("limb", B["left_knee"], B["left_ankle"], "left_leg"),
+    "left_foot": ("end", B["left_knee"], B["left_ankle"], "left_leg"),
 }
-LAYERS: tuple[str, ...] = ("body", "right_arm", "left_arm")
-ARM_SHOULDER = {"right_arm": B["right_shoulder"], "left_arm": B["left_shoulder"]}
+# Draw layers, back to front by default (legs behind the body so that a skirt or jacket covers the thighs).
+LAYERS: tuple[str, ...] = ("right_leg", "left_leg", "body", "right_arm", "left_arm")
+LEG_LAYERS = ("right_leg", "left_leg")
+# Joint that stands for the torso inside a limb layer (where the limb attaches).
+ATTACH_JOINT = {"right_arm": B["right_shoulder"], "left_arm": B["left_shoulder"],
+                "right_leg": B["right_hip"], "left_leg": B["left_hip"]}
+# Bones of other layers that also drive a layer's skinning (the hips/skirt follow the thighs).
+SHARED_BONES: dict[str, tuple[str, ...]] = {"body": ("right_thigh", "left_thigh")}
 
 # Hand / foot bones extend past the wrist / ankle by this fraction of the forearm / shin length.
 END_BONE_FRACTION = {"hand": 0.45, "foot": 0.3}
 # Head bone: from the neck to the eye centre pushed this much further along neck -> eyes.
 HEAD_TOP_FRACTION = 0.6
+# Score handicap (in limb radii) of a shared bone inside another layer (the thighs inside the body layer).
+SHARED_BONE_OFFSET = 1.0
+# Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
+MIN_FACE_POINTS = 20
 # Limb stretch (new length / reference length) is clamped to this range.
 STRETCH_RANGE = (0.3, 2.0)
 
@@ -69,6 +81,15 @@ def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
     denom = float(ab @ ab)
     t = np.zeros(len(points)) if denom < 1e-12 else np.clip(((points - a) @ ab) / denom, 0.0, 1.0)
     return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+
+
+def _segment_param(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Position of the projection of ``(P, 2)`` points on the segment ``a``-``b`` (0 at ``a``, 1 at ``b``, clamped)."""
+    ab = b - a
+    denom = float(ab @ ab)
+    if denom < 1e-12:
+        return np.zeros(len(points))
+    return np.clip(((points - a) @ ab) / denom, 0.0, 1.0)
 
 
 def _polygon_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -132,10 +153,26 @@ class Rig:
         reference_pose: the character's pose on the reference canvas; neck and both shoulders must be
             visible, and at least one hip.
         score_threshold: minimum keypoint score to count a joint as present (default 0.3).
+        leg_layers: give each leg its own draw layer behind the body (default True); ``False`` keeps the
+            legs in the body layer (one mesh for torso, head and legs).
+        thigh_body_fraction: with leg layers, the part of each thigh within this fraction of its length from
+            the hip stays in the body layer (skirts, shorts and hips follow both thighs there), default 0.7.
+        torso_affine: the torso moves by this blend of the least-squares affine map of neck, shoulders and
+            hips (1: follows a sideways turn, but also every jitter of the hip keypoints) and their
+            similarity (0: rigid + uniform scale); default 0.5.
     """
 
-    def __init__(self, reference_pose: PoseFrame, score_threshold: float = 0.3) -> None:
+    def __init__(self, reference_pose: PoseFrame, score_threshold: float = 0.3, leg_layers: bool = True,
+                 thigh_body_fraction: float = 0.7, torso_affine: float = 0.5) -> None:
+        if not 0.0 <= float(torso_affine) <= 1.0:
+            raise ConfigError(f"rig torso_affine={torso_affine} must be in [0, 1]")
+        if not 0.0 <= float(thigh_body_fraction) <= 1.0:
+            raise ConfigError(f"rig thigh_body_fraction={thigh_body_fraction} must be in [0, 1]")
         self.threshold = float(score_threshold)
+        self.leg_layers = bool(leg_layers)
+        self.thigh_body_fraction = float(thigh_body_fraction)
+        self.shared_bone_offset = SHARED_BONE_OFFSET
+        self.torso_affine = float(torso_affine)
         vis = reference_pose.visible(self.threshold)[layout.BODY]
         xy = reference_pose.xy[layout.BODY].astype(np.float64)
         needed = (B["neck"], B["right_shoulder"], B["left_shoulder"])
@@ -151,11 +188,15 @@ class Rig:
                 vis[h] = True
         self.ref_joints = xy
         self.ref_visible = vis
+        self.ref_face = reference_pose.xy[layout.FACE].astype(np.float64)
+        self.ref_face_visible = reference_pose.visible(self.threshold)[layout.FACE]
         self.height = float(reference_pose.height)
         self.shoulder_width = float(np.linalg.norm(xy[B["right_shoulder"]] - xy[B["left_shoulder"]]))
         self.limb_radius = max(2.0, 0.25 * self.shoulder_width)
         self.bones: list[Bone] = []
         for name, (kind, ja, jb, lay) in BONES.items():
+            if lay in LEG_LAYERS and not self.leg_layers:
+                lay = "body"
             bone = self._make_bone(name, kind, ja, jb, lay)
             if bone is not None:
                 self.bones.append(bone)
@@ -190,34 +231,47 @@ class Rig:
         return j[[B["right_shoulder"], B["left_shoulder"], B["left_hip"], B["right_hip"]]]
 
     # --- distances, labels, weights ---------------------------------------------------------------
+    def layer_bones(self, layer: str) -> list[int]:
+        """Indices of the bones that drive ``layer``'s skinning: its own bones, the torso (as the attachment
+        joint in a limb layer) and the shared bones of :data:`SHARED_BONES` (the thighs in the body layer)."""
+        shared = SHARED_BONES.get(layer, ()) if self.leg_layers else ()
+        return [k for k, b in enumerate(self.bones) if b.layer == layer or b.kind == "torso" or b.name in shared]
+
     def bone_scores(self, points: np.ndarray, layer: str | None = None) -> np.ndarray:
         """Distance-like score of each point to each bone (smaller = closer).
 
         The torso scores its polygon distance plus one limb radius, so a limb lying over the torso in the
-        reference is still claimed by the limb. Inside an arm layer the torso is represented by the
-        shoulder joint only, so a hand resting on the hip follows the arm.
+        reference is still claimed by the limb. Inside a limb layer the torso is represented by the joint the
+        limb hangs from (shoulder or hip), so a hand resting on the hip follows the arm.
 
         Args:
             points: ``(P, 2)`` reference positions.
-            layer: restrict to this layer's bones (plus the torso as attachment for arm layers).
+            layer: restrict to the bones driving this layer (:meth:`layer_bones`); ``None`` = all bones.
 
         Returns:
             ``(P, B)`` float64 scores, ``inf`` for bones not taking part.
         """
         pts = np.asarray(points, np.float64).reshape(-1, 2)
         out = np.full((len(pts), len(self.bones)), np.inf)
-        for k, bone in enumerate(self.bones):
+        active = range(len(self.bones)) if layer is None else self.layer_bones(layer)
+        for k in active:
+            bone = self.bones[k]
             if bone.kind == "torso":
-                if layer in ARM_SHOULDER:
-                    out[:, k] = np.linalg.norm(pts - self.ref_joints[ARM_SHOULDER[layer]], axis=1) + self.limb_radius
+                if layer in ATTACH_JOINT:
+                    out[:, k] = np.linalg.norm(pts - self.ref_joints[ATTACH_JOINT[layer]], axis=1) + self.limb_radius
                 else:
                     out[:, k] = _polygon_distance(pts, self.torso_polygon) + self.limb_radius
-            elif layer is None or bone.layer == layer:
+            else:
                 out[:, k] = _segment_distance(pts, bone.a, bone.b)
+                if layer is not None and bone.layer != layer:  # a shared bone pulls less than the layer's own
+                    out[:, k] += self.shared_bone_offset * self.limb_radius
         return out
 
     def label_layers(self, mask: np.ndarray, step: int = 2) -> np.ndarray:
         """Assign each character pixel to a draw layer (nearest bone).
+
+        With leg layers, a pixel nearest to a thigh but within :attr:`thigh_body_fraction` of its length
+        from the hip joint goes to the body layer.
 
         Args:
             mask: ``(H, W)`` bool character mask.
@@ -231,11 +285,38 @@ class Rig:
         pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
         scores = self.bone_scores(pts)
         layer_of_bone = np.array([self.layers.index(b.layer) for b in self.bones], np.int8)
-        coarse = layer_of_bone[np.argmin(scores, axis=1)].reshape(ys.shape)
+        nearest = np.argmin(scores, axis=1)
+        coarse = layer_of_bone[nearest]
+        if self.leg_layers and "body" in self.layers:
+            for k, bone in enumerate(self.bones):
+                if bone.name.endswith("thigh"):
+                    sel = nearest == k
+                    coarse[sel & (_segment_param(pts, bone.a, bone.b) < self.thigh_body_fraction)] = \
+                        self.layers.index("body")
+        coarse = coarse.reshape(ys.shape)
         full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
         full = np.asarray(full, np.int8)
         full[~mask] = -1
         return full
+
+    def looseness(self, shape: tuple[int, int], layer: str, step: int = 4) -> np.ndarray:
+        """How loosely the pose pins down each pixel of ``layer``: 0 within one limb radius of its bones,
+        rising to 1 at two limb radii (skirt hems, long hair, wide sleeves).
+
+        Args:
+            shape: ``(H, W)`` of the canvas.
+            layer: layer name.
+            step: computed every ``step`` pixels and upsampled (bilinear).
+
+        Returns:
+            ``(H, W)`` float32 map in [0, 1].
+        """
+        h, w = shape
+        ys, xs = np.mgrid[0:h:step, 0:w:step]
+        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+        d = self.bone_scores(pts, layer).min(axis=1).reshape(ys.shape)
+        coarse = np.clip((d - self.limb_radius) / self.limb_radius, 0.0, 1.0).astype(np.float32)
+        return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def skinning_weights(self, points: np.ndarray, layer: str, power: float = 4.0) -> np.ndarray:
         """Smooth linear-blend-skinning weights.
@@ -293,11 +374,28 @@ class Rig:
         moved = self.ref_joints @ m[:, :2].T + m[:, 2]
         return np.where(vis[:, None], out, moved)
 
-    def bone_transforms(self, joints: np.ndarray) -> np.ndarray:
+    def head_transform(self, pose: PoseFrame, min_points: int = MIN_FACE_POINTS) -> np.ndarray | None:
+        """Similarity of the face landmarks visible in both the reference and ``pose`` (``None`` if too few).
+
+        Args:
+            pose: driving frame on the reference canvas.
+            min_points: least number of common face landmarks (default :data:`MIN_FACE_POINTS`).
+
+        Returns:
+            ``(2, 3)`` float64 similarity or ``None``.
+        """
+        common = self.ref_face_visible & pose.visible(self.threshold)[layout.FACE]
+        if int(common.sum()) < min_points:
+            return None
+        return fit_similarity(self.ref_face[common], pose.xy[layout.FACE][common].astype(np.float64))
+
+    def bone_transforms(self, joints: np.ndarray, pose: PoseFrame | None = None) -> np.ndarray:
         """Affine map of every bone from the reference to a frame.
 
         Args:
             joints: ``(18, 2)`` complete joints of the frame (:meth:`complete_joints`).
+            pose: the driving frame; when given and its face landmarks are found (in the reference too),
+                the head follows their similarity (:meth:`head_transform`) instead of the body head joints.
 
         Returns:
             ``(B, 2, 3)`` float64 matrices, ``new = M @ [x, y, 1]``.
@@ -307,10 +405,13 @@ class Rig:
         for k, bone in enumerate(self.bones):
             kind, ja, jb, _ = BONES[bone.name]
             if kind == "torso":
-                m = fit_affine(ref[list(TORSO_JOINTS)], joints[list(TORSO_JOINTS)])
+                src, dst = ref[list(TORSO_JOINTS)], joints[list(TORSO_JOINTS)]
+                m = self.torso_affine * fit_affine(src, dst) + (1.0 - self.torso_affine) * fit_similarity(src, dst)
             elif kind == "head":
-                idx = [j for j in HEAD_JOINTS if self.ref_visible[j]]
-                m = fit_similarity(ref[idx], joints[idx])
+                m = self.head_transform(pose) if pose is not None else None
+                if m is None:
+                    idx = [j for j in HEAD_JOINTS if self.ref_visible[j]]
+                    m = fit_similarity(ref[idx], joints[idx])
             elif kind == "limb":
                 m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=True)
             else:  # end bone: rigid continuation of the parent limb, pinned at its distal joint

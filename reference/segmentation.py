@@ -42,6 +42,8 @@ class SegmentationConfig:
             (default 0.04); pixels further out are sure background.
         limb_width: width of the skeleton strokes marked sure foreground, fraction of the height (0.012).
         feather: edge softening (Gaussian sigma) of the returned alpha, pixels at ``work_side`` (1.0).
+        max_grow: GrabCut may grow the coarse mask by at most this fraction of the image height (default
+            0.004); ``None`` lets it grow over the whole uncertain band.
     """
 
     model: str = "holistic"
@@ -53,12 +55,16 @@ class SegmentationConfig:
     band: float = 0.04
     limb_width: float = 0.012
     feather: float = 1.0
+    max_grow: float | None = 0.004
+    keep_coarse: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ConfigError(f"segmentation model '{self.model}' is unknown; use one of {', '.join(MODELS)}")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"segmentation threshold must be in (0, 1), got {self.threshold}")
+        if self.max_grow is not None and not 0.0 <= self.max_grow < 0.1:
+            raise ConfigError(f"segmentation max_grow={self.max_grow} must be in [0, 0.1) or None")
         if self.grabcut_iters < 1 or self.work_side < 64:
             raise ConfigError("segmentation grabcut_iters must be >= 1 and work_side >= 64")
 
@@ -234,6 +240,13 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
                 binary = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
             except cv2.error as exc:  # degenerate colour models: keep the coarse mask
                 logger.warning("GrabCut refinement failed (%s); using the coarse mask", exc)
+    if cfg.refine and cfg.max_grow is not None:
+        # GrabCut may trim the coarse mask but only grow it by a few pixels: it otherwise glues nearby
+        # background of a similar colour (text outlines, the gap between touching legs) to the character
+        grow = max(1, int(round(cfg.max_grow * sh)))
+        reach = cv2.dilate(coarse.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+        binary = (binary & reach) | (coarse if cfg.keep_coarse else False)
     binary = _keep_components(binary, skel)
     soft = binary.astype(np.float32)
     if cfg.feather > 0:

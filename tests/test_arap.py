@@ -105,3 +105,73 @@ def test_skinning_bends_a_limb_at_its_joint():
     np.testing.assert_allclose(out[1], [60.0, 50.0], atol=1.5)
     assert np.isfinite(out).all()
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
+
+
+def _standing_rig(**opts):
+    """A hand-made standing figure on a 200x300 canvas (neck at the top, legs apart at the bottom)."""
+    from pose.sequence import PoseFrame, empty_keypoints
+    from reference.rig import Rig
+
+    kps = empty_keypoints()
+    joints = {0: (100, 30), 1: (100, 60), 2: (80, 60), 5: (120, 60), 3: (70, 100), 4: (65, 140),
+              6: (130, 100), 7: (135, 140), 8: (90, 150), 11: (110, 150), 9: (88, 210), 12: (112, 210),
+              10: (86, 270), 13: (114, 270), 14: (95, 25), 15: (105, 25)}
+    for j, (x, y) in joints.items():
+        kps[j] = (x, y, 1.0)
+    return Rig(PoseFrame(kps, 200, 300), **opts), kps
+
+
+def test_legs_get_their_own_layers_below_the_hips():
+    rig, _ = _standing_rig(thigh_body_fraction=0.5)
+    assert rig.layers == ["right_leg", "left_leg", "body", "right_arm", "left_arm"]
+    mask = np.ones((300, 200), bool)
+    labels = rig.label_layers(mask, step=1)
+    name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
+    assert name(88, 160) == "body"        # top of the right thigh (hip / skirt region)
+    assert name(88, 200) == "right_leg"   # lower thigh
+    assert name(113, 250) == "left_leg"   # left shin
+    assert name(100, 100) == "body"       # chest
+    one, _ = _standing_rig(leg_layers=False)
+    assert one.layers == ["body", "right_arm", "left_arm"]
+
+
+def test_body_skinning_blends_the_thighs_and_legs_part_cleanly():
+    """Spreading the legs: a hip-region vertex of the body follows the thighs partly, each shin its own."""
+    from pose.sequence import PoseFrame
+
+    rig, kps = _standing_rig()
+    new = kps.copy()
+    new[[9, 10], 0] -= (20, 40)   # right knee and ankle swing outwards
+    new[[12, 13], 0] += (20, 40)  # left ones too
+    cur = rig.complete_joints(PoseFrame(new, 200, 300))
+    m = rig.bone_transforms(cur)
+
+    def move(pts, layer):
+        w = rig.skinning_weights(pts, layer, 5.0)
+        return np.einsum("pb,pbi->pi", w, np.einsum("bij,pj->pbi", m[:, :, :2], pts) + m[None, :, :, 2])
+
+    shins = np.array([[86.0, 250.0], [114.0, 250.0]])
+    out_r, out_l = move(shins[:1], "right_leg"), move(shins[1:], "left_leg")
+    assert out_r[0, 0] < 60.0 and out_l[0, 0] > 140.0  # the shins went apart with their own legs
+    hip = move(np.array([[90.0, 165.0]]), "body")
+    assert 70.0 < hip[0, 0] < 90.0  # follows the right thigh partly, the torso partly
+    np.testing.assert_allclose(move(np.array([[100.0, 100.0]]), "body"), [[100.0, 100.0]], atol=0.5)
+
+
+def test_torso_affine_blend_and_rig_validation():
+    from pose.errors import ConfigError
+    from pose.sequence import PoseFrame
+
+    stiff, kps = _standing_rig(torso_affine=0.0)
+    loose, _ = _standing_rig(torso_affine=1.0)
+    new = kps.copy()
+    new[[2, 8], 0] += 10.0  # right shoulder and hip come in: the torso narrows (a turn)
+    cur = stiff.complete_joints(PoseFrame(new, 200, 300))
+    k = stiff.bone_names.index("torso")
+    lin_stiff, lin_loose = stiff.bone_transforms(cur)[k][:, :2], loose.bone_transforms(cur)[k][:, :2]
+    assert abs(lin_stiff[0, 0] - lin_stiff[1, 1]) < 1e-9  # similarity: uniform scale
+    assert lin_loose[0, 0] < 0.8 and abs(lin_loose[1, 1] - 1.0) < 0.05  # affine: narrower, same height
+    with pytest.raises(ConfigError, match="thigh_body_fraction"):
+        _standing_rig(thigh_body_fraction=1.5)
+    with pytest.raises(ConfigError, match="torso_affine"):
+        _standing_rig(torso_affine=-0.1)

@@ -130,3 +130,97 @@ def test_cpu_path_never_imports_torch():
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_spread_leg_moves_alone(reference, puppet):
+    """Legs are separate layers: swinging the right leg out leaves the left leg and the chest in place."""
+    rgb, pose = reference
+    assert {"right_leg", "left_leg", "body"} <= {layer.name for layer in puppet.layers}
+    new = pose.copy()
+    hip, knee, ankle = (new.xy[B[f"right_{j}"]].copy() for j in ("hip", "knee", "ankle"))
+    th = np.deg2rad(-25.0)  # outwards (to the image left for the person's right leg)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    new.keypoints[B["right_knee"], :2] = rot @ (knee - hip) + hip
+    new.keypoints[B["right_ankle"], :2] = rot @ (ankle - hip) + hip
+    new.keypoints[layout.FEET] = np.nan
+    new.keypoints[layout.FEET, 2] = 0.0
+    base = next(iter(puppet.render(_seq(pose)))).astype(float)
+    moved = next(iter(puppet.render(_seq(new)))).astype(float)
+    diff = np.abs(moved - base).mean(axis=2)
+    yy, xx = np.mgrid[0:H, 0:W]
+    lk, la = pose.xy[B["left_knee"]], pose.xy[B["left_ankle"]]
+    left_shin = np.hypot(xx - (lk[0] + la[0]) / 2, yy - (lk[1] + la[1]) / 2) < 0.25 * np.linalg.norm(la - lk)
+    rk, ra = pose.xy[B["right_knee"]], pose.xy[B["right_ankle"]]
+    right_shin = np.hypot(xx - (rk[0] + ra[0]) / 2, yy - (rk[1] + ra[1]) / 2) < 0.25 * np.linalg.norm(ra - rk)
+    chest = np.hypot(xx - pose.xy[B["neck"]][0], yy - pose.xy[B["neck"]][1] - 20) < 8
+    assert diff[right_shin & ~left_shin].mean() > 10.0
+    assert diff[left_shin & ~right_shin].mean() < 2.0
+    assert diff[chest].mean() < 0.5
+
+
+def test_layer_texture_feathers_with_the_layer_colours():
+    from animate.puppet.renderer import layer_texture
+
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[...] = (0, 255, 0)           # green background
+    img[10:30, 10:30] = (255, 0, 0)  # red character
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[10:30, 10:30] = 1.0
+    hard = layer_texture(img, alpha)
+    np.testing.assert_array_equal(hard[10:30, 10:30, :3], img[10:30, 10:30])
+    assert hard[..., 3][alpha == 0].max() == 0
+    soft = layer_texture(img, alpha, feather=2.0)
+    a = soft[..., 3].astype(float)
+    assert a[20, 8] > 40 and a[20, 20] > 250  # alpha spills past the edge, the inside stays opaque
+    outside = soft[20, 7].astype(float)
+    assert outside[0] > 5 * max(outside[1], 1.0)  # premultiplied red, no green from the background
+
+
+def test_draw_order_keeps_hidden_arm_behind_with_hysteresis():
+    """An arm over the torso with a low wrist score goes behind the body (in front of the legs) and stays
+    there while the score hovers just above the threshold; it comes back once the score is clearly high."""
+    from animate.puppet.layering import draw_order
+
+    kps = np.full((layout.NUM_KEYPOINTS, 3), np.nan, np.float32)
+    kps[:, 2] = 0.0
+    joints = {1: (100, 50), 2: (80, 50), 5: (120, 50), 8: (85, 150), 11: (115, 150),
+              3: (75, 100), 4: (100, 110), 6: (130, 100), 7: (140, 150)}
+    for j, (x, y) in joints.items():
+        kps[j] = (x, y, 1.0)
+    xy = np.nan_to_num(kps[:18, :2]).astype(np.float64)
+    layers = ["right_leg", "left_leg", "body", "right_arm", "left_arm"]
+    orders, prev = [], None
+    for score in (0.9, 0.2, 0.55, 0.6, 0.9):
+        k = kps.copy()
+        k[B["right_wrist"], 2] = score
+        prev = draw_order(layers, PoseFrame(k, 200, 200), xy, previous=prev)
+        orders.append(prev)
+    behind = ["right_leg", "left_leg", "right_arm", "body", "left_arm"]
+    assert orders[0] == ["right_leg", "left_leg", "body", "right_arm", "left_arm"]
+    assert orders[1] == orders[2] == orders[3] == behind
+    assert orders[4] == orders[0]
+    no_memory = draw_order(layers, PoseFrame(kps.copy(), 200, 200), xy)
+    assert no_memory == orders[0]
+
+
+def test_two_scale_inpainting_fills_a_large_hole_smoothly():
+    """A person-sized hole in a smooth background: border pixels exact, the fill close to the truth."""
+    from animate.puppet.inpaint import inpaint_background
+
+    h, w = 256, 144
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    truth = np.stack([40 + 0.8 * yy, 200 - 0.5 * yy, 60 + 0.6 * xx], axis=2).astype(np.uint8)
+    image = truth.copy()
+    alpha = np.zeros((h, w), np.float32)
+    alpha[40:230, 50:95] = 1.0
+    image[alpha > 0] = (255, 255, 255)  # the "character"
+    plate = inpaint_background(image, alpha)
+    hole = cv2.dilate((alpha > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    np.testing.assert_array_equal(plate[~hole], image[~hole])
+    err_two = np.abs(plate.astype(float) - truth)[alpha > 0].mean()
+    fine = inpaint_background(image, alpha, coarse_side=0)
+    assert err_two < 6.0
+    assert (plate[alpha > 0] == 255).all(axis=1).mean() < 0.01  # no character colour left inside
+    assert np.abs(fine.astype(float) - truth)[alpha > 0].mean() < 12.0
+    with pytest.raises(ConfigError, match="coarse_side"):
+        inpaint_background(image, alpha, coarse_side=4)

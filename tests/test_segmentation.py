@@ -57,3 +57,21 @@ def test_prepare_mask_formats_and_errors():
         prepare_mask(np.zeros((20, 30)), (20, 30))
     with pytest.raises(ConfigError, match="model"):
         SegmentationConfig(model="sam")
+
+
+def test_grabcut_growth_is_bounded_by_max_grow(data_dir):
+    """GrabCut may trim the coarse mask but not glue nearby background to it (text, the gap between legs)."""
+    from reference.segmentation import coarse_mask
+
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "dance_000.jpg"))
+    rgb = cv2.cvtColor(cv2.resize(bgr, (216, 384), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    pose = extract.detect_image(rgb)
+    coarse = coarse_mask(rgb) >= 0.5
+    bounded = segment_person(rgb, pose, SegmentationConfig(max_grow=0.0, feather=0.0)) >= 0.5
+    free = segment_person(rgb, pose, SegmentationConfig(max_grow=None, feather=0.0)) >= 0.5
+    reach = cv2.dilate(coarse.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (bounded & ~reach).sum() <= 0.002 * bounded.sum()
+    assert bounded.sum() < free.sum()  # unbounded GrabCut adds background on this clip (subtitle, leg gap)
+    with pytest.raises(ConfigError, match="max_grow"):
+        SegmentationConfig(max_grow=-1.0)

@@ -1,4 +1,11 @@
-"""Background plate: the reference with the character removed (inpainted once per character)."""
+"""Background plate: the reference with the character removed (inpainted once per character).
+
+Diffusion-style inpainting (:func:`cv2.inpaint`, Telea or Navier-Stokes) is good near the hole's border but
+draws streaks deep inside a large hole, where it only propagates a few border colours. The plate is
+therefore filled at two scales: at ``work_side`` pixels near the border and at the much coarser
+``coarse_side`` deep inside (a smooth estimate of the hidden background, which is also what minimises the
+expected error), blended by the distance to the hole border.
+"""
 
 from __future__ import annotations
 
@@ -14,40 +21,61 @@ logger = logging.getLogger(__name__)
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 
-def inpaint_background(image: np.ndarray, alpha: np.ndarray, method: str = "telea", dilate: float = 0.012,
-                       radius: float = 5.0, work_side: int = 384) -> np.ndarray:
-    """Fill the region where the character stands with OpenCV inpainting.
+def _fill(image: np.ndarray, hole: np.ndarray, side: int, radius: float, method: str) -> np.ndarray:
+    """Inpaint ``hole`` of ``image`` at ``side`` pixels on the longest side; the fill at full size."""
+    h, w = hole.shape
+    scale = min(1.0, side / max(h, w))
+    sw, sh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_hole = (cv2.resize(hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_LINEAR) > 0).astype(np.uint8)
+    filled = cv2.inpaint(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), small_hole, radius, METHODS[method])
+    filled = cv2.cvtColor(filled, cv2.COLOR_BGR2RGB)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if (sw, sh) != (w, h) else filled
 
-    The hole (``alpha > 0.02``, grown by ``dilate`` x image height to swallow the character's halo) is filled
-    at a working resolution of ``work_side`` pixels on the longest side (inpainting cost grows with the
-    hole area) and the fill is scaled back; pixels outside the hole are kept exactly.
+
+def inpaint_background(image: np.ndarray, alpha: np.ndarray, method: str = "telea", dilate: float = 0.006,
+                       radius: float = 10.0, work_side: int = 192, coarse_side: int = 64,
+                       ramp: float = 0.016) -> np.ndarray:
+    """Fill the region where the character stands.
+
+    The hole (``alpha > 0.02``, grown by ``dilate`` x image height to swallow the character's halo) is
+    inpainted at ``work_side`` and at ``coarse_side`` pixels on the longest side; the fine fill is used
+    at the hole border, the coarse one from ``ramp`` x image height inside it on (linear blend in between).
+    Pixels outside the hole are kept exactly.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB reference.
         alpha: ``(H, W)`` float character alpha in [0, 1].
         method: ``"telea"`` (default) or ``"ns"`` (Navier-Stokes).
-        dilate: hole growth as a fraction of the image height (default 0.012).
-        radius: inpainting neighbourhood radius in working-resolution pixels (default 5).
-        work_side: longest side of the working resolution (default 384).
+        dilate: hole growth as a fraction of the image height (default 0.006).
+        radius: inpainting neighbourhood radius in working-resolution pixels (default 10; the coarse pass
+            uses ``radius * coarse_side / work_side``).
+        work_side: longest side of the fine working resolution (default 192).
+        coarse_side: longest side of the coarse working resolution (default 64); ``0`` = fine pass only.
+        ramp: depth into the hole, as a fraction of the image height, over which the fine fill gives way
+            to the coarse one (default 0.016).
 
     Returns:
         ``(H, W, 3)`` uint8 RGB background plate.
     """
     if method not in METHODS:
         raise ConfigError(f"inpaint method '{method}' is unknown; use one of {', '.join(METHODS)}")
+    if work_side < 16 or (coarse_side and coarse_side < 16) or not radius > 0 or not ramp > 0:
+        raise ConfigError(f"inpaint work_side={work_side} and coarse_side={coarse_side} must be >= 16 (coarse 0 = off), "
+                          f"radius={radius} and ramp={ramp} > 0")
     h, w = alpha.shape
     grow = max(1, int(round(dilate * h)))
     hole = cv2.dilate((alpha > 0.02).astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    scale = min(1.0, work_side / max(h, w))
-    sw, sh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    small_hole = (cv2.resize(hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_LINEAR) > 0).astype(np.uint8)
-    filled = cv2.inpaint(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), small_hole, radius, METHODS[method])
-    filled = cv2.cvtColor(filled, cv2.COLOR_BGR2RGB)
-    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if (sw, sh) != (w, h) else filled
+    fill = _fill(image, hole, work_side, radius, method).astype(np.float32)
+    if coarse_side:
+        coarse = _fill(image, hole, coarse_side, max(1.0, radius * coarse_side / work_side), method)
+        depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5)
+        wgt = np.clip(depth / max(1.0, ramp * h), 0.0, 1.0)[..., None]
+        fill = fill * (1.0 - wgt) + coarse.astype(np.float32) * wgt
     out = image.copy()
     sel = hole > 0
-    out[sel] = up[sel]
-    logger.debug("inpainted %.1f%% of the background (%s)", 100.0 * float(sel.mean()), method)
+    out[sel] = np.clip(fill[sel] + 0.5, 0, 255).astype(np.uint8)
+    logger.debug("inpainted %.1f%% of the background (%s, %d/%d px)", 100.0 * float(sel.mean()), method,
+                 work_side, coarse_side)
     return out

@@ -1,14 +1,15 @@
 """The CPU puppet renderer: segment, triangulate, rig, deform, layer and composite the reference character.
 
 ``prepare`` (once per character):
-    1. character alpha: the user's mask, else mediapipe segmentation refined with GrabCut
-       (:mod:`reference.segmentation`);
+    1. character alpha: the user's mask, else the mediapipe segmentation (optionally refined with GrabCut,
+       :mod:`reference.segmentation`);
     2. rig from the reference pose (:class:`reference.rig.Rig`), every character pixel labelled with a
-       draw layer (``body`` = torso, head and legs; ``right_arm``; ``left_arm``);
+       draw layer (``right_leg``, ``left_leg``, ``body`` = torso, head and hips, ``right_arm``, ``left_arm``);
     3. one triangle mesh per layer over the layer's (slightly grown) region (:mod:`reference.mesh`), bound
        to the bones by smooth skinning weights, or by ARAP handles at the joints (:mod:`.arap`);
-    4. background plate = reference with the character inpainted (:mod:`.inpaint`);
-    5. per layer, a premultiplied RGBA texture (reference colours, alpha = character alpha x layer).
+    4. background plate = reference with the character inpainted at two scales (:mod:`.inpaint`);
+    5. per layer, a premultiplied RGBA texture (reference colours, alpha = character alpha x layer, its
+       silhouette feathered by ``edge_feather``).
 
 ``render`` (per frame): complete the joints (missing -> last known / reference), bone transforms, deform
 each layer's mesh, decide the draw order (:mod:`.layering`), and for each layer build a dense backward map
@@ -56,12 +57,29 @@ class PuppetOptions:
         mesh_density: mesh rows across the canvas height; vertex spacing = height / density (default 64).
         layering: order layers per frame from the pose (``False``: body, then arms on top).
         inpaint: background fill, ``"telea"`` (default) or ``"ns"``.
+        inpaint_dilate: the hole grows past the character by this fraction of the height (default 0.006).
+        inpaint_radius: inpainting neighbourhood radius in working pixels (default 10).
+        inpaint_side: longest side of the inpainting working resolution (default 192).
+        inpaint_coarse_side: resolution of the coarse fill used deep inside the hole (default 64; 0 = off).
         segmentation: ``"holistic"`` (default) or ``"selfie"`` mediapipe mask when no mask is given.
-        refine_mask: refine the segmentation with GrabCut (default True).
-        skinning_power: skinning weight falloff exponent (default 8).
+        refine_mask: refine the segmentation with GrabCut (default False: on the self-reenactment benchmark
+            the plain mediapipe mask scored better, see docs/PUPPET.md).
+        mask_threshold: segmentation probability above which a pixel is character (default 0.7: a tight
+            mask, whose edge ``edge_feather`` then softens).
+        skinning_power: skinning weight falloff exponent (default 5).
         layer_margin: layer meshes grow past their region by this fraction of the height (default 0.008).
         score_threshold: driving keypoints below this score count as missing (default 0.3).
         arap_handle_weight: ARAP handle constraint weight (default 1000).
+        leg_layers: each leg is its own layer, drawn behind the body (default True), so legs that touch in
+            the reference part cleanly.
+        head_from_face: the head follows the similarity of the face landmarks when they are found, else
+            the nose, eyes, ears and neck (default False: the face landmarks scored worse, docs/PUPPET.md).
+        edge_feather: Gaussian sigma of the layer silhouettes as a fraction of the height (default 0.004).
+        loose_feather: extra silhouette softening far from the bones (loose clothes, hair), fraction of the
+            height (default 0 = off).
+        thigh_body_fraction: the upper part of each thigh (this fraction of its length) stays in the body
+            layer and blends both thighs (default 0.7; skirts, shorts).
+        torso_affine: blend of the torso's affine (1) and similarity (0) fit (default 0.5).
         progress: show a tqdm bar while rendering (default False).
     """
 
@@ -69,12 +87,23 @@ class PuppetOptions:
     mesh_density: float = 64.0
     layering: bool = True
     inpaint: str = "telea"
+    inpaint_dilate: float = 0.006
+    inpaint_radius: float = 10.0
+    inpaint_side: int = 192
+    inpaint_coarse_side: int = 64
     segmentation: str = "holistic"
-    refine_mask: bool = True
-    skinning_power: float = 8.0
+    refine_mask: bool = False
+    mask_threshold: float = 0.7
+    skinning_power: float = 5.0
     layer_margin: float = 0.008
     score_threshold: float = 0.3
     arap_handle_weight: float = 1000.0
+    leg_layers: bool = True
+    head_from_face: bool = False
+    edge_feather: float = 0.004
+    loose_feather: float = 0.0
+    thigh_body_fraction: float = 0.7
+    torso_affine: float = 0.5
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -84,14 +113,29 @@ class PuppetOptions:
             raise ConfigError(f"puppet option mesh_density={self.mesh_density} is out of range; use 8..512")
         if self.inpaint not in INPAINT_METHODS:
             raise ConfigError(f"puppet option inpaint='{self.inpaint}' is invalid; use one of {', '.join(INPAINT_METHODS)}")
+        if not 0.0 <= float(self.inpaint_dilate) < 0.1:
+            raise ConfigError(f"puppet option inpaint_dilate={self.inpaint_dilate} must be in [0, 0.1)")
+        if not float(self.inpaint_radius) > 0 or int(self.inpaint_side) < 16:
+            raise ConfigError(f"puppet options inpaint_radius={self.inpaint_radius} must be > 0 and inpaint_side={self.inpaint_side} >= 16")
+        if int(self.inpaint_coarse_side) != 0 and int(self.inpaint_coarse_side) < 16:
+            raise ConfigError(f"puppet option inpaint_coarse_side={self.inpaint_coarse_side} must be 0 (off) or >= 16")
         if self.segmentation not in ("holistic", "selfie"):
             raise ConfigError(f"puppet option segmentation='{self.segmentation}' is invalid; use holistic or selfie")
+        if not 0.0 < float(self.mask_threshold) < 1.0:
+            raise ConfigError(f"puppet option mask_threshold={self.mask_threshold} must be in (0, 1)")
         if not float(self.skinning_power) > 0:
             raise ConfigError(f"puppet option skinning_power={self.skinning_power} must be > 0")
         if not 0.0 <= float(self.layer_margin) < 0.1:
             raise ConfigError(f"puppet option layer_margin={self.layer_margin} must be in [0, 0.1)")
         if not 0.0 <= float(self.score_threshold) <= 1.0:
             raise ConfigError(f"puppet option score_threshold={self.score_threshold} must be in [0, 1]")
+        if not (0.0 <= float(self.edge_feather) < 0.05 and 0.0 <= float(self.loose_feather) < 0.05):
+            raise ConfigError(f"puppet options edge_feather={self.edge_feather} and loose_feather={self.loose_feather} "
+                              "must be in [0, 0.05)")
+        if not 0.0 <= float(self.torso_affine) <= 1.0:
+            raise ConfigError(f"puppet option torso_affine={self.torso_affine} must be in [0, 1]")
+        if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
+            raise ConfigError(f"puppet option thigh_body_fraction={self.thigh_body_fraction} must be in [0, 1]")
         if not float(self.arap_handle_weight) > 0:
             raise ConfigError(f"puppet option arap_handle_weight={self.arap_handle_weight} must be > 0")
 
@@ -119,6 +163,45 @@ class PuppetLayer:
     handles: np.ndarray | None = None
 
 
+def layer_texture(image: np.ndarray, alpha: np.ndarray, feather: float = 0.0, loose: np.ndarray | None = None,
+                  loose_feather: float = 0.0) -> np.ndarray:
+    """Premultiplied RGBA texture of one layer, its silhouette optionally feathered.
+
+    Feathering blurs the alpha with a Gaussian of ``feather`` pixels; the colours just outside the
+    silhouette are the layer's own colours pushed outward (normalised convolution), never the background
+    the reference shows there.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB reference.
+        alpha: ``(H, W)`` float32 layer alpha in [0, 1].
+        feather: Gaussian sigma of the silhouette in pixels (default 0 = as segmented).
+        loose: optional ``(H, W)`` float map in [0, 1]: how far a pixel lies from the skeleton (0 on the
+            bones, 1 for loose clothing or hair whose outline the pose does not pin down).
+        loose_feather: Gaussian sigma in pixels of the silhouette where ``loose`` is 1 (blended linearly).
+
+    Returns:
+        ``(H, W, 4)`` uint8 premultiplied RGBA.
+    """
+    img = image.astype(np.float32)
+    widest = max(feather, loose_feather if loose is not None else 0.0)
+    if widest > 0:
+        spread = 2.0 * widest
+        num = cv2.GaussianBlur(img * alpha[..., None], (0, 0), spread)
+        den = cv2.GaussianBlur(alpha, (0, 0), spread)
+        pushed = num / np.maximum(den, 1e-4)[..., None]
+        img = img * alpha[..., None] + pushed * (1.0 - alpha[..., None])
+        tight = cv2.GaussianBlur(alpha, (0, 0), feather) if feather > 0 else alpha
+        if loose is not None and loose_feather > 0:
+            wide = cv2.GaussianBlur(alpha, (0, 0), loose_feather)
+            alpha = tight + loose.astype(np.float32) * (wide - tight)
+        else:
+            alpha = tight
+    texture = np.empty(alpha.shape + (4,), np.uint8)
+    texture[..., :3] = np.clip(img * alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
+    texture[..., 3] = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return texture
+
+
 class PuppetRenderer(Renderer):
     """CPU puppet renderer (name ``"puppet"``). See the module docstring for the method.
 
@@ -140,6 +223,7 @@ class PuppetRenderer(Renderer):
         self.alpha: np.ndarray | None = None
         self.labels: np.ndarray | None = None
         self._last_joints: np.ndarray | None = None
+        self._last_order: list[str] | None = None
 
     # --- prepare ------------------------------------------------------------------------------------
     def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
@@ -156,8 +240,9 @@ class PuppetRenderer(Renderer):
             alpha = prepare_mask(mask, (h, w))
         else:
             alpha = segment_person(ref, reference_pose,
-                                   SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask))
-        rig = Rig(reference_pose, opt.score_threshold)
+                                   SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask,
+                                                      threshold=opt.mask_threshold))
+        rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine)
         region = alpha > 0.02
         labels = rig.label_layers(region)
         spacing = h / float(opt.mesh_density)
@@ -180,9 +265,8 @@ class PuppetRenderer(Renderer):
             # layer alpha: the body extends a little under the limbs so that seams never show the plate
             cover = cv2.dilate(own, grow) if name == "body" else own
             layer_alpha = alpha * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
-            texture = np.empty((h, w, 4), np.uint8)
-            texture[..., :3] = np.clip(ref.astype(np.float32) * layer_alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
-            texture[..., 3] = np.clip(layer_alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            loose = rig.looseness((h, w), name) if opt.loose_feather > 0 else None
+            texture = layer_texture(ref, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
             layer = PuppetLayer(name, mesh, mesh.vertices[mesh.triangles].copy(), texture)
             if opt.deformation == "skinning":
                 layer.weights = rig.skinning_weights(mesh.vertices, name, opt.skinning_power)
@@ -193,16 +277,19 @@ class PuppetRenderer(Renderer):
             self.layers.append(layer)
         if not self.layers:
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
-        self.background = inpaint_background(ref, alpha, opt.inpaint)
+        self.background = inpaint_background(ref, alpha, opt.inpaint, dilate=opt.inpaint_dilate,
+                                             radius=opt.inpaint_radius, work_side=opt.inpaint_side,
+                                             coarse_side=opt.inpaint_coarse_side)
         self.alpha, self.labels, self.rig = alpha, labels, rig
         self._last_joints = None
+        self._last_order = None
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
 
     @staticmethod
     def _arap_handles(rig: Rig, layer: str) -> tuple[np.ndarray, np.ndarray]:
         """ARAP handles of a layer: its joints (index < 18) and end-bone tips (18 + bone index)."""
-        from reference.rig import ARM_SHOULDER, BONES
+        from reference.rig import ATTACH_JOINT, BONES
 
         joints: set[int] = set()
         tips: list[int] = []
@@ -218,8 +305,8 @@ class PuppetRenderer(Renderer):
                 joints.update((ja, jb))
             else:
                 tips.append(k)
-        if layer in ARM_SHOULDER:
-            joints.add(ARM_SHOULDER[layer])
+        if layer in ATTACH_JOINT:
+            joints.add(ATTACH_JOINT[layer])
         spec = np.array(sorted(joints) + [18 + k for k in tips], np.int64)
         points = np.array([rig.ref_joints[s] if s < 18 else rig.bones[s - 18].b for s in spec])
         return points, spec
@@ -243,15 +330,19 @@ class PuppetRenderer(Renderer):
             raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
         joints = rig.complete_joints(pose, self._last_joints)
         self._last_joints = joints
-        transforms = rig.bone_transforms(joints)
+        transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None)
         by_name = {layer.name: layer for layer in self.layers}
-        order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering)
-        canvas = bg.copy()
+        order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering,
+                           previous=self._last_order)
+        self._last_order = order
+        # RGBA working canvas: the premultiplied layers composite with whole-pixel uint8 ops (the 4th
+        # channel accumulates coverage and is dropped at the end)
+        canvas = cv2.cvtColor(bg, cv2.COLOR_RGB2RGBA)
         for name in order:
             layer = by_name[name]
             verts = self._deform(layer, joints, transforms)
             self._composite(canvas, layer, verts)
-        return canvas
+        return cv2.cvtColor(canvas, cv2.COLOR_RGBA2RGB)
 
     def _deform(self, layer: PuppetLayer, joints: np.ndarray, transforms: np.ndarray) -> np.ndarray:
         rest = layer.mesh.vertices
@@ -298,5 +389,5 @@ class PuppetRenderer(Renderer):
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         # premultiplied "over" in uint8: canvas = canvas * (1 - a) + colour
         inv = 255 - warped[..., 3]
-        kept = cv2.multiply(canvas[y0:y1, x0:x1], cv2.merge([inv, inv, inv]), scale=1.0 / 255.0)
-        canvas[y0:y1, x0:x1] = cv2.add(kept, np.ascontiguousarray(warped[..., :3]))
+        kept = cv2.multiply(canvas[y0:y1, x0:x1], cv2.merge([inv, inv, inv, inv]), scale=1.0 / 255.0)
+        canvas[y0:y1, x0:x1] = cv2.add(kept, warped)
