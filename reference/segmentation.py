@@ -119,6 +119,10 @@ def coarse_mask(image: np.ndarray, model: str = "holistic") -> np.ndarray:
         import mediapipe as mp
     except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
         raise DetectorError("mediapipe is not installed; pip install mediapipe==0.10.21") from exc
+    from pose.detectors.mediapipe_holistic import note_graph_created
+
+    if model in MODELS:
+        note_graph_created()  # a process with mediapipe graphs must not fork pose workers
     if model == "holistic":
         with mp.solutions.holistic.Holistic(static_image_mode=True, model_complexity=1,
                                             enable_segmentation=True) as holistic:
