@@ -42,7 +42,7 @@ from tqdm import tqdm
 from . import layout
 from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
-from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints
+from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
 from .video import open_video, read_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -374,7 +374,7 @@ def interpolate_between_keyframes(keypoints: np.ndarray, status: np.ndarray,
     kps[inner] = np.nan
     kps[inner, :, 2] = 0.0
     st[inner] = FrameStatus.MISSING
-    present = (np.nan_to_num(kps[..., 2]) > 0) & np.isfinite(kps[..., :2]).all(axis=-1)
+    present = keypoint_valid(kps)
     for a, b in zip(kf[:-1], kf[1:]):
         if b - a < 2 or st[a] != FrameStatus.DETECTED or st[b] != FrameStatus.DETECTED:
             continue

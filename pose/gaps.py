@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .sequence import FrameStatus, PoseSequence
+from .sequence import FrameStatus, PoseSequence, keypoint_valid
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +65,6 @@ class GapReport:
             "keypoints_with_gaps": int(np.count_nonzero(self.missing_keypoints)),
             "longest_keypoint_gap": int(self.longest_keypoint_gap.max()) if self.longest_keypoint_gap.size else 0,
         }
-
-
-def keypoint_valid(keypoints: np.ndarray) -> np.ndarray:
-    """``(..., K)`` bool: keypoints present (score > 0 and finite ``x``, ``y``).
-
-    Args:
-        keypoints: ``(..., K, 3)`` ``[x, y, score]`` array.
-    """
-    kps = np.asarray(keypoints)
-    return (np.nan_to_num(kps[..., 2]) > 0) & np.isfinite(kps[..., :2]).all(axis=-1)
 
 
 def _neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

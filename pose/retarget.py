@@ -38,7 +38,7 @@ import numpy as np
 
 from . import layout
 from .errors import ConfigError, InputError, NoPersonError
-from .sequence import FrameStatus, PoseFrame, PoseSequence
+from .sequence import FrameStatus, PoseFrame, PoseSequence, keypoint_valid
 
 logger = logging.getLogger(__name__)
 
@@ -159,16 +159,6 @@ class RetargetParams:
 
 
 # --- measuring -------------------------------------------------------------------------------------------
-def _visible(kps: np.ndarray, threshold: float) -> np.ndarray:
-    """``(..., K)`` keypoints with score >= threshold and finite coordinates."""
-    return (np.nan_to_num(kps[..., 2]) >= threshold) & np.isfinite(kps[..., :2]).all(axis=-1)
-
-
-def _present(kps: np.ndarray) -> np.ndarray:
-    """``(..., K)`` keypoints that exist at all (score > 0, finite)."""
-    return (np.nan_to_num(kps[..., 2]) > 0) & np.isfinite(kps[..., :2]).all(axis=-1)
-
-
 def _segments() -> list[tuple[int, int]]:
     """All measured segments: the limbs, then every rigid part's pairs."""
     segs = [(p, c) for _, p, c, _ in LIMBS]
@@ -182,7 +172,7 @@ _SEGMENTS = _segments()
 
 def _segment_lengths(kps: np.ndarray, threshold: float) -> np.ndarray:
     """``(..., S)`` segment lengths; NaN where an end is not visible or the length is ~0."""
-    vis = _visible(kps, threshold)
+    vis = keypoint_valid(kps, threshold)
     a = np.array([s[0] for s in _SEGMENTS])
     b = np.array([s[1] for s in _SEGMENTS])
     d = np.linalg.norm(kps[..., a, :2].astype(np.float64) - kps[..., b, :2].astype(np.float64), axis=-1)
@@ -192,7 +182,7 @@ def _segment_lengths(kps: np.ndarray, threshold: float) -> np.ndarray:
 
 def _root(body_kps: np.ndarray, threshold: float) -> np.ndarray | None:
     """Neck position, or the centroid of the visible body joints, or ``None``."""
-    vis = _visible(body_kps, threshold)
+    vis = keypoint_valid(body_kps, threshold)
     if vis[B["neck"]]:
         return body_kps[B["neck"], :2].astype(np.float64)
     if vis[: layout.NUM_BODY].any():
@@ -202,7 +192,7 @@ def _root(body_kps: np.ndarray, threshold: float) -> np.ndarray | None:
 
 def _lowest_ankle_y(kps: np.ndarray, threshold: float) -> float | None:
     ank = [B["right_ankle"], B["left_ankle"]]
-    vis = _visible(kps[ank], threshold)
+    vis = keypoint_valid(kps[ank], threshold)
     return float(np.max(kps[ank][vis, 1])) if vis.any() else None
 
 
@@ -210,7 +200,7 @@ def _pick_calibration(driving: PoseSequence, calibration: str | int, threshold: 
     """Return ``(calibration_frame or None for median, anchor_frame)``."""
     n = len(driving)
     usable = np.isin(driving.status, [int(FrameStatus.DETECTED), int(FrameStatus.MANUAL)])
-    vis = _visible(driving.keypoints[:, layout.BODY], threshold) & usable[:, None]
+    vis = keypoint_valid(driving.keypoints[:, layout.BODY], threshold) & usable[:, None]
     n_vis = vis[:, list(_MAIN_JOINTS)].sum(axis=1)
     if not n_vis.any():
         raise NoPersonError("driving pose sequence has no frame with a visible body; check the driving video")
@@ -269,7 +259,7 @@ def compute_params(
     if not max_stretch >= 1.0:
         raise ConfigError(f"max_stretch must be >= 1, got {max_stretch!r}")
     ref_kps = reference.keypoints.astype(np.float64)
-    if int(_visible(ref_kps[layout.BODY], threshold).sum()) < 2:
+    if int(keypoint_valid(ref_kps[layout.BODY], threshold).sum()) < 2:
         raise NoPersonError("reference pose has fewer than two visible body keypoints; use a clearer reference image")
 
     calib, anchor_frame = _pick_calibration(driving, calibration, threshold)
@@ -376,7 +366,7 @@ def apply_params(driving: PoseSequence, params: RetargetParams, width: int, heig
     kps = driving.keypoints.astype(np.float64)
     n = len(kps)
     drv = kps[..., :2]
-    present = _present(kps)
+    present = keypoint_valid(kps)
     out = np.full((n, layout.NUM_KEYPOINTS, 2), np.nan)
     placed = np.zeros((n, layout.NUM_KEYPOINTS), dtype=bool)
     g = params.global_ratio

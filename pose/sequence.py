@@ -46,6 +46,19 @@ def empty_keypoints(n: int | None = None) -> np.ndarray:
     return kps
 
 
+def keypoint_valid(keypoints: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """``(..., K)`` bool mask of usable keypoints: finite ``x``, ``y`` and a score above the threshold.
+
+    Args:
+        keypoints: ``(..., K, 3)`` ``[x, y, score]`` array.
+        threshold: minimum score (inclusive); ``None`` means "present at all" (score > 0).
+    """
+    kps = np.asarray(keypoints)
+    score = np.nan_to_num(kps[..., 2])
+    ok = score > 0 if threshold is None else score >= threshold
+    return ok & np.isfinite(kps[..., :2]).all(axis=-1)
+
+
 def _check_keypoints(kps: np.ndarray, ndim: int) -> np.ndarray:
     kps = np.asarray(kps, dtype=np.float32)
     if kps.ndim != ndim or kps.shape[-2:] != (layout.NUM_KEYPOINTS, 3):
@@ -102,7 +115,7 @@ class PoseFrame:
 
     def visible(self, threshold: float = 0.3) -> np.ndarray:
         """``(134,)`` bool mask of keypoints with score >= ``threshold`` and finite coordinates."""
-        return (self.scores >= threshold) & np.isfinite(self.xy).all(axis=1)
+        return keypoint_valid(self.keypoints, threshold)
 
     @property
     def has_person(self) -> bool:

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import layout
 from .errors import ConfigError
-from .sequence import FrameStatus, PoseSequence
+from .sequence import FrameStatus, PoseSequence, keypoint_valid
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def smooth_sequence(seq: PoseSequence, config: ConfigLike = None, *, scale: floa
     kps = seq.keypoints.astype(np.float64)
     xy = kps[..., :2] / scale
     held = seq.status == FrameStatus.HELD
-    valid = (np.nan_to_num(kps[..., 2]) > 0) & np.isfinite(xy).all(axis=-1) & ~held[:, None]
+    valid = keypoint_valid(kps) & ~held[:, None]
     filtered = _filter(xy, seq.fps, mc, beta, dc, valid)
     new = seq.keypoints.copy()
     new[..., :2] = np.where(valid[..., None], filtered * scale, kps[..., :2]).astype(np.float32)
