@@ -68,8 +68,10 @@ class AnimateStats:
         fps: output frame rate.
         size: output ``(width, height)`` (3 x width for previews).
         canvas: the character's canvas ``(width, height)``.
-        detected, interpolated, held: driving frames by how their pose was obtained; ``held`` counts every
-            frame without a person of its own that shows a neighbouring pose (gap filling + this API).
+        detected, interpolated, held: driving frames by how their pose was obtained. ``interpolated`` and
+            ``held`` count the frames the detector ran on without finding the person (short gaps are
+            interpolated, the rest held at a neighbouring pose); frames between detector keyframes
+            (``pose.detect_every`` > 1) count as ``detected``.
         reference_pose: ``"detected"`` or ``"given"``.
         renderer: renderer name.
         seconds: wall time of rendering + writing (0 until the frames were consumed).
@@ -484,18 +486,21 @@ class Animator:
             raise InputError(f"fps must be positive, got {out_fps}")
         poses = self._retarget(resample(poses, out_fps), ref)
 
-        st = poses.status
+        # Counted on the driving frames: a frame the detector ran on without finding the person was either
+        # interpolated (short gap) or held; frames between keyframes (detect_every > 1) are not misses.
+        st = np.where(raw.status == FrameStatus.MISSING, FrameStatus.HELD, raw.status)
+        missed = raw.detector_frames() & ~np.isin(st, (FrameStatus.DETECTED, FrameStatus.MANUAL))
+        interpolated = int(np.sum(missed & (st == FrameStatus.INTERPOLATED)))
+        held = int(np.sum(missed)) - interpolated
         stats = AnimateStats(
             frames=0, fps=out_fps, size=ref.size, canvas=ref.size,
-            detected=int(np.sum(st == FrameStatus.DETECTED) + np.sum(st == FrameStatus.MANUAL)),
-            interpolated=int(np.sum(st == FrameStatus.INTERPOLATED)),
-            held=int(np.sum((st == FrameStatus.HELD) | (st == FrameStatus.MISSING))),
+            detected=len(raw) - interpolated - held, interpolated=interpolated, held=held,
             reference_pose=ref.pose_source, renderer=self.config.renderer.name,
         )
-        if stats.held or stats.interpolated:
+        if held or interpolated:
             logger.warning(
                 "driving %s: %d of %d frames had no person (%d interpolated, %d held at a neighbouring pose, %d of them here)",
-                _name(driving), stats.held + stats.interpolated, len(poses), stats.interpolated, stats.held, held_here,
+                _name(driving), held + interpolated, len(raw), interpolated, held, held_here,
             )
         audio_from = None
         if (

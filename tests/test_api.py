@@ -157,6 +157,19 @@ def test_driving_frames_without_person_are_held_and_counted(driving, reference, 
     np.testing.assert_array_equal(frames[3], frames[1])
 
 
+def test_frames_between_detector_keyframes_are_not_misses(driving, reference, reference_pose, caplog):
+    status = driving.status.copy()
+    status[1::2] = FrameStatus.INTERPOLATED  # what extract_poses(detect_every=2) produces
+    status[4] = FrameStatus.INTERPOLATED  # a keyframe without a person, filled by fill_gaps: a real miss
+    strided = driving.copy(status=status, meta={**driving.meta, "detect_every": 2})
+    animator = stamp()
+    with caplog.at_level("WARNING", logger="animate.api"):
+        list(animator.stream(reference, strided, reference_pose=reference_pose, progress=False))
+    stats = animator.last_stats
+    assert (stats.detected, stats.interpolated, stats.held) == (5, 1, 0)
+    assert "1 of 6 frames had no person" in caplog.text
+
+
 def test_landscape_reference_with_portrait_driving(driving, reference, reference_pose):
     wide = np.concatenate([reference, reference], axis=1)  # 1408x1216 landscape character sheet
     # pose of the left copy, in the wide image's pixels
