@@ -52,6 +52,8 @@ TRUNCATION_TOLERANCE_FRAMES = 1
 _STDERR_LINES = 20
 # Codecs that understand ``-crf``.
 _CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"})
+# Codecs that understand x264-style ``-preset`` names.
+_PRESET_CODECS = frozenset({"libx264", "libx264rgb", "libx265"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -430,6 +432,8 @@ class VideoWriter:
         overwrite: replace an existing ``path`` (default: refuse with :class:`OutputError`).
         codec: ffmpeg video encoder (default ``libx264``).
         crf: constant rate factor for encoders that support it (default 18, visually lossless for x264).
+        preset: x264/x265 speed preset (default ``veryfast``: at crf 18 it encodes 512x768 frames in
+            less than half the CPU time of ``medium`` for a file about 10 % larger).
         pix_fmt: output pixel format (default ``yuv420p``, playable everywhere).
         on_finalize: called with the finished temporary file before the rename, e.g. to mux audio into it
             (it must leave a valid file at that same path).
@@ -440,12 +444,12 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], *, overwrite: bool = False,
-                 codec: str = "libx264", crf: int = 18, pix_fmt: str = "yuv420p",
+                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", pix_fmt: str = "yuv420p",
                  on_finalize: Callable[[Path], None] | None = None) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         self.width, self.height = (int(v) for v in size)
-        self.codec, self.crf, self.pix_fmt = codec, crf, pix_fmt
+        self.codec, self.crf, self.preset, self.pix_fmt = codec, crf, preset, pix_fmt
         self.on_finalize = on_finalize
         self.frames_written = 0
         if not self.fps > 0:
@@ -480,6 +484,8 @@ class VideoWriter:
                "-r", f"{self.fps:.6g}", "-i", "-", "-an", "-c:v", self.codec]
         if self.codec in _CRF_CODECS:
             cmd += ["-crf", str(self.crf)]
+        if self.codec in _PRESET_CODECS and self.preset:
+            cmd += ["-preset", self.preset]
         if self.pix_fmt.startswith("yuv420") and (self.width % 2 or self.height % 2):
             cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         cmd += ["-pix_fmt", self.pix_fmt]
