@@ -45,6 +45,18 @@ _COORDS = "pixels, origin top-left, +y down; missing keypoint = [null, null, 0]"
 _PARTS = ("body", "feet", "face", "left_hand", "right_hand")
 
 
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move a finished temporary file onto ``path`` atomically, with ordinary file permissions.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; the published file gets the
+    permissions a plain ``open(path, "w")`` would give it (``0o666`` minus the process umask).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -69,7 +81,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterato
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OutputError, VideoError
+from .io import publish
 
 logger = logging.getLogger(__name__)
 
@@ -540,7 +541,7 @@ class VideoWriter:
         try:
             if self.on_finalize is not None:
                 self.on_finalize(self.temp_path)
-            os.replace(self.temp_path, self.path)
+            publish(self.temp_path, self.path)
         except BaseException:
             self.abort()
             raise

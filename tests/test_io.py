@@ -128,6 +128,18 @@ def test_no_overwrite_and_unwritable(sequence, tmp_path):
         save_sequence(sequence, tmp_path / "missing_dir" / "p.json")
 
 
+def test_published_files_get_ordinary_permissions(sequence, tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = save_sequence(sequence, tmp_path / "p.json")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0o600
+
+
 def test_atomic_output_removes_partial_file_on_interrupt(tmp_path):
     target = tmp_path / "out.bin"
     with pytest.raises(KeyboardInterrupt):

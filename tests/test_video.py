@@ -256,3 +256,16 @@ def test_writer_odd_size_is_padded(tmp_path):
     with open_video(out) as src:
         assert (src.width, src.height) == (64, 48)
         assert sum(1 for _ in src) == 3
+
+
+def test_writer_output_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        with VideoWriter(tmp_path / "v.mp4", 24, (32, 32)) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "v.mp4").stat().st_mode) == 0o644
