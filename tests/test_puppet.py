@@ -108,12 +108,26 @@ def test_user_mask_overrides_segmentation(reference):
     assert r.alpha is not None and ((r.alpha >= 0.5) ^ (mask > 0)).mean() < 0.01
 
 
+def test_threaded_rendering_matches_one_thread(reference):
+    rgb, pose = reference
+    poses = _seq(pose, _raise_arm(pose), _raise_arm(pose, "left"), pose, _raise_arm(pose), pose, pose)
+    frames = {}
+    for threads in (1, 3):
+        r = create_renderer("puppet", threads=threads)
+        r.prepare(rgb, pose)
+        frames[threads] = np.stack(list(r.render(poses)))
+    assert frames[1].shape[0] == len(poses)
+    np.testing.assert_array_equal(frames[1], frames[3])
+
+
 def test_options_and_inputs_are_validated(reference, puppet):
     rgb, pose = reference
     with pytest.raises(ConfigError, match="deformation"):
         create_renderer("puppet", deformation="magic")
     with pytest.raises(ConfigError, match="mesh_density"):
         create_renderer("puppet", mesh_density=1)
+    with pytest.raises(ConfigError, match="threads"):
+        create_renderer("puppet", threads=0)
     with pytest.raises(ConfigError, match="colour"):
         create_renderer("puppet", colour="red")
     with pytest.raises(InputError, match="not prepared"):

@@ -21,6 +21,8 @@ alpha, so edges stay antialiased. numpy / scipy / OpenCV (+ mediapipe for segmen
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Iterator
 
@@ -80,6 +82,9 @@ class PuppetOptions:
         thigh_body_fraction: the upper part of each thigh (this fraction of its length) stays in the body
             layer and blends both thighs (default 0.7; skirts, shorts).
         torso_affine: blend of the torso's affine (1) and similarity (0) fit (default 0.5).
+        threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
+            order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
+            the GIL, overlaps. Output is identical to ``threads=1``.
         progress: show a tqdm bar while rendering (default False).
     """
 
@@ -104,6 +109,7 @@ class PuppetOptions:
     loose_feather: float = 0.0
     thigh_body_fraction: float = 0.7
     torso_affine: float = 0.5
+    threads: int = 2
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -136,6 +142,8 @@ class PuppetOptions:
             raise ConfigError(f"puppet option torso_affine={self.torso_affine} must be in [0, 1]")
         if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
             raise ConfigError(f"puppet option thigh_body_fraction={self.thigh_body_fraction} must be in [0, 1]")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= 16:
+            raise ConfigError(f"puppet option threads={self.threads!r} must be an integer in 1..16")
         if not float(self.arap_handle_weight) > 0:
             raise ConfigError(f"puppet option arap_handle_weight={self.arap_handle_weight} must be > 0")
 
@@ -320,24 +328,44 @@ class PuppetRenderer(Renderer):
         if (poses.width, poses.height) != (w, h):
             raise InputError(f"driving poses are for {poses.width}x{poses.height} but the reference canvas is {w}x{h}; "
                              "retarget them onto the reference canvas first")
-        for pose in tqdm(poses, total=len(poses), desc="puppet", unit="frame", disable=not self.options.progress):
-            yield self.render_frame(pose)
+        frames = tqdm(poses, total=len(poses), desc="puppet", unit="frame", disable=not self.options.progress)
+        if self.options.threads == 1:
+            for pose in frames:
+                yield self.render_frame(pose)
+            return
+        # Plan each frame in order (stateful), draw up to 2 x threads frames ahead in a pool, yield in order.
+        with ThreadPoolExecutor(self.options.threads, thread_name_prefix="puppet") as pool:
+            pending: deque = deque()
+            for pose in frames:
+                pending.append(pool.submit(self._draw, *self._plan(pose)))
+                if len(pending) >= 2 * self.options.threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def render_frame(self, pose: PoseFrame) -> np.ndarray:
         """Render one frame (keeps the last known joints for the next call)."""
-        rig, bg = self.rig, self.background
-        if rig is None or bg is None:
+        return self._draw(*self._plan(pose))
+
+    def _plan(self, pose: PoseFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Joints, bone transforms and draw order of one frame; updates the frame-to-frame state."""
+        rig = self.rig
+        if rig is None or self.background is None:
             raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
         joints = rig.complete_joints(pose, self._last_joints)
         self._last_joints = joints
         transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None)
-        by_name = {layer.name: layer for layer in self.layers}
         order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering,
                            previous=self._last_order)
         self._last_order = order
+        return joints, transforms, order
+
+    def _draw(self, joints: np.ndarray, transforms: np.ndarray, order: list[str]) -> np.ndarray:
+        """Deform and composite the layers in ``order`` over the background (no state: thread-safe)."""
+        by_name = {layer.name: layer for layer in self.layers}
         # RGBA working canvas: the premultiplied layers composite with whole-pixel uint8 ops (the 4th
         # channel accumulates coverage and is dropped at the end)
-        canvas = cv2.cvtColor(bg, cv2.COLOR_RGB2RGBA)
+        canvas = cv2.cvtColor(self.background, cv2.COLOR_RGB2RGBA)
         for name in order:
             layer = by_name[name]
             verts = self._deform(layer, joints, transforms)
