@@ -6,19 +6,9 @@ import argparse
 import json
 import logging
 
-from .cli_args import positive_float, size_arg
+from .cli_args import frame_index, positive_float, size_arg
 
 log = logging.getLogger(__name__)
-
-
-def _frame_index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frame index, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"frame indices start at 0, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,8 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
     p.add_argument("--size", type=size_arg, help="output WxH (default: the reference's aspect at 768 px height)")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the driving video's)")
-    p.add_argument("--start", type=_frame_index, help="first driving frame (default 0)")
-    p.add_argument("--end", type=_frame_index, help="stop before this driving frame (default: the last)")
+    p.add_argument("--start", type=frame_index, help="first driving frame (default 0)")
+    p.add_argument("--end", type=frame_index, help="stop before this driving frame (default: the last)")
     p.add_argument("--renderer", help="renderer: puppet (CPU, default) or diffusion (GPU, needs --weights)")
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
     p.add_argument("--no-smoothing", action="store_true", help="keep raw driving detections (no One-Euro filter)")

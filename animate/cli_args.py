@@ -20,6 +20,26 @@ def size_arg(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _integer(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what} >= {minimum}, got {text!r}")
+    return value
+
+
+def frame_index(text: str) -> int:
+    """argparse type for a frame index (an integer >= 0)."""
+    return _integer(text, 0, "a frame index")
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a whole number >= 1."""
+    return _integer(text, 1, "a whole number")
+
+
 def positive_float(text: str) -> float:
     """argparse type for a number > 0."""
     try:

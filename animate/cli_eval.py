@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from .cli_args import positive_int
+
 log = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "the 'first frame repeated' baseline. Writes report.json and contact_sheet.png.",
     )
     p.add_argument("video", metavar="VIDEO", help="a real clip with one person")
-    p.add_argument("--frames", type=_positive_int, help="use only the first N frames")
+    p.add_argument("--frames", type=positive_int, help="use only the first N frames")
     p.add_argument("--out-dir", default="eval", help="folder for report.json and contact_sheet.png (default: eval)")
     p.add_argument("--renderer", default="puppet", help="renderer to evaluate: puppet (default) or diffusion")
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
-    p.add_argument("--height", type=_positive_int, default=512, help="comparison height in pixels (default 512)")
+    p.add_argument("--height", type=positive_int, default=512, help="comparison height in pixels (default 512)")
     p.add_argument("--no-pck", action="store_true", help="skip re-detecting poses on the output (faster)")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")
     p.add_argument("--lpips-weights", metavar="PATH", help="LPIPS weights (TorchScript or lpips linear layers); else skipped")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pose.errors import InputError
 
-from .cli_args import size_arg
+from .cli_args import frame_index, positive_int, size_arg
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default="mediapipe", help="pose detector: mediapipe (default), openpose, skeleton")
     p.add_argument("--annotator-dir", help="local folder with the openpose annotator weights (detector openpose)")
     p.add_argument("--no-smoothing", action="store_true", help="keep raw detections (no One-Euro filter)")
-    p.add_argument("--max-gap", type=int, default=8, help="longest gap (frames) to interpolate; longer gaps are held")
-    p.add_argument("--start", type=int, default=0, help="first frame (default 0)")
-    p.add_argument("--end", type=int, default=None, help="stop before this frame")
-    p.add_argument("--step", type=int, default=1, help="use every STEP-th frame")
+    p.add_argument("--max-gap", type=frame_index, default=8, help="longest gap (frames) to interpolate; longer gaps are held")
+    p.add_argument("--start", type=frame_index, default=0, help="first frame (default 0)")
+    p.add_argument("--end", type=frame_index, default=None, help="stop before this frame")
+    p.add_argument("--step", type=positive_int, default=1, help="use every STEP-th frame")
     p.add_argument("--detect-every", default="auto", type=_detect_every,
                    help="run the detector on every Nth frame and interpolate between (default auto: ~12 "
                         "detections per second of video; 1 = every frame)")
@@ -63,9 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _detect_every(text: str) -> int | str:
     if text == "auto":
         return text
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}")
-    return int(text)
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}") from None
 
 
 def _check_output(path: str, overwrite: bool) -> None:
