@@ -37,7 +37,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -405,6 +405,7 @@ class Animator:
         start: int | None = None,
         end: int | None = None,
         progress: bool = True,
+        while_detecting: Callable[[], Any] | None = None,
     ) -> PoseSequence:
         """Driving poses from a video, skeleton video, pose file or :class:`PoseSequence`.
 
@@ -413,6 +414,8 @@ class Animator:
             start, end: frame range ``[start, end)`` of the driving input (``None`` = from the first / to
                 the last frame).
             progress: tqdm bar while detecting.
+            while_detecting: work to run while the pose workers detect (see
+                :func:`pose.extract.extract_poses`); run first when no detection is needed.
 
         Returns:
             The sequence in the driving frames' pixels, every frame showing a person (frames without one
@@ -426,12 +429,16 @@ class Animator:
             raise InputError(f"invalid frame range start={start} end={end} for driving {_name(driving)}; need 0 <= start < end")
         cfg = self.config
         if isinstance(driving, PoseSequence):
+            if while_detecting is not None:
+                while_detecting()
             seq = driving.slice(start, end)
         elif isinstance(driving, (str, os.PathLike)):
             path = Path(driving)
             if path.suffix.lower() in POSE_FILE_SUFFIXES:
                 from pose.io import load_sequence
 
+                if while_detecting is not None:
+                    while_detecting()
                 seq = load_sequence(path).slice(start, end)
                 seq.meta.setdefault("source", str(path))
             else:
@@ -442,6 +449,7 @@ class Animator:
                     path, detector=cfg.pose.detector, smoothing=self._smoothing(),
                     max_interp_gap=cfg.pose.max_interp_gap, start=start, end=end, progress=progress,
                     detector_options=cfg.pose.detector_options or None, detect_every=cfg.pose.detect_every,
+                    while_detecting=while_detecting,
                 )
         else:
             raise InputError(f"driving must be a video path, a pose file (.json/.npz) or a PoseSequence, got {type(driving).__name__}")
@@ -476,9 +484,20 @@ class Animator:
     def _plan(self, reference: ImageLike, driving: DrivingLike, *, size: tuple[int, int] | None, fps: float | None,
               start: int | None, end: int | None, reference_pose: PoseLike | None, mask: ImageLike | None,
               progress: bool) -> _Job:
-        self.renderer  # noqa: B018  (create it first: missing weights fail before minutes of pose work)
-        ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask)
-        raw = self.load_driving(driving, start=start, end=end, progress=progress)
+        renderer = self.renderer  # created first: missing weights fail before minutes of pose work
+        prepared: list[PreparedReference] = []
+
+        def prepare_character() -> None:
+            # Runs while the pose workers detect: the character's detection, segmentation and mesh overlap
+            # the driving video's pose extraction, and a bad reference still fails within seconds.
+            ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask)
+            renderer.prepare(ref.image, ref.pose, ref.mask)
+            prepared.append(ref)
+
+        raw = self.load_driving(driving, start=start, end=end, progress=progress, while_detecting=prepare_character)
+        if not prepared:  # a driving input that needed no detection and never called back
+            prepare_character()
+        ref = prepared[0]
         source_fps = raw.fps
         poses, held_here = hold_missing(raw)
         out_fps = float(fps or self.config.output.fps or source_fps)
@@ -515,8 +534,7 @@ class Animator:
 
     def _frames(self, job: _Job, preview: bool, progress: bool) -> Iterator[np.ndarray]:
         ref, poses, stats = job.reference, job.poses, job.stats
-        renderer = self.renderer
-        renderer.prepare(ref.image, ref.pose, ref.mask)
+        renderer = self.renderer  # prepared in _plan
         style = self.config.preview.skeleton_style
         if preview:
             from pose.render import render_pose

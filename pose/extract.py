@@ -149,6 +149,18 @@ def _preload_detector(name: str) -> None:
         logger.debug("mediapipe preload failed: %s", exc)
 
 
+class _Once:
+    """Call ``fn`` (if any) the first time this object is called; later calls do nothing."""
+
+    def __init__(self, fn: Callable[[], Any] | None) -> None:
+        self.fn = fn
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
+
+
 def _resolve_detector_name(detector: str | Detector) -> str:
     return detector.name if isinstance(detector, Detector) else str(detector)
 
@@ -416,8 +428,12 @@ def _worker_start_method(name: str, allow_fork: bool = True) -> str | None:
 
 def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, int | None]], step: int,
                   max_size: int | None, fps: float | None, every: int, bar: tqdm,
-                  method: str, pin: bool) -> tuple[list[_RangeResult], list[int]]:
-    """Run one worker per frame range; returns their results and the sequence offset of each range."""
+                  method: str, pin: bool, after_start: Callable[[], Any] | None = None,
+                  ) -> tuple[list[_RangeResult], list[int]]:
+    """Run one worker per frame range; returns their results and the sequence offset of each range.
+
+    ``after_start`` runs in this process once every worker has started (so after any fork).
+    """
     if method == "fork":
         _preload_detector(name)  # imported once here (no-op if done), inherited by every worker
     ctx = mp.get_context(method)
@@ -436,8 +452,10 @@ def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, i
     for p in procs:
         p.start()
     results: dict[int, _RangeResult] = {}
-    last_message = time.monotonic()
     try:
+        if after_start is not None:
+            after_start()
+        last_message = time.monotonic()
         while len(results) < len(procs):
             try:
                 kind, job, payload = out_q.get(timeout=1.0)
@@ -498,6 +516,7 @@ def extract_poses(
     fps: float | None = None,
     max_size: int | Literal["auto"] | None = "auto",
     detect_skeleton: bool = True,
+    while_detecting: Callable[[], Any] | None = None,
 ) -> PoseSequence:
     """Extract one person's whole-body poses from every frame of a video.
 
@@ -533,6 +552,10 @@ def extract_poses(
         detect_skeleton: when the first frame looks like a rendered OpenPose skeleton
             (:func:`pose.skeleton_parse.is_skeleton_image`), read poses back from the drawing instead of
             running ``detector``. Default True.
+        while_detecting: called once, in this process, while the worker processes detect (right after they
+            start), or before detecting when no workers are used: other start-up work (e.g. preparing the
+            character) then overlaps the detection. It may create mediapipe graphs; if it raises, the workers
+            are stopped and the exception propagates.
 
     Returns:
         :class:`PoseSequence` in source-frame pixels with ``meta`` recording source, detector and options.
@@ -548,7 +571,9 @@ def extract_poses(
         raise InputError(f"detect_every must be an integer >= 1 or 'auto', got {detect_every!r}")
     if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
         raise InputError(f"workers must be an integer >= 1 or 'auto', got {workers!r}")
+    overlap = _Once(while_detecting)
     if isinstance(source, PoseSequence):
+        overlap()
         seq = source.slice(start, end, step)
         if len(seq) == 0:
             raise InputError(f"pose sequence has no frames in range start={start} end={end}; widen the range")
@@ -584,6 +609,7 @@ def extract_poses(
     n_workers = 1
     try:
         if isinstance(detector, Detector):
+            overlap()
             detector.reset()
             with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
                 frames = _StepSource(src, step)
@@ -611,7 +637,7 @@ def extract_poses(
                 while method is not None:
                     try:
                         parts, _ = _run_parallel(str(path), name, options, ranges, step, max_size, fps, every,
-                                                 bar, method, PIN_WORKERS)
+                                                 bar, method, PIN_WORKERS, after_start=overlap)
                         n_workers = len(ranges)
                         break
                     except _WorkerLost as exc:
@@ -625,6 +651,7 @@ def extract_poses(
                         method = retry
             if not (ranges and method is not None):
                 n_workers = 1
+                overlap()
                 parts = [_detect_range(str(path), name, options, start, end, step, max_size, fps, every,
                                        progress_cb=bar.update)]
     finally:

@@ -306,3 +306,25 @@ def test_workers_from_a_script_read_from_stdin(data_dir, setup):
         assert out["workers"] == 1 and "using 1 worker" in proc.stderr
     else:  # the forked workers crash on the unknown graph: detected, redone in this process
         assert out["workers"] == 1 and "again in this process" in proc.stderr
+
+
+def test_while_detecting_runs_once_and_its_errors_stop_the_workers(data_dir):
+    calls: list[int] = []
+    seq = extract_poses(data_dir / "dance_short.mp4", workers=2, detect_every=1, progress=False,
+                        while_detecting=lambda: calls.append(1))
+    assert calls == [1] and len(seq) == 24 and seq.meta["workers"] == 2
+
+    class Boom(RuntimeError):
+        pass
+
+    def boom() -> None:
+        raise Boom("reference failed")
+
+    with pytest.raises(Boom):
+        extract_poses(data_dir / "dance_short.mp4", workers=2, detect_every=1, progress=False, while_detecting=boom)
+    import multiprocessing
+
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("pose-extract")]
+    calls.clear()
+    extract_poses(seq, while_detecting=lambda: calls.append(1))
+    assert calls == [1]
