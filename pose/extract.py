@@ -593,6 +593,8 @@ def extract_poses(
         src_fps, total = probe.fps, probe.frame_count
         width, height = probe.source_width, probe.source_height
         is_folder = path.is_dir()
+    if total is not None and total <= 0 and start > 0:
+        raise InputError(f"video {path} ends before frame {start}; choose a start frame inside the video")
     if check is not None and check.result():
         logger.info("%s looks like a rendered skeleton video; reading poses from the drawing", path)
         name, options = "skeleton", {}

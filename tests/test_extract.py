@@ -328,3 +328,8 @@ def test_while_detecting_runs_once_and_its_errors_stop_the_workers(data_dir):
     calls.clear()
     extract_poses(seq, while_detecting=lambda: calls.append(1))
     assert calls == [1]
+
+
+def test_start_past_the_end_is_a_clear_error(data_dir):
+    with pytest.raises(InputError, match="ends before frame 500"):
+        extract_poses(data_dir / "dance_short.mp4", start=500, progress=False)
