@@ -61,7 +61,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
         # Third-party libraries are noisy at INFO.
-        for name in ("absl", "PIL", "matplotlib", "urllib3", "httpx", "diffusers", "transformers"):
+        for name in ("absl", "PIL", "matplotlib", "urllib3", "httpx", "diffusers", "transformers", "imageio_ffmpeg"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -269,3 +269,18 @@ def test_writer_output_has_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "v.mp4").stat().st_mode) == 0o644
+
+
+def test_rotated_phone_video_is_read_upright(tmp_path, data_dir):
+    """A video with a display rotation (as phones record portrait) is decoded in its display orientation."""
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-display_rotation:v:0", "90", "-i",
+                    str(data_dir / "dance_short.mp4"), "-c", "copy", str(rotated)], check=True)
+    with open_video(data_dir / "dance_short.mp4") as src:
+        upright = next(iter(src))
+    with open_video(rotated) as src:
+        assert (src.width, src.height) == (640, 360)
+        first = next(iter(src))
+    assert first.shape == (360, 640, 3)
+    error = min(np.abs(first.astype(int) - np.rot90(upright, k).astype(int)).mean() for k in (1, -1))
+    assert error < 3.0
