@@ -164,6 +164,34 @@ def load_rgb(image: ImageLike, what: str = "reference") -> np.ndarray:
     raise InputError(f"{what} must be an image path, a numpy array or a PIL image, got {type(image).__name__}")
 
 
+def alpha_mask(image: ImageLike) -> np.ndarray | None:
+    """The character mask given by an image's transparency, if it has any.
+
+    Character cut-outs are often RGBA PNGs: where the image is transparent is background. Returns an
+    ``(H, W)`` uint8 mask (255 = opaque, i.e. character) when the image has an alpha channel that is neither
+    (almost) fully opaque nor (almost) fully transparent, else ``None``.
+    """
+    import cv2
+
+    alpha = None
+    if isinstance(image, (str, os.PathLike)):
+        raw = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        if raw is not None and raw.ndim == 3 and raw.shape[2] == 4:
+            alpha = raw[:, :, 3]
+    elif isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 4:
+            alpha = image[:, :, 3]
+    elif getattr(image, "mode", None) in ("RGBA", "LA", "PA"):
+        alpha = np.asarray(image.getchannel("A"))
+    if alpha is None:
+        return None
+    alpha = np.asarray(alpha, dtype=np.float64) / float(np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0)
+    opaque = alpha >= 0.5
+    if not 0.01 < opaque.mean() < 0.99:
+        return None
+    return opaque.astype(np.uint8) * 255
+
+
 def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Output canvas ``(width, height)``: ``size``, else ``output.size``, else reference aspect at ``output.height``.
 
@@ -339,6 +367,8 @@ class Animator:
             reference_pose: pose file or :class:`PoseFrame` to use instead of detecting; its size tells
                 whether it is in reference-image pixels or already on the canvas.
             mask: character mask (path, array or PIL image, reference-image size; nonzero = character).
+                Default: the reference's own transparency when it has some (RGBA cut-outs), else the
+                renderer segments the character.
 
         Raises:
             NoPersonError: no person detected on the reference (the message explains ``--reference-pose``).
@@ -358,6 +388,10 @@ class Animator:
             source = "given"
 
         fitted_mask = None
+        if mask is None:
+            mask = alpha_mask(reference)
+            if mask is not None:
+                logger.info("reference %s: using its transparency as the character mask", name)
         if mask is not None:
             m = load_rgb(mask, "mask").max(axis=2) if not (isinstance(mask, np.ndarray) and mask.ndim == 2) else mask
             m = (np.asarray(m) > 0).astype(np.uint8) * 255

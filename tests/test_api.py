@@ -289,6 +289,22 @@ def test_mask_is_fitted_with_the_reference(driving, reference, reference_pose):
     assert abs(frac - mask.mean()) < 0.02  # same area fraction: same fit as the image
 
 
+def test_rgba_cutout_transparency_becomes_the_mask(tmp_path, reference, reference_pose):
+    import cv2
+
+    alpha = np.zeros(reference.shape[:2], np.uint8)
+    alpha[300:900, 200:500] = 255
+    rgba = np.dstack([reference, alpha])
+    path = tmp_path / "cutout.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    for source in (path, rgba):
+        prepared = stamp().prepare_reference(source, reference_pose=reference_pose)
+        assert prepared.mask is not None
+        assert abs((prepared.mask > 0).mean() - (alpha > 0).mean()) < 0.02
+    opaque = np.dstack([reference, np.full(reference.shape[:2], 255, np.uint8)])
+    assert stamp().prepare_reference(opaque, reference_pose=reference_pose).mask is None
+
+
 # ------------------------------------------------------------------------------------------------
 # with the real pose stage (pose.extract) and the real puppet renderer
 # ------------------------------------------------------------------------------------------------
