@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pose.errors import InputError, OutputError
+from pose.video import ffmpeg_exe
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,6 @@ logger = logging.getLogger(__name__)
 AUDIO_BITRATE = "192k"
 #: seconds allowed for one ffmpeg mux/probe call before it is treated as failed.
 FFMPEG_TIMEOUT_S = 600
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped with ``imageio-ffmpeg``."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -317,7 +317,7 @@ def test_reference_without_person_explains_reference_pose(data_dir, driving):
 @pytest.fixture(scope="module")
 def dance_with_audio(tmp_path_factory, data_dir) -> Path:
     """tests/data/dance_short.mp4 (24 frames, 24 fps) with a 1 s, 440 Hz sine track muxed in."""
-    from animate.writers import ffmpeg_exe
+    from pose.video import ffmpeg_exe
 
     path = tmp_path_factory.mktemp("drv") / "dance_audio.mp4"
     subprocess.run(
