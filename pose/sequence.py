@@ -162,9 +162,12 @@ class PoseFrame:
         return PoseFrame(self.keypoints.copy(), self.width, self.height, self.status)
 
 
-def fit_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
-    """2x3 affine map that scales a ``src`` image to fit inside ``dst`` (aspect kept) and centres it."""
-    s = min(dst_w / src_w, dst_h / src_h)
+def fit_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int, *, cover: bool = False) -> np.ndarray:
+    """2x3 affine map that scales a ``src`` image to fit inside ``dst`` (aspect kept) and centres it.
+
+    With ``cover=True`` it scales to cover ``dst`` instead (the overflowing borders fall outside).
+    """
+    s = (max if cover else min)(dst_w / src_w, dst_h / src_h)
     return np.array([[s, 0.0, (dst_w - s * src_w) / 2.0], [0.0, s, (dst_h - s * src_h) / 2.0]])
 
 

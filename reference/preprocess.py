@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pose.errors import InputError
+from pose.sequence import fit_matrix
 
 FIT_MODES = ("pad", "crop")
 
@@ -71,9 +72,7 @@ def canvas_fit(src_size: tuple[int, int], dst_size: tuple[int, int], mode: str =
     dw, dh = (int(v) for v in dst_size)
     if min(sw, sh, dw, dh) <= 0:
         raise InputError(f"canvas sizes must be positive, got source {sw}x{sh} and target {dw}x{dh}")
-    s = min(dw / sw, dh / sh) if mode == "pad" else max(dw / sw, dh / sh)
-    m = np.array([[s, 0.0, (dw - s * sw) / 2.0], [0.0, s, (dh - s * sh) / 2.0]])
-    return CanvasFit(m, (sw, sh), (dw, dh), mode)
+    return CanvasFit(fit_matrix(sw, sh, dw, dh, cover=mode == "crop"), (sw, sh), (dw, dh), mode)
 
 
 def fit_image(image: np.ndarray, fit: CanvasFit, border_value: int | tuple[int, ...] = 0) -> np.ndarray:
