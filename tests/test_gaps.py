@@ -129,6 +129,39 @@ def test_gap_report_and_validation():
         fill_gaps(seq, score_decay=0.0)
 
 
+def test_spline_follows_an_arc_across_a_gap_and_linear_cuts_the_chord():
+    full = _sequence()
+    kps = full.keypoints.copy()
+    lw = layout.B["left_wrist"]
+    t = np.arange(N)
+    kps[:, lw, 0] = 300 + 80 * np.cos(t * 0.2)  # the wrist circles
+    kps[:, lw, 1] = 300 + 80 * np.sin(t * 0.2)
+    truth = full.copy(kps)
+    seq = _drop_frames(truth, range(12, 17))
+    spline = fill_gaps(seq, max_interp_gap=8)
+    linear = fill_gaps(seq, max_interp_gap=8, method="linear")
+    err_s = np.linalg.norm(spline.keypoints[12:17, lw, :2] - kps[12:17, lw, :2], axis=-1)
+    err_l = np.linalg.norm(linear.keypoints[12:17, lw, :2] - kps[12:17, lw, :2], axis=-1)
+    assert err_s.max() < 0.5 * err_l.max()
+    # the straight line joins the two bounding detections
+    w = (np.arange(12, 17) - 11) / 6.0
+    np.testing.assert_allclose(linear.keypoints[12:17, lw, :2],
+                               (1 - w)[:, None] * kps[11, lw, :2] + w[:, None] * kps[17, lw, :2], atol=1e-3)
+    assert spline.meta["gaps"]["method"] == "makima" and linear.meta["gaps"]["method"] == "linear"
+    with pytest.raises(ConfigError, match="method"):
+        fill_gaps(seq, method="cubic")
+
+
+def test_spline_with_too_few_detections_falls_back_to_a_line():
+    full = _sequence()
+    kps = full.keypoints.copy()
+    lw = layout.B["left_wrist"]
+    kps[:, lw] = [np.nan, np.nan, 0.0]
+    kps[3, lw], kps[7, lw] = [100, 100, 0.9], [140, 60, 0.9]  # only two detections of the wrist
+    out = fill_gaps(full.copy(kps), max_interp_gap=8)
+    np.testing.assert_allclose(out.keypoints[5, lw, :2], [120, 80], atol=1e-3)
+
+
 def test_all_missing_sequence_is_returned_unchanged():
     kps = empty_keypoints(5)
     seq = PoseSequence(kps, W, H, FPS, status=np.full(5, FrameStatus.MISSING))
