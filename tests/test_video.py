@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pose.errors import InputError, OutputError, VideoError
-from pose.video import VideoWriter, ffmpeg_exe, fit_size, natural_key, open_video, read_image, to_rgb
+from pose.video import (VideoWriter, ffmpeg_exe, first_frame, fit_size, index_packets, natural_key, open_video,
+                        read_image, to_rgb)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -284,3 +285,87 @@ def test_rotated_phone_video_is_read_upright(tmp_path, data_dir):
     assert first.shape == (360, 640, 3)
     error = min(np.abs(first.astype(int) - np.rot90(upright, k).astype(int)).mean() for k in (1, -1))
     assert error < 3.0
+
+
+# ------------------------------------------------------------------------ packet index, keyframe decoding
+def _reencode(src, dst, *args):
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-an", "-c:v", "libx264", "-preset", "veryfast",
+                    *args, str(dst)], check=True)
+    return dst
+
+
+def test_index_packets_counts_frames_and_finds_key_frames(data_dir, tmp_path):
+    index = index_packets(data_dir / "dance_short.mp4")
+    with open_video(data_dir / "dance_short.mp4") as src:
+        decoded = sum(1 for _ in src)
+    assert index.frame_count == decoded == 24 and index.keyframes[0] == 0
+    # B-frames (packets out of display order) and a key frame every 5 frames, as the encoder was told
+    gop5 = _reencode(data_dir / "dance_short.mp4", tmp_path / "gop5.mp4", "-g", "5", "-keyint_min", "5",
+                     "-sc_threshold", "0", "-bf", "2")
+    index = index_packets(gop5)
+    assert index.frame_count == 24 and index.keyframes.tolist() == [0, 5, 10, 15, 20]
+    # not a video file: None, the callers then decode without it
+    assert index_packets(tmp_path) is None
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    assert index_packets(tmp_path / "junk.mp4") is None
+
+
+@pytest.mark.parametrize("start, end, offset, tail", [(0, None, 0, True), (5, 20, 5, True), (7, 24, 0, False)])
+def test_iter_keyframes_in_the_decoder_matches_reading_every_frame(data_dir, start, end, offset, tail):
+    path = data_dir / "dance_short.mp4"
+    count = (24 if end is None else end) - start
+    with open_video(path, max_size=320, start=start, end=end) as src:
+        plain = [(i, f.copy()) for i, f in src.iter_keyframes(3, offset, tail)]
+        assert src.frames_read == count
+    with open_video(path, max_size=320, start=start, end=end) as src:
+        selected = [(i, f.copy()) for i, f in src.iter_keyframes(3, offset, tail, count=count)]
+        assert src.frames_read == count
+    assert [i for i, _ in selected] == [i for i, _ in plain]
+    assert [i for i, _ in plain][:2] == [i for i in range(count) if (offset + i) % 3 == 0][:2]
+    assert (plain[-1][0] == count - 1) == (tail or (offset + count - 1) % 3 == 0)
+    for (_, a), (_, b) in zip(selected, plain):
+        assert np.array_equal(a, b)
+
+
+def test_skip_deblocking_only_when_shrinking_and_stays_close(data_dir, tmp_path):
+    # H.264 with the deblocking filter on (x264's default) and a compression that needs it
+    path = _reencode(data_dir / "dance_short.mp4", tmp_path / "x264.mp4", "-crf", "30")
+    with open_video(path, max_size=320) as src:
+        normal = np.stack([f.copy() for f in src]).astype(np.float64)
+    with open_video(path, max_size=320, skip_deblocking=True) as src:
+        fast = np.stack([f.copy() for f in src]).astype(np.float64)
+    mse = ((normal - fast) ** 2).mean()
+    assert 0 < mse and 10 * np.log10(255 ** 2 / mse) > 38  # different decoding, the same picture for a detector
+    with open_video(path, skip_deblocking=True, end=3) as src:  # full size: the filter is kept
+        full = np.stack([f.copy() for f in src])
+    with open_video(path, end=3) as src:
+        assert np.array_equal(full, np.stack([f.copy() for f in src]))
+
+
+def test_first_frame_matches_open_video(data_dir, tmp_path):
+    with open_video(data_dir / "dance_short.mp4") as src:
+        want = next(iter(src)).copy()
+    assert np.array_equal(first_frame(data_dir / "dance_short.mp4"), want)
+    cv2.imwrite(str(tmp_path / "f1.png"), want[..., ::-1])
+    assert np.array_equal(first_frame(tmp_path), want)
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    with pytest.raises(VideoError, match="junk.mp4"):
+        first_frame(tmp_path / "junk.mp4")
+
+
+def test_header_probe_is_cached_per_file_version(data_dir, tmp_path, monkeypatch):
+    from pose import video
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((data_dir / "dance_short.mp4").read_bytes())
+    calls = []
+    real = video._read_header
+    monkeypatch.setattr(video, "_read_header", lambda p: calls.append(p) or real(p))
+    for _ in range(3):
+        with open_video(clip) as src:
+            assert src.frame_count == 24
+    assert len(calls) == 1
+    _reencode(data_dir / "dance_short.mp4", clip, "-frames:v", "10")  # same path, new content
+    with open_video(clip) as src:
+        assert src.frame_count == 10
+    assert len(calls) == 2
