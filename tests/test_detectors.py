@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -216,3 +219,22 @@ def test_openpose_random_weights_run(tmp_path):
     with create_detector("openpose", annotator_dir=tmp_path, detect_resolution=128) as det:
         f = det(np.zeros((256, 128, 3), np.uint8))
     assert (f.width, f.height) == (128, 256)
+
+
+def test_mediapipe_import_leaves_matplotlib_alone():
+    """Importing the detector does not import matplotlib (0.45 s), and matplotlib still works afterwards."""
+    code = (
+        "import sys\n"
+        "from pose.detectors.mediapipe_holistic import preload\n"
+        "preload()\n"
+        "assert 'mediapipe' in sys.modules\n"
+        "assert 'matplotlib' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+        "import mediapipe as mp\n"
+        "assert callable(mp.solutions.drawing_utils.plt.figure)  # mediapipe's own reference loads the real one\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert type(plt).__name__ == 'module' and plt is sys.modules['matplotlib.pyplot']\n"
+        "assert plt.figure is mp.solutions.drawing_utils.plt.figure\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
