@@ -51,7 +51,7 @@ class PoseConfig:
         max_interp_gap: frames without a person up to this length are interpolated; longer gaps hold
             the last detected pose (and are counted in the run's statistics).
         detect_every: run the detector on every Nth frame and interpolate in between (``"auto"``: about
-            12 detections per second of video, see :func:`pose.extract.auto_detect_every`; 1 = every frame).
+            8 detections per second of video, see :func:`pose.extract.auto_detect_every`; 1 = every frame).
     """
 
     detector: str = "mediapipe"

@@ -9,8 +9,14 @@ Speed (the default mediapipe detector is the bottleneck: Holistic costs ~40-50 m
 
 * keyframe stride (``detect_every``): every frame is decoded, but the detector runs only on every ``N``-th
   one (and the last); frames in between are interpolated from the detections around them and flagged
-  ``INTERPOLATED``. ``"auto"`` gives about 12 detections per second of video (2 at 24 fps), whose error on
-  the interpolated frames (0.2-0.3 % of body height, median) is below the detector's own jitter;
+  ``INTERPOLATED``, along a spline through the keyframes. ``"auto"`` gives about 8 detections per second
+  of video (every 3rd frame at 24 fps), whose error on the in-between frames (0.36 % of body height,
+  median) is below the detector's own jitter;
+* the packet listing of the file (:func:`pose.video.index_packets`, no decoding) gives the exact frame
+  count and the key frames, so the decoders drop non-keyframes before converting them, and the work is
+  split between workers counting what each decoder must decode from the key frame before its range;
+* the decoder skips the codec's deblocking filter when it shrinks the frames for the detector (25 % less
+  decoding; 44 dB PSNR to a normal decode at 960 px);
 * frames are downscaled inside the ffmpeg decoder to the detector's working size (``max_size``, long side
   960 px by default), which is far cheaper than decoding at full size and resizing;
 * a reader thread decodes ahead while the detector runs;
@@ -43,7 +49,7 @@ from . import layout
 from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
-from .video import open_video, read_image, to_rgb
+from .video import VideoSource, first_frame, index_packets, open_video, read_image, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ logger = logging.getLogger(__name__)
 # detector runs.
 MIN_DETECTIONS_PER_WORKER = 24
 # detect_every="auto" (see auto_detect_every): about this many detections per second of video, ...
-AUTO_DETECTIONS_PER_SECOND = 12.0
+AUTO_DETECTIONS_PER_SECOND = 8.0
 # ... never more than this many frames apart, ...
 MAX_DETECT_EVERY = 5
 # ... and none below this frame rate (motion between frames too large to interpolate) ...
@@ -62,6 +68,13 @@ MIN_SECONDS_FOR_STRIDE = 2.0
 WORKER_DECODER_THREADS = 1
 # A worker that reports no progress for this long (seconds) is considered hung and the extraction fails.
 WORKER_STALL_TIMEOUT_S = 120.0
+# Cost of decoding one frame of one megapixel relative to one detection (about 2 ms vs 48 ms of CPU for
+# mediapipe Holistic, measured on 1080x1920 H.264 with one decoder thread): used to balance the workers'
+# frame ranges, whose decoders also decode from the key frame before their first frame.
+DECODE_COST_PER_MEGAPIXEL = 0.04
+# Decode for the detector without the codec's deblocking filter when frames are downscaled for it (25 %
+# less decoding CPU; pose error vs normal decoding in benchmarks/bench_pose_extract.py --compare-decoding).
+FAST_DECODE = True
 # Pin each worker process (and its ffmpeg decoder) to its own CPU core (see benchmarks/bench_pose_extract.py).
 PIN_WORKERS = True
 
@@ -161,6 +174,19 @@ class _Once:
             fn()
 
 
+def _import_postprocessing() -> None:
+    """Import what runs after detection (gap filling, smoothing, scipy's splines) while the workers detect.
+
+    Otherwise the import (about 0.25 s, mostly ``scipy.interpolate``) would wait until the last worker ends.
+    """
+    from . import gaps, smoothing  # noqa: F401
+
+    try:
+        import scipy.interpolate  # noqa: F401
+    except ImportError:  # pragma: no cover - scipy is a dependency; gaps reports it where it is needed
+        pass
+
+
 def _resolve_detector_name(detector: str | Detector) -> str:
     return detector.name if isinstance(detector, Detector) else str(detector)
 
@@ -189,19 +215,20 @@ def _scale_frame(frame: PoseFrame, sx: float, sy: float, width: int, height: int
 
 
 def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: bool,
-                   progress_cb: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                   progress_cb: Callable[[int], None] | None = None,
+                   count: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Run ``det`` on the keyframes of the frames streamed from ``src`` (an open :class:`VideoSource`).
 
     The ``i``-th frame of ``src`` is sequence position ``offset + i``; it is a keyframe when that position
     is a multiple of ``every``. With ``detect_tail`` the last frame is detected too (end point of the
-    interpolation). Every frame is decoded (so the detector's tracking and the frame count are those of
-    the source) but only keyframes reach the detector. Keypoints are in source-frame pixels.
+    interpolation). Only keyframes reach the detector; when ``count`` (the exact number of frames of
+    ``src``) is known, a video file's decoder drops the other frames itself
+    (:meth:`~pose.video.VideoSource.iter_keyframes`). Keypoints are in source-frame pixels.
     """
     sx, sy = src.scale
     positions: list[int] = []
     kps: list[np.ndarray] = []
     status: list[int] = []
-    last: tuple[int, np.ndarray] | None = None
 
     def detect(i: int, rgb: np.ndarray) -> None:
         f = _scale_frame(det(rgb), sx, sy, src.source_width, src.source_height)
@@ -209,18 +236,15 @@ def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: boo
         kps.append(f.keypoints)
         status.append(int(f.status))
 
-    n = 0
-    for i, rgb in enumerate(_prefetch(iter(src))):
-        n = i + 1
-        if (offset + i) % every == 0:
-            detect(i, rgb)
-            last = None
-        else:
-            last = (i, rgb)
-        if progress_cb is not None:
-            progress_cb(1)
-    if detect_tail and last is not None:
-        detect(*last)
+    done = 0
+    for i, rgb in _prefetch(src.iter_keyframes(every, offset, detect_tail, count)):
+        detect(i, rgb)
+        if progress_cb is not None and i + 1 > done:
+            progress_cb(i + 1 - done)
+        done = max(done, i + 1)
+    n = int(src.frames_read)
+    if progress_cb is not None and n > done:
+        progress_cb(n - done)
     if not kps:
         return np.zeros(0, np.int64), np.zeros((0, layout.NUM_KEYPOINTS, 3), np.float32), np.zeros(0, np.uint8), n
     return np.asarray(positions, np.int64), np.stack(kps), np.asarray(status, np.uint8), n
@@ -229,12 +253,13 @@ def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: boo
 def _detect_range(path: str, name: str, options: dict, start: int, end: int | None, step: int,
                   max_size: int | None, fps: float | None, every: int = 1, offset: int = 0,
                   detect_tail: bool = True, progress_cb: Callable[[int], None] | None = None,
-                  cpu: int | None = None, in_worker: bool = False) -> _RangeResult:
+                  cpu: int | None = None, in_worker: bool = False, count: int | None = None) -> _RangeResult:
     """Detect poses on the keyframes of frames ``start:end:step`` of ``path`` (see :func:`_detect_stream`).
 
     Runs in the calling process or in a worker process (``in_worker``: one of several, so the ffmpeg
     decoder gets ``WORKER_DECODER_THREADS`` threads); ``cpu`` pins the calling process (and the decoder it
-    starts) to that core. Returns ``(positions, keypoints, status, frames)``: positions of the
+    starts) to that core; ``count`` is the exact number of frames in the range when known (``step`` 1
+    only), which lets the decoder drop non-keyframes. Returns ``(positions, keypoints, status, frames)``: positions of the
     detected frames relative to ``start``, their ``(n, 134, 3)`` keypoints and statuses, and the number of
     sequence frames read.
     """
@@ -245,10 +270,12 @@ def _detect_range(path: str, name: str, options: dict, start: int, end: int | No
             logger.debug("could not pin pose worker to CPU %d: %s", cpu, exc)
     threads = WORKER_DECODER_THREADS if cpu is not None or in_worker else 0
     with create_detector(name, **options) as det, \
-            open_video(path, fps, max_size=max_size, start=start, end=end, threads=threads) as src:
-        frames = _StepSource(src, step)
-        positions, kps, status, n = _detect_stream(det, frames, every, offset, detect_tail, progress_cb)
-        return positions, kps, status, n, frames.read
+            open_video(path, fps, max_size=max_size, start=start, end=end, threads=threads,
+                       skip_deblocking=FAST_DECODE) as src:
+        frames = src if step == 1 else _StepSource(src, step)
+        positions, kps, status, n = _detect_stream(det, frames, every, offset, detect_tail, progress_cb,
+                                                   count if step == 1 else None)
+        return positions, kps, status, n, src.frames_read if step == 1 else frames.read
 
 
 class _StepSource:
@@ -260,11 +287,21 @@ class _StepSource:
         self.scale = src.scale
         self.source_width, self.source_height = src.source_width, src.source_height
 
+    @property
+    def frames_read(self) -> int:
+        """Frames yielded so far (every ``step``-th of those decoded)."""
+        return -(-self.read // self._step)
+
     def __iter__(self) -> Iterator[np.ndarray]:
         for i, rgb in enumerate(self._src):
             self.read = i + 1
             if i % self._step == 0:
                 yield rgb
+
+    def iter_keyframes(self, every: int, offset: int = 0, tail: bool = False,
+                       count: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """See :meth:`pose.video.VideoSource.iter_keyframes` (``count`` is not used)."""
+        return VideoSource.iter_keyframes(self, every, offset, tail)  # type: ignore[arg-type]
 
 
 def _worker_main(job_id: int, args: tuple, kwargs: dict, out_q) -> None:
@@ -321,6 +358,50 @@ def _chunks(start: int, stop: int, step: int, workers: int, align: int = 1) -> l
     return out
 
 
+def _balanced_chunks(start: int, stop: int, workers: int, every: int, keyframes: np.ndarray,
+                     decode_cost: float) -> list[tuple[int, int]]:
+    """Split frames ``start:stop`` into at most ``workers`` ranges of about equal cost, boundaries on keyframes.
+
+    A range ``[a, b)`` costs one unit per detection (every ``every``-th frame, and the tail of the last
+    range) plus ``decode_cost`` units per frame its decoder has to decode: from the video's last key frame
+    at or before ``a`` (``keyframes``, from :func:`pose.video.index_packets`; an accurate seek decodes from
+    there) to ``b``. The largest range cost is minimised (binary search over the cost, greedy split).
+    """
+    kf = np.asarray(keyframes, np.int64)
+
+    def cost(a: int, b: int) -> float:
+        i = np.searchsorted(kf, a, side="right") - 1
+        seek_from = int(kf[i]) if i >= 0 else 0
+        detections = len(range(a - start, b - start, every)) + (1 if b == stop and (b - 1 - start) % every else 0)
+        return detections + decode_cost * (b - seek_from)
+
+    bounds = list(range(start + every, stop, every)) + [stop]
+
+    def split(limit: float) -> list[tuple[int, int]] | None:
+        out, a, j = [], start, 0
+        while a < stop:
+            if len(out) == workers or j >= len(bounds) or cost(a, bounds[j]) > limit:
+                return None
+            while j + 1 < len(bounds) and cost(a, bounds[j + 1]) <= limit:
+                j += 1
+            out.append((a, bounds[j]))
+            a, j = bounds[j], j + 1
+        return out
+
+    lo, hi = 0.0, cost(start, stop)
+    best = split(hi) or [(start, stop)]
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        found = split(mid)
+        if found is None:
+            lo = mid
+        else:
+            hi, best = mid, found
+        if hi - lo < 0.25:
+            break
+    return best
+
+
 def auto_workers(n_frames: int | None, every: int = 1) -> int:
     """Worker processes for ``n_frames`` frames: one per CPU core, each with enough work for its start-up.
 
@@ -336,18 +417,19 @@ def auto_workers(n_frames: int | None, every: int = 1) -> int:
 
 def auto_detect_every(fps: float, n_frames: int | None = None, *, detector: str = DEFAULT_DETECTOR,
                       is_folder: bool = False) -> int:
-    """Keyframe stride chosen by ``detect_every="auto"``: about 12 detections per second of video.
+    """Keyframe stride chosen by ``detect_every="auto"``: about 8 detections per second of video.
 
-    ``round(fps / AUTO_DETECTIONS_PER_SECOND)`` (halves round up), at most ``MAX_DETECT_EVERY``: 24 and
-    25 fps -> 2, 30 fps -> 3, 48 fps -> 4, 60 fps -> 5. It is 1 (every frame) below ``MIN_FPS_FOR_STRIDE``
+    ``round(fps / AUTO_DETECTIONS_PER_SECOND)`` (halves round up), at most ``MAX_DETECT_EVERY``: 16 fps -> 2,
+    24 and 25 fps -> 3, 30 fps -> 4, 48 fps and more -> 5. It is 1 (every frame) below ``MIN_FPS_FOR_STRIDE``
     fps, for sequences shorter than ``MIN_SECONDS_FOR_STRIDE`` seconds or of unknown length, for folders
     of images (not necessarily consecutive video frames) and for detectors other than mediapipe.
 
-    Measured on examples/assets/dance.mp4 (24 fps, fast dance), linear interpolation between detections
-    compared with detecting every frame, error on the interpolated frames in % of body height: stride 2
-    -> body median 0.21% (95th percentile 1.07%), hands 0.11-0.30% (1.0-1.5%), face 0.17%; stride 3
-    (125 ms between detections, longer than the 100 ms of stride 3 at 30 fps) -> body 0.31% (1.47%).
-    The detector's own frame-to-frame jitter is 0.44%, above both.
+    Measured on examples/assets/dance.mp4 (24 fps, fast dance) against detecting every frame, error on the
+    in-between frames in % of body height, median / 95th percentile (``benchmarks/bench_pose_extract.py
+    --accuracy``): stride 3 with the spline between keyframes -> body 0.36 / 1.18, hands 0.21-0.52 /
+    2.2-2.6, face 0.20 / 0.90; the same stride with straight lines gave body 0.38 / 1.44 and face
+    0.26 / 0.97, and stride 2 with straight lines body 0.29 / 1.06. The detector's own frame-to-frame
+    jitter is 0.44 % (median), above all of these.
 
     Args:
         fps: frames per second of the (stepped) sequence.
@@ -366,8 +448,10 @@ def interpolate_between_keyframes(keypoints: np.ndarray, status: np.ndarray,
                                   keyframe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fill the frames between consecutive keyframes from the two detections around them.
 
-    Between two keyframes that both found the person, each keypoint is linearly interpolated (``x``,
-    ``y`` and score) where it is present in both, held from the one that has it otherwise, and left
+    Between two keyframes that both found the person, each keypoint present in both is interpolated: ``x``,
+    ``y`` along a modified Akima spline through that keypoint's detections on all keyframes
+    (:func:`pose.gaps.spline_fill`; it follows curved motion, and reproduces linear motion exactly), the score
+    linearly. A keypoint present in only one of the two is held from it, one in neither is left
     missing where neither has it; those frames get status ``INTERPOLATED``. Frames next to a keyframe
     without a person stay ``MISSING`` (for :func:`pose.gaps.fill_gaps` to handle).
 
@@ -387,6 +471,7 @@ def interpolate_between_keyframes(keypoints: np.ndarray, status: np.ndarray,
     kps[inner, :, 2] = 0.0
     st[inner] = FrameStatus.MISSING
     present = keypoint_valid(kps)
+    both = np.zeros(present.shape, bool)
     for a, b in zip(kf[:-1], kf[1:]):
         if b - a < 2 or st[a] != FrameStatus.DETECTED or st[b] != FrameStatus.DETECTED:
             continue
@@ -399,6 +484,12 @@ def interpolate_between_keyframes(keypoints: np.ndarray, status: np.ndarray,
         mid[:, ~(va | vb), 2] = 0.0
         kps[a + 1:b] = mid
         st[a + 1:b] = FrameStatus.INTERPOLATED
+        both[a + 1:b] = (va & vb)[None, :]
+    if both.any():
+        from .gaps import spline_fill
+
+        knots = present & (st == FrameStatus.DETECTED)[:, None] & np.asarray(keyframe, bool)[:, None]
+        spline_fill(kps, knots, both, kps)
     return kps, st
 
 
@@ -429,10 +520,11 @@ def _worker_start_method(name: str, allow_fork: bool = True) -> str | None:
 def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, int | None]], step: int,
                   max_size: int | None, fps: float | None, every: int, bar: tqdm,
                   method: str, pin: bool, after_start: Callable[[], Any] | None = None,
-                  ) -> tuple[list[_RangeResult], list[int]]:
+                  exact_stop: int | None = None) -> tuple[list[_RangeResult], list[int]]:
     """Run one worker per frame range; returns their results and the sequence offset of each range.
 
-    ``after_start`` runs in this process once every worker has started (so after any fork).
+    ``after_start`` runs in this process once every worker has started (so after any fork). ``exact_stop``:
+    the true end of the frames when known exactly; the ranges' frame counts are then passed to the workers.
     """
     if method == "fork":
         _preload_detector(name)  # imported once here (no-op if done), inherited by every worker
@@ -444,8 +536,9 @@ def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, i
     procs = []
     for i, (a, b) in enumerate(ranges):
         last = i == len(ranges) - 1
+        count = (b if b is not None else exact_stop) - a if exact_stop is not None and step == 1 else None
         kwargs = dict(every=every, offset=offsets[i], detect_tail=last, cpu=cores[i] if pin else None,
-                      in_worker=len(ranges) > 1)
+                      in_worker=len(ranges) > 1, count=count)
         procs.append(ctx.Process(target=_worker_main, args=(i, (path, name, options, a, b, step, max_size, fps),
                                                              kwargs, out_q),
                                  daemon=True, name=f"pose-extract-{i}"))
@@ -541,8 +634,8 @@ def extract_poses(
         detect_every: keyframe stride ``N``: every frame is decoded but the detector runs only on every
             ``N``-th frame of the sequence (and on the last one); the frames in between are interpolated
             from the two detections around them (:func:`interpolate_between_keyframes`) and get status
-            ``INTERPOLATED``. ``"auto"`` (default) picks about 12 detections per second of video
-            (:func:`auto_detect_every`: 2 at 24 fps, 3 at 30 fps, 1 for short clips and folders); ``1``
+            ``INTERPOLATED``. ``"auto"`` (default) picks about 8 detections per second of video
+            (:func:`auto_detect_every`: 3 at 24 fps, 4 at 30 fps, 1 for short clips and folders); ``1``
             detects every frame. The result's ``meta["detect_every"]`` records it, and
             :meth:`PoseSequence.detection_rate` counts keyframes only.
         detector_options: keyword options for :func:`pose.detectors.create_detector`.
@@ -582,10 +675,12 @@ def extract_poses(
     options = dict(detector_options or {})
     name = _resolve_detector_name(detector)
 
-    # The start-up steps overlap: mediapipe's import (for this process and the forked workers), the check
-    # for a rendered skeleton video and the header probe each wait mostly on I/O or a decoder process.
+    # The start-up steps overlap: mediapipe's import (for this process and the forked workers), the packet
+    # listing, the header probe and the check for a rendered skeleton video each wait mostly on I/O or an
+    # ffmpeg process.
     t0 = time.perf_counter()
     preload = _Background(_preload_detector, name) if not isinstance(detector, Detector) else None
+    packets = _Background(index_packets, path) if path.is_file() else None
     check = None
     if detect_skeleton and name != "skeleton" and not isinstance(detector, Detector):
         check = _Background(_looks_like_skeleton, path)
@@ -593,9 +688,15 @@ def extract_poses(
         src_fps, total = probe.fps, probe.frame_count
         width, height = probe.source_width, probe.source_height
         is_folder = path.is_dir()
+    is_skeleton = check is not None and check.result()
+    # The packet listing gives the exact frame count (the header's duration only an estimate) and where
+    # decoding can start, for splitting the work and for letting the decoders drop non-keyframes.
+    index = packets.result() if packets is not None else None
+    if index is not None:
+        total = max(0, (index.frame_count if end is None else min(end, index.frame_count)) - start)
     if total is not None and total <= 0 and start > 0:
         raise InputError(f"video {path} ends before frame {start}; choose a start frame inside the video")
-    if check is not None and check.result():
+    if is_skeleton:
         logger.info("%s looks like a rendered skeleton video; reading poses from the drawing", path)
         name, options = "skeleton", {}
     if preload is not None:
@@ -621,7 +722,13 @@ def extract_poses(
             if is_folder or total is None or name == "skeleton":
                 n_workers = 1
             stop = start + total if total is not None else None
-            ranges = _chunks(start, stop, step, n_workers, every) if stop is not None and n_workers > 1 else []
+            ranges = []
+            if stop is not None and n_workers > 1:
+                if index is not None and step == 1:
+                    ranges = _balanced_chunks(start, stop, n_workers, every, index.keyframes,
+                                              DECODE_COST_PER_MEGAPIXEL * width * height / 1e6)
+                else:
+                    ranges = _chunks(start, stop, step, n_workers, every)
             # A forked child must not call OpenCV (its thread pool does not survive fork): folders decode with
             # OpenCV, and the detector resizes with it when frames arrive larger than its working size.
             det_size = _detector_max_size(name, options)
@@ -639,7 +746,9 @@ def extract_poses(
                 while method is not None:
                     try:
                         parts, _ = _run_parallel(str(path), name, options, ranges, step, max_size, fps, every,
-                                                 bar, method, PIN_WORKERS, after_start=overlap)
+                                                 bar, method, PIN_WORKERS,
+                                                 after_start=lambda: (overlap(), _import_postprocessing()),
+                                                 exact_stop=stop if index is not None else None)
                         n_workers = len(ranges)
                         break
                     except _WorkerLost as exc:
@@ -655,7 +764,7 @@ def extract_poses(
                 n_workers = 1
                 overlap()
                 parts = [_detect_range(str(path), name, options, start, end, step, max_size, fps, every,
-                                       progress_cb=bar.update)]
+                                       progress_cb=bar.update, count=total if index is not None else None)]
     finally:
         bar.close()
     kps, status, keyframe = _assemble(parts)
@@ -697,9 +806,11 @@ def extract_poses(
 def _looks_like_skeleton(path: Path) -> bool:
     from .skeleton_parse import is_skeleton_image
 
-    with open_video(path, end=1) as src:
-        first = next(iter(src), None)
-    return first is not None and is_skeleton_image(first)
+    try:
+        first = first_frame(path)
+    except (VideoError, InputError):  # the header probe reports what is wrong with the file
+        return False
+    return is_skeleton_image(first)
 
 
 def _postprocess(seq: PoseSequence, fill_gaps: bool, max_interp_gap: int, smoothing: Any) -> PoseSequence:

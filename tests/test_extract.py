@@ -12,10 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from scipy.interpolate import Akima1DInterpolator
 
 from pose import layout
 from pose.errors import InputError, NoPersonError
-from pose.extract import _chunks, auto_detect_every, detect_image, extract_poses, interpolate_between_keyframes
+from pose.extract import _balanced_chunks, _chunks, auto_detect_every, detect_image, extract_poses, interpolate_between_keyframes
 from pose.sequence import FrameStatus, PoseSequence
 from pose.video import VideoWriter, read_image
 
@@ -50,6 +51,20 @@ def test_chunks_cover_the_range_once():
     for start, stop, step, w in [(0, 288, 1, 2), (5, 100, 3, 2), (0, 7, 1, 3), (0, 24, 2, 4)]:
         got = [f for a, b in _chunks(start, stop, step, w) for f in range(a, b, step)]
         assert got == list(range(start, stop, step))
+
+
+def test_balanced_chunks_count_the_decode_from_the_key_frame():
+    # one key frame at 0 (a long GOP): the second range's decoder decodes from frame 0, so it gets fewer frames
+    ranges = _balanced_chunks(0, 288, 2, 3, np.array([0, 250]), decode_cost=0.08)
+    assert [f for a, b in ranges for f in range(a, b)] == list(range(288))
+    assert len(ranges) == 2 and ranges[0][1] % 3 == 0 and ranges[0][1] > 144
+    # key frames every 24 frames: the split is (nearly) even
+    even = _balanced_chunks(0, 288, 2, 3, np.arange(0, 288, 24), decode_cost=0.08)
+    assert abs(even[0][1] - 144) <= 12
+    # several workers, a start offset, frames that do not divide evenly
+    many = _balanced_chunks(7, 100, 3, 4, np.array([0, 50]), decode_cost=0.1)
+    assert [f for a, b in many for f in range(a, b)] == list(range(7, 100))
+    assert len(many) <= 3 and all((a - 7) % 4 == 0 for a, _ in many)
 
 
 def test_two_workers_match_one(data_dir, dance_short_poses):
@@ -186,10 +201,14 @@ def test_keyframe_stride_matches_detecting_every_frame(data_dir, raw_every_frame
     body = slice(0, 14)
     # keyframes: the same detections as detecting every frame (tracking from two frames back: < 2 px noise)
     assert _median_px(seq.keypoints[0::2, body], ref.keypoints[0::2, body]) < 2.0
-    # in-betweens: linear interpolation of their neighbours, close to a real detection on a 640 px frame
+    # in-betweens: a modified Akima spline through the keyframes, close to a real detection on a 640 px frame
     assert _median_px(seq.keypoints[1:23:2, body], ref.keypoints[1:23:2, body]) < 3.0
-    mid = 0.5 * (seq.keypoints[2:23:2, body, :2] + seq.keypoints[0:21:2, body, :2])
-    assert np.allclose(seq.keypoints[1:22:2, body, :2], mid, atol=1e-3, equal_nan=True)
+    keys = np.r_[0:23:2, 23]
+    for k in range(1, 14):
+        track = seq.keypoints[keys, k]
+        if (track[:, 2] > 0).all():
+            spline = Akima1DInterpolator(keys, track[:, :2].astype(np.float64), method="makima")
+            np.testing.assert_allclose(seq.keypoints[1:22:2, k, :2], spline(np.arange(1, 22, 2)), atol=1e-3)
     # a frame skipped by design is not a failed detection
     assert seq.detection_rate() == pytest.approx(ref.detection_rate()) == pytest.approx(1.0)
     assert seq.gaps() == [] and seq.summary()["gaps"] == []
@@ -225,6 +244,25 @@ def test_interpolate_between_keyframes_rules():
     assert st[3:5].tolist() == [FrameStatus.MISSING] * 2 and np.isnan(out[3:5, :, :2]).all()
 
 
+def test_keyframe_interpolation_follows_curved_motion():
+    # a wrist moving on a circle, detected every 3rd frame: the spline stays near the circle, chords cut inside
+    n = 31
+    t = np.arange(n)
+    kps = np.zeros((n, layout.NUM_KEYPOINTS, 3), np.float32)
+    kps[..., 0] = 100 + 50 * np.cos(t * 0.25)[:, None]
+    kps[..., 1] = 100 + 50 * np.sin(t * 0.25)[:, None]
+    kps[..., 2] = 0.9
+    truth = kps.copy()
+    keyframe = t % 3 == 0
+    out, st = interpolate_between_keyframes(kps, np.full(n, FrameStatus.DETECTED, np.uint8), keyframe)
+    inner = ~keyframe
+    assert (st[inner] == FrameStatus.INTERPOLATED).all()
+    err = np.linalg.norm(out[inner, 0, :2] - truth[inner, 0, :2], axis=-1)
+    linear = np.linalg.norm(np.stack([np.interp(t, t[keyframe], truth[keyframe, 0, c]) for c in (0, 1)], -1)[inner]
+                            - truth[inner, 0, :2], axis=-1)
+    assert np.median(err) < 0.25 * np.median(linear) and err.max() < 0.5 * linear.max()
+
+
 def test_detection_rate_counts_keyframes_only():
     n = 12
     kps = np.zeros((n, layout.NUM_KEYPOINTS, 3), np.float32)
@@ -243,7 +281,8 @@ def test_detection_rate_counts_keyframes_only():
 
 
 @pytest.mark.parametrize("fps, frames, kwargs, expected", [
-    (24, 288, {}, 2), (25, 300, {}, 2), (30, 300, {}, 3), (48, 480, {}, 4), (60, 600, {}, 5), (120, 1200, {}, 5),
+    (24, 288, {}, 3), (25, 300, {}, 3), (30, 300, {}, 4), (48, 480, {}, 5), (60, 600, {}, 5), (120, 1200, {}, 5),
+    (16, 200, {}, 2),
     (12, 200, {}, 1),                        # too few frames per second to interpolate
     (24, 24, {}, 1), (30, None, {}, 1),       # short or unknown length
     (24, 288, {"is_folder": True}, 1), (24, 288, {"detector": "openpose"}, 1),
