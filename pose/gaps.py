@@ -89,7 +89,7 @@ def _neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``prev, next``: ``(T, K)`` int arrays; for a valid entry both equal ``t``.
     """
     n = valid.shape[0]
-    t = np.arange(n)[:, None]
+    t = np.arange(n, dtype=np.int32 if n < 2**31 - 1 else np.int64)[:, None]
     prev = np.maximum.accumulate(np.where(valid, t, -1), axis=0)
     nxt = np.minimum.accumulate(np.where(valid, t, n)[::-1], axis=0)[::-1]
     return prev, nxt
@@ -177,7 +177,8 @@ def fill_gaps(
     if n == 0:
         return out
 
-    kps = seq.keypoints.astype(np.float64)
+    # Memory stays a few (T, K) index/mask arrays: values are computed only for the entries that are filled.
+    kps = seq.keypoints
     source_frame = np.isin(seq.status, [int(s) for s in _SOURCE_STATUSES])
     valid = keypoint_valid(kps) & source_frame[:, None]
     if not valid.any():
@@ -187,37 +188,31 @@ def fill_gaps(
 
     missing_frame = seq.status == FrameStatus.MISSING
     prev, nxt = _neighbours(valid)
-    t = np.arange(n)[:, None]
     has_prev, has_next = prev >= 0, nxt < n
-    bounded = has_prev & has_next
-    gap_len = nxt - prev - 1
-    interp = ~valid & bounded & (gap_len <= max_interp_gap)
+    interp = ~valid & has_prev & has_next & ((nxt - prev - 1) <= max_interp_gap)
     hold = ~valid & ~interp & (has_prev | has_next)
     if not hold_keypoints:
         hold &= missing_frame[:, None]
 
-    # Linear interpolation between the bounding detections.
-    p = np.clip(prev, 0, n - 1)
-    q = np.clip(nxt, 0, n - 1)
-    k_idx = np.arange(kps.shape[1])[None, :]
-    span = np.maximum(nxt - prev, 1)
-    w = ((t - prev) / span)[..., None]
-    interp_vals = (1.0 - w) * kps[p, k_idx] + w * kps[q, k_idx]
+    new = kps.copy()
+    # Linear interpolation between the bounding detections (x, y and score) ...
+    ti, ki = np.nonzero(interp)
+    p, q = prev[ti, ki], nxt[ti, ki]
+    w = ((ti - p) / np.maximum(q - p, 1))[:, None]
+    new[ti, ki] = (1.0 - w) * kps[p, ki].astype(np.float64) + w * kps[q, ki]
+    # ... then x, y along the spline through the detections.
+    if method == "makima" and ti.size:
+        spline_fill(kps, valid, interp, new)
 
     # Nearest detection (previous one on ties).
-    use_prev = has_prev & (~has_next | ((t - prev) <= (nxt - t)))
-    nearest = np.where(use_prev, p, q)
-    held_vals = kps[nearest, k_idx]
+    ti, ki = np.nonzero(hold)
+    p, q = prev[ti, ki], nxt[ti, ki]
+    use_prev = (p >= 0) & ((q >= n) | ((ti - p) <= (q - ti)))
+    new[ti, ki] = kps[np.where(use_prev, p, q), ki]
 
-    if method == "makima":
-        spline_fill(kps, valid, interp, interp_vals)
-
-    new = kps.copy()
-    new[interp] = interp_vals[interp]
-    new[hold] = held_vals[hold]
     filled = interp | hold
-    new[..., 2] = np.where(filled, new[..., 2] * float(score_decay), new[..., 2])
-    out.keypoints = new.astype(np.float32)
+    new[..., 2][filled] *= np.float32(score_decay)
+    out.keypoints = new
 
     kind = _frame_gap_kind(missing_frame, max_interp_gap)
     out.status = np.where(missing_frame, kind, seq.status).astype(np.uint8)
@@ -256,5 +251,5 @@ def spline_fill(kps: np.ndarray, valid: np.ndarray, interp: np.ndarray, out: np.
         if known.size < 3:
             continue
         todo = np.flatnonzero(interp[:, k])
-        spline = Akima1DInterpolator(known.astype(np.float64), kps[known, k, :2], method="makima")
+        spline = Akima1DInterpolator(known.astype(np.float64), kps[known, k, :2].astype(np.float64), method="makima")
         out[todo, k, :2] = spline(todo.astype(np.float64))

@@ -165,12 +165,16 @@ def _filter(
     beta: np.ndarray,
     d_cutoff: np.ndarray,
     valid: np.ndarray | None,
+    inplace: bool = False,
 ) -> np.ndarray:
-    """Core loop over time; ``x`` is ``(T, N, 2)``, parameters ``(N,)``, ``valid`` ``(T, N)``."""
+    """Core loop over time; ``x`` is ``(T, N, 2)``, parameters ``(N,)``, ``valid`` ``(T, N)``.
+
+    With ``inplace`` the result overwrites ``x`` (each row is read before it is written).
+    """
     n_t, n = x.shape[:2]
     if valid is None:
         valid = np.isfinite(x).all(axis=-1)
-    out = x.copy()
+    out = x if inplace else x.copy()
     x_prev = np.zeros((n, 2))
     dx_prev = np.zeros((n, 2))
     started = np.zeros(n, dtype=bool)
@@ -207,22 +211,23 @@ def smooth_sequence(seq: PoseSequence, config: ConfigLike = None, *, scale: floa
         ``meta["smoothing"]`` recording the settings.
     """
     mc, beta, dc = _per_keypoint_params(config)
-    out = seq.copy()
     if len(seq) < 2:
-        return out
+        return seq.copy()
     if scale is None:
         scale = person_scale(seq)
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise ConfigError(f"smoothing scale must be a positive number of pixels, got {scale!r}")
 
-    kps = seq.keypoints.astype(np.float64)
-    xy = kps[..., :2] / scale
+    # One float64 (T, K, 2) working array, filtered in place: memory stays a small multiple of the sequence.
+    xy = seq.keypoints[..., :2].astype(np.float64)
+    xy /= scale
     held = seq.status == FrameStatus.HELD
-    valid = keypoint_valid(kps) & ~held[:, None]
-    filtered = _filter(xy, seq.fps, mc, beta, dc, valid)
+    valid = keypoint_valid(seq.keypoints) & ~held[:, None]
+    filtered = _filter(xy, seq.fps, mc, beta, dc, valid, inplace=True)
+    filtered *= scale
     new = seq.keypoints.copy()
-    new[..., :2] = np.where(valid[..., None], filtered * scale, kps[..., :2]).astype(np.float32)
-    out.keypoints = new
+    new[..., :2][valid] = filtered[valid]
+    out = seq.copy(new)
     if config is None:
         settings = {name: asdict(c) for name, c in DEFAULT_PART_CONFIGS.items()}
     elif isinstance(config, OneEuroConfig):
