@@ -675,20 +675,18 @@ def extract_poses(
     options = dict(detector_options or {})
     name = _resolve_detector_name(detector)
 
-    # The start-up steps overlap: mediapipe's import (for this process and the forked workers), the packet
-    # listing, the header probe and the check for a rendered skeleton video each wait mostly on I/O or an
-    # ffmpeg process.
+    # The start-up steps overlap: mediapipe's import (for this process and the forked workers) and the packet
+    # listing run in threads while this one checks for a rendered skeleton video, whose ffmpeg call also
+    # reads (and caches) the header that open_video needs.
     t0 = time.perf_counter()
     preload = _Background(_preload_detector, name) if not isinstance(detector, Detector) else None
     packets = _Background(index_packets, path) if path.is_file() else None
-    check = None
-    if detect_skeleton and name != "skeleton" and not isinstance(detector, Detector):
-        check = _Background(_looks_like_skeleton, path)
+    is_skeleton = (detect_skeleton and name != "skeleton" and not isinstance(detector, Detector)
+                   and _looks_like_skeleton(path))
     with open_video(path, fps, start=start, end=end) as probe:
         src_fps, total = probe.fps, probe.frame_count
         width, height = probe.source_width, probe.source_height
         is_folder = path.is_dir()
-    is_skeleton = check is not None and check.result()
     # The packet listing gives the exact frame count (the header's duration only an estimate) and where
     # decoding can start, for splitting the work and for letting the decoders drop non-keyframes.
     index = packets.result() if packets is not None else None

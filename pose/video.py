@@ -284,19 +284,27 @@ _PROBES_MAX = 64
 
 def _probe(path: Path) -> dict:
     """fps, size (after rotation) and duration of the first video stream, from ffmpeg's header (cached)."""
-    try:
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    except OSError:
-        key = None
+    key = _probe_key(path)
     if key is not None and key in _PROBES:
         return dict(_PROBES[key])
     meta = _read_header(path)
     if key is not None:
-        if len(_PROBES) >= _PROBES_MAX:
-            _PROBES.clear()
-        _PROBES[key] = dict(meta)
+        _remember_probe(key, meta)
     return meta
+
+
+def _probe_key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def _remember_probe(key: tuple[str, int, int], meta: dict) -> None:
+    if len(_PROBES) >= _PROBES_MAX:
+        _PROBES.clear()
+    _PROBES[key] = dict(meta)
 
 
 def _read_header(path: Path) -> dict:
@@ -320,8 +328,8 @@ def _read_header(path: Path) -> dict:
 def first_frame(path: str | os.PathLike) -> np.ndarray:
     """The first frame of a video file or folder of images, as ``(H, W, 3)`` uint8 RGB (rotation applied).
 
-    For a file this is one ffmpeg call that decodes a single frame, without the separate header probe that
-    :func:`open_video` makes, so it can run alongside it.
+    For a file this is one ffmpeg call that decodes a single frame and reads the header with it; the header
+    is cached, so a following :func:`open_video` of the file does not probe it again.
 
     Raises:
         VideoError: the path cannot be read as a video or has no frame.
@@ -343,6 +351,9 @@ def first_frame(path: str | os.PathLike) -> np.ndarray:
                          "re-export it") from exc
     finally:
         gen.close()
+    key = _probe_key(p)
+    if key is not None and key not in _PROBES:
+        _remember_probe(key, meta)
     w, h = (int(v) for v in meta["size"])
     return np.frombuffer(buf, np.uint8).reshape(h, w, 3)
 
@@ -488,6 +499,10 @@ class _FileSource(VideoSource):
             yield keep[k], rgb
         received = got + 1
         self.frames_read = count if received == len(keep) else (keep[got] + 1 if received else 0)
+        if received < len(keep):
+            logger.warning("video %s: decoding stopped after frame %d of %d; the file is probably truncated, "
+                           "continuing with the frames read", self.path, self.start + self.frames_read,
+                           self.start + count)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         yield from self._read(self._command(), self.frame_count)
