@@ -454,6 +454,7 @@ class _FileSource(VideoSource):
         super().__init__(path, fps, (src_w, src_h), fit_size(src_w, src_h, max_size), count, start)
         self._end = end
         self._threads = threads
+        self.header_frame_count = total  # the whole file's, estimated from duration x fps (None if unknown)
         self._skip_deblocking = skip_deblocking
         self._proc: subprocess.Popen | None = None
 

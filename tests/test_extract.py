@@ -67,6 +67,18 @@ def test_balanced_chunks_count_the_decode_from_the_key_frame():
     assert len(many) <= 3 and all((a - 7) % 4 == 0 for a, _ in many)
 
 
+def test_packet_index_that_disagrees_with_the_header_is_ignored(data_dir, monkeypatch, caplog):
+    # e.g. interlaced video with one packet per field: twice as many packets as frames
+    from pose import extract
+    from pose.video import PacketIndex
+
+    monkeypatch.setattr(extract, "index_packets", lambda path: PacketIndex(frame_count=48, keyframes=np.array([0])))
+    with caplog.at_level("INFO", logger="pose.extract"):
+        seq = extract_poses(data_dir / "dance_short.mp4", detect_every=2, workers=1, progress=False)
+    assert len(seq) == 24 and seq.detection_rate() == pytest.approx(1.0)
+    assert "not using the packet index" in caplog.text
+
+
 def test_two_workers_match_one(data_dir, dance_short_poses):
     seq = extract_poses(data_dir / "dance_short.mp4", workers=2, progress=False)
     assert seq.meta["workers"] == 2 and len(seq) == 24 and seq.detection_rate() >= 0.95
