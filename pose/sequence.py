@@ -339,6 +339,7 @@ class PoseSequence:
     def summary(self) -> dict:
         """Numbers a user wants to see first: frames, fps, size, detection rate, gaps."""
         counts = {s.name.lower(): int(np.sum(self.status == s)) for s in FrameStatus}
+        ran = self.detector_frames()
         return {
             "frames": len(self),
             "fps": self.fps,
@@ -347,6 +348,7 @@ class PoseSequence:
             "detection_rate": round(self.detection_rate(), 4),
             "status_counts": counts,
             "gaps": [list(g) for g in self.gaps()],
-            "mean_confidence": round(float(self.confidence.mean()) if len(self) else 0.0, 4),
+            # over the frames the detector ran on, like the detection rate (in-betweens have confidence 0)
+            "mean_confidence": round(float(self.confidence[ran].mean()) if ran.any() else 0.0, 4),
             "meta": self.meta,
         }

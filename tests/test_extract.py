@@ -224,6 +224,10 @@ def test_keyframe_stride_matches_detecting_every_frame(data_dir, raw_every_frame
     # a frame skipped by design is not a failed detection
     assert seq.detection_rate() == pytest.approx(ref.detection_rate()) == pytest.approx(1.0)
     assert seq.gaps() == [] and seq.summary()["gaps"] == []
+    # the in-betweens' zero confidence (by design) does not dilute the mean
+    assert seq.summary()["mean_confidence"] == pytest.approx(float(seq.confidence[seq.detector_frames()].mean()),
+                                                             abs=1e-4)
+    assert seq.summary()["mean_confidence"] > 0.5
 
 
 def test_stride_then_gap_fill_and_smoothing(data_dir):
