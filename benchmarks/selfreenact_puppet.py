@@ -28,7 +28,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from animate.puppet import PuppetRenderer
 from pose import layout
-from pose.sequence import PoseFrame, PoseSequence
+from pose.sequence import PoseSequence
 
 logger = logging.getLogger("selfreenact_puppet")
 

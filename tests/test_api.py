@@ -214,6 +214,7 @@ def test_preview_is_side_by_side(driving, reference, reference_pose):
     expected_ref, _ = fit_image(reference, 256, 384)
     np.testing.assert_array_equal(ref_panel, expected_ref)
     assert skeleton.mean() < 40 and skeleton.max() > 200  # coloured limbs on black
+    assert result.std() > 5 and not np.array_equal(result, skeleton)  # the rendered frame, not a blank panel
     assert animator.last_stats.size == (768, 384)
 
 

@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from animate.diffusion import weights as W  # noqa: E402
 from animate.diffusion.tiny import (  # noqa: E402
-    TINY_CLIP_CONFIG, TINY_MOTION_CONFIG, TINY_POSE_GUIDER_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG, tiny_components,
+    TINY_MOTION_CONFIG, TINY_POSE_GUIDER_CONFIG, TINY_UNET_CONFIG, tiny_components,
 )
 from pose.errors import WeightsError  # noqa: E402
 

@@ -35,7 +35,7 @@ from reference.referencenet import ReferenceBank, compute_reference_features, in
 from .context import ContextConfig, context_windows, window_weights
 from .motion_unet import PoseUNetMotionModel
 from .pose_guider import PoseGuider
-from .reference_attention import ReferenceContext, install_reference_readers, ReferenceReadProcessor
+from .reference_attention import ReferenceContext, install_reference_readers
 
 logger = logging.getLogger(__name__)
 
