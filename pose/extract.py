@@ -73,7 +73,8 @@ WORKER_STALL_TIMEOUT_S = 120.0
 # frame ranges, whose decoders also decode from the key frame before their first frame.
 DECODE_COST_PER_MEGAPIXEL = 0.04
 # Decode for the detector without the codec's deblocking filter when frames are downscaled for it (25 %
-# less decoding CPU; pose error vs normal decoding in benchmarks/bench_pose_extract.py --compare-decoding).
+# less decoding CPU; compare with benchmarks/bench_pose_extract.py --no-fast-decode; its --accuracy reference
+# decodes normally).
 FAST_DECODE = True
 # Pin each worker process (and its ffmpeg decoder) to its own CPU core (see benchmarks/bench_pose_extract.py).
 PIN_WORKERS = True
@@ -259,9 +260,9 @@ def _detect_range(path: str, name: str, options: dict, start: int, end: int | No
     Runs in the calling process or in a worker process (``in_worker``: one of several, so the ffmpeg
     decoder gets ``WORKER_DECODER_THREADS`` threads); ``cpu`` pins the calling process (and the decoder it
     starts) to that core; ``count`` is the exact number of frames in the range when known (``step`` 1
-    only), which lets the decoder drop non-keyframes. Returns ``(positions, keypoints, status, frames)``: positions of the
-    detected frames relative to ``start``, their ``(n, 134, 3)`` keypoints and statuses, and the number of
-    sequence frames read.
+    only), which lets the decoder drop non-keyframes. Returns ``(positions, keypoints, status, frames)``:
+    positions of the detected frames relative to ``start``, their ``(n, 134, 3)`` keypoints and statuses,
+    and the number of sequence frames read.
     """
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         try:
