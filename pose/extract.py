@@ -692,7 +692,8 @@ def extract_poses(
     # The packet listing gives the exact frame count (the header's duration only an estimate) and where
     # decoding can start, for splitting the work and for letting the decoders drop non-keyframes.
     index = packets.result() if packets is not None else None
-    if index is not None and header_count is not None and abs(index.frame_count - header_count) > 2 + 0.02 * header_count:
+    if (index is not None and header_count is not None
+            and abs(index.frame_count - header_count) > 2 + 0.02 * header_count):
         # e.g. interlaced streams with a packet per field: the packets do not count frames here
         logger.info("%s: %d packets but about %d frames by the header; not using the packet index", path,
                     index.frame_count, header_count)
