@@ -71,6 +71,14 @@ HEAD_TOP_FRACTION = 0.6
 SHARED_BONE_OFFSET = 1.0
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
+# Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
+# middle, ring and little finger knuckles (MCP joints), which move rigidly with the palm.
+HAND_KNUCKLES = (5, 9, 13, 17)
+# Largest bend of the hand against the forearm taken from the hand keypoints (radians); beyond it the hand
+# keypoints are more likely wrong (e.g. the hands swapped) than the wrist bent.
+MAX_HAND_BEND = 0.5 * np.pi
+# When the hand is no longer found, its bend against the forearm fades by this factor per frame.
+HAND_BEND_DECAY = 0.8
 # Limb stretch (new length / reference length) is clamped to this range.
 STRETCH_RANGE = (0.3, 2.0)
 
@@ -188,6 +196,7 @@ class Rig:
                 vis[h] = True
         self.ref_joints = xy
         self.ref_visible = vis
+        self.ref_hand_dirs = {side: _hand_direction(reference_pose, side, self.threshold) for side in ("left", "right")}
         self.ref_face = reference_pose.xy[layout.FACE].astype(np.float64)
         self.ref_face_visible = reference_pose.visible(self.threshold)[layout.FACE]
         self.height = float(reference_pose.height)
@@ -389,13 +398,49 @@ class Rig:
             return None
         return fit_similarity(self.ref_face[common], pose.xy[layout.FACE][common].astype(np.float64))
 
-    def bone_transforms(self, joints: np.ndarray, pose: PoseFrame | None = None) -> np.ndarray:
+    def hand_bends(self, joints: np.ndarray, pose: PoseFrame,
+                   previous: dict[str, float] | None = None) -> dict[str, float]:
+        """How far each hand is bent against its forearm in a frame, from the hand keypoints (radians).
+
+        The bend is the hand's rotation (wrist -> mean of the knuckles, :data:`HAND_KNUCKLES`, against the
+        same direction in the reference) minus the forearm's rotation (elbow -> wrist), wrapped to
+        ``(-pi, pi]`` and clipped to :data:`MAX_HAND_BEND`. A hand not found in this frame (or not in the
+        reference) keeps ``previous`` faded by :data:`HAND_BEND_DECAY`, so it straightens smoothly instead of
+        snapping back to the forearm's line.
+
+        Args:
+            joints: ``(18, 2)`` complete joints of the frame.
+            pose: the driving frame (hand keypoints on the reference canvas).
+            previous: the bends returned for the previous frame, or ``None``.
+
+        Returns:
+            ``{"left": bend, "right": bend}``.
+        """
+        previous = previous or {}
+        out = {}
+        for side in ("left", "right"):
+            ref_dir = self.ref_hand_dirs.get(side)
+            cur_dir = _hand_direction(pose, side, self.threshold)
+            if ref_dir is None or cur_dir is None:
+                out[side] = HAND_BEND_DECAY * float(previous.get(side, 0.0))
+                continue
+            elbow, wrist = B[f"{side}_elbow"], B[f"{side}_wrist"]
+            forearm = _angle(joints[wrist] - joints[elbow]) - _angle(self.ref_joints[wrist] - self.ref_joints[elbow])
+            hand = _angle(cur_dir) - _angle(ref_dir)
+            bend = (hand - forearm + np.pi) % (2 * np.pi) - np.pi
+            out[side] = float(np.clip(bend, -MAX_HAND_BEND, MAX_HAND_BEND))
+        return out
+
+    def bone_transforms(self, joints: np.ndarray, pose: PoseFrame | None = None,
+                        hand_bends: dict[str, float] | None = None) -> np.ndarray:
         """Affine map of every bone from the reference to a frame.
 
         Args:
             joints: ``(18, 2)`` complete joints of the frame (:meth:`complete_joints`).
             pose: the driving frame; when given and its face landmarks are found (in the reference too),
                 the head follows their similarity (:meth:`head_transform`) instead of the body head joints.
+            hand_bends: extra rotation of each hand about its wrist (:meth:`hand_bends`); without it the
+                hands continue their forearms.
 
         Returns:
             ``(B, 2, 3)`` float64 matrices, ``new = M @ [x, y, 1]``.
@@ -416,8 +461,33 @@ class Rig:
                 m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=True)
             else:  # end bone: rigid continuation of the parent limb, pinned at its distal joint
                 m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=False, pin_distal=True)
+                bend = (hand_bends or {}).get(bone.name[: -len("_hand")], 0.0) if bone.name.endswith("_hand") else 0.0
+                if bend:
+                    m = _rotation_about(joints[jb], bend) @ np.vstack([m, [0.0, 0.0, 1.0]])
             out[k] = m
         return out
+
+
+def _angle(v: np.ndarray) -> float:
+    return float(np.arctan2(v[1], v[0]))
+
+
+def _rotation_about(point: np.ndarray, angle: float) -> np.ndarray:
+    """``(2, 3)`` rotation by ``angle`` (radians, image axes) about ``point``."""
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    return np.hstack([rot, (point - rot @ point)[:, None]])
+
+
+def _hand_direction(pose: PoseFrame, side: str, threshold: float) -> np.ndarray | None:
+    """Unit vector from the hand's wrist point to the mean of its knuckles, or ``None`` if not all are seen."""
+    hand = pose.keypoints[layout.LEFT_HAND if side == "left" else layout.RIGHT_HAND]
+    pts = hand[[0, *HAND_KNUCKLES]]
+    if not (np.isfinite(pts[:, :2]).all() and (pts[:, 2] >= threshold).all()):
+        return None
+    d = pts[1:, :2].astype(np.float64).mean(axis=0) - pts[0, :2].astype(np.float64)
+    n = float(np.linalg.norm(d))
+    return d / n if n > 1e-6 else None
 
 
 def _limb_transform(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray,

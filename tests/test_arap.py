@@ -175,3 +175,52 @@ def test_torso_affine_blend_and_rig_validation():
         _standing_rig(thigh_body_fraction=1.5)
     with pytest.raises(ConfigError, match="torso_affine"):
         _standing_rig(torso_affine=-0.1)
+
+
+def _with_hand(kps: np.ndarray, side: str, angle_deg: float) -> np.ndarray:
+    """Add a hand (wrist + 4 knuckles, 20 px long) at the body wrist, pointing ``angle_deg`` off the forearm."""
+    from pose import layout
+
+    out = kps.copy()
+    b = layout.B
+    e, w = out[b[f"{side}_elbow"], :2].astype(float), out[b[f"{side}_wrist"], :2].astype(float)
+    th = np.deg2rad(angle_deg)
+    u = (w - e) / np.linalg.norm(w - e)
+    d = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]) @ u
+    hand = layout.LEFT_HAND if side == "left" else layout.RIGHT_HAND
+    out[hand.start] = (*w, 1.0)
+    for i, k in enumerate((5, 9, 13, 17)):
+        side_off = np.array([-d[1], d[0]]) * (i - 1.5) * 4
+        out[hand.start + k] = (*(w + 20 * d + side_off), 1.0)
+    return out
+
+
+def test_hands_turn_to_the_detected_hand_and_ease_back_when_lost():
+    from pose.sequence import PoseFrame
+    from pose import layout
+    from reference.rig import HAND_BEND_DECAY, MAX_HAND_BEND
+
+    straight, kps = _standing_rig()
+    rig, _ = _standing_rig()
+    rig = type(rig)(PoseFrame(_with_hand(kps, "right", 0.0), 200, 300))  # reference hand continues the forearm
+    frame = PoseFrame(_with_hand(kps, "right", 40.0), 200, 300)  # the wrist bent by 40 degrees
+    joints = rig.complete_joints(frame)
+    bends = rig.hand_bends(joints, frame)
+    assert bends["right"] == pytest.approx(np.deg2rad(40.0), abs=1e-3) and bends["left"] == 0.0
+    m = rig.bone_transforms(joints, None, bends)
+    k = [b.name for b in rig.bones].index("right_hand")
+    wrist = rig.ref_joints[4]
+    tip = wrist + 20 * (wrist - rig.ref_joints[3]) / np.linalg.norm(wrist - rig.ref_joints[3])
+    moved = m[k, :, :2] @ tip + m[k, :, 2]
+    np.testing.assert_allclose(m[k, :, :2] @ wrist + m[k, :, 2], wrist, atol=1e-6)  # pinned at the wrist
+    expected = frame.keypoints[layout.RIGHT_HAND][[5, 9, 13, 17], :2].mean(axis=0)
+    np.testing.assert_allclose(moved, expected, atol=0.5)  # the hand points where the detected one does
+    # without bends (or with the option off) the hand continues the forearm, as before
+    np.testing.assert_allclose(rig.bone_transforms(joints)[k], straight.bone_transforms(joints)[k], atol=1e-9)
+    # the hand lost: the bend fades instead of snapping back
+    lost = PoseFrame(kps, 200, 300)
+    faded = rig.hand_bends(joints, lost, bends)
+    assert faded["right"] == pytest.approx(HAND_BEND_DECAY * bends["right"])
+    # an implausible bend (e.g. the hands swapped) is capped
+    wild = PoseFrame(_with_hand(kps, "right", 170.0), 200, 300)
+    assert abs(rig.hand_bends(joints, wild)["right"]) == pytest.approx(MAX_HAND_BEND)

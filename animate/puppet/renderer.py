@@ -76,6 +76,9 @@ class PuppetOptions:
             the reference part cleanly.
         head_from_face: the head follows the similarity of the face landmarks when they are found, else
             the nose, eyes, ears and neck (default False: the face landmarks scored worse, docs/PUPPET.md).
+        hands_from_keypoints: each hand turns about its wrist to the direction of the detected hand (wrist ->
+            knuckles) when found, and eases back to its forearm's line when lost (default True; otherwise the
+            hands rigidly continue the forearms).
         edge_feather: Gaussian sigma of the layer silhouettes as a fraction of the height (default 0.004).
         loose_feather: extra silhouette softening far from the bones (loose clothes, hair), fraction of the
             height (default 0 = off).
@@ -105,6 +108,7 @@ class PuppetOptions:
     arap_handle_weight: float = 1000.0
     leg_layers: bool = True
     head_from_face: bool = False
+    hands_from_keypoints: bool = True
     edge_feather: float = 0.004
     loose_feather: float = 0.0
     thigh_body_fraction: float = 0.7
@@ -232,6 +236,7 @@ class PuppetRenderer(Renderer):
         self.labels: np.ndarray | None = None
         self._last_joints: np.ndarray | None = None
         self._last_order: list[str] | None = None
+        self._hand_bends: dict[str, float] | None = None
 
     # --- prepare ------------------------------------------------------------------------------------
     def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
@@ -291,6 +296,7 @@ class PuppetRenderer(Renderer):
         self.alpha, self.labels, self.rig = alpha, labels, rig
         self._last_joints = None
         self._last_order = None
+        self._hand_bends = None
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
 
@@ -354,7 +360,10 @@ class PuppetRenderer(Renderer):
             raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
         joints = rig.complete_joints(pose, self._last_joints)
         self._last_joints = joints
-        transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None)
+        bends = None
+        if self.options.hands_from_keypoints:
+            bends = self._hand_bends = rig.hand_bends(joints, pose, self._hand_bends)
+        transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None, bends)
         order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering,
                            previous=self._last_order)
         self._last_order = order
