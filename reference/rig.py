@@ -74,6 +74,11 @@ MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
 # middle, ring and little finger knuckles (MCP joints), which move rigidly with the palm.
 HAND_KNUCKLES = (5, 9, 13, 17)
+# A hand bone claims only pixels within this many limb radii of the detected reference hand (the convex hull
+# of its keypoints), when it was detected: hair or clothes next to a raised hand stay with the head or arm.
+HAND_REGION_MARGIN = 0.5
+# Fewest hand keypoints (of 21) for the reference hand's outline to be used.
+MIN_HAND_POINTS = 10
 # Largest bend of the hand against the forearm taken from the hand keypoints (radians); beyond it the hand
 # keypoints are more likely wrong (e.g. the hands swapped) than the wrist bent.
 MAX_HAND_BEND = 0.5 * np.pi
@@ -202,6 +207,8 @@ class Rig:
         self.height = float(reference_pose.height)
         self.shoulder_width = float(np.linalg.norm(xy[B["right_shoulder"]] - xy[B["left_shoulder"]]))
         self.limb_radius = max(2.0, 0.25 * self.shoulder_width)
+        self.hand_regions = {side: _hand_region(reference_pose, side, self.threshold,
+                                                HAND_REGION_MARGIN * self.limb_radius) for side in ("left", "right")}
         self.bones: list[Bone] = []
         for name, (kind, ja, jb, lay) in BONES.items():
             if lay in LEG_LAYERS and not self.leg_layers:
@@ -274,6 +281,9 @@ class Rig:
                 out[:, k] = _segment_distance(pts, bone.a, bone.b)
                 if layer is not None and bone.layer != layer:  # a shared bone pulls less than the layer's own
                     out[:, k] += self.shared_bone_offset * self.limb_radius
+                region = self.hand_regions.get(bone.name[: -len("_hand")]) if bone.name.endswith("_hand") else None
+                if region is not None:
+                    out[~_inside(region, pts), k] = np.inf
         return out
 
     def label_layers(self, mask: np.ndarray, step: int = 2) -> np.ndarray:
@@ -477,6 +487,29 @@ def _rotation_about(point: np.ndarray, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     rot = np.array([[c, -s], [s, c]])
     return np.hstack([rot, (point - rot @ point)[:, None]])
+
+
+def _hand_region(pose: PoseFrame, side: str, threshold: float, margin: float) -> np.ndarray | None:
+    """``(H, W)`` bool: the convex hull of the hand's keypoints grown by ``margin`` px (``None`` if not seen)."""
+    hand = pose.keypoints[layout.LEFT_HAND if side == "left" else layout.RIGHT_HAND]
+    ok = np.isfinite(hand[:, :2]).all(axis=1) & (hand[:, 2] >= threshold)
+    if int(ok.sum()) < MIN_HAND_POINTS:
+        return None
+    mask = np.zeros((int(pose.height), int(pose.width)), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(hand[ok, :2]).astype(np.int32)), 1)
+    r = max(1, int(round(margin)))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+
+
+def _inside(region: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Which ``(P, 2)`` points fall on a True pixel of ``region`` (points off the canvas do not)."""
+    h, w = region.shape
+    x = np.floor(pts[:, 0]).astype(np.int64)
+    y = np.floor(pts[:, 1]).astype(np.int64)
+    ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    out = np.zeros(len(pts), bool)
+    out[ok] = region[y[ok], x[ok]]
+    return out
 
 
 def _hand_direction(pose: PoseFrame, side: str, threshold: float) -> np.ndarray | None:

@@ -189,9 +189,10 @@ def _with_hand(kps: np.ndarray, side: str, angle_deg: float) -> np.ndarray:
     d = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]) @ u
     hand = layout.LEFT_HAND if side == "left" else layout.RIGHT_HAND
     out[hand.start] = (*w, 1.0)
-    for i, k in enumerate((5, 9, 13, 17)):
-        side_off = np.array([-d[1], d[0]]) * (i - 1.5) * 4
-        out[hand.start + k] = (*(w + 20 * d + side_off), 1.0)
+    normal = np.array([-d[1], d[0]])
+    for finger in range(5):  # keypoints 1-4 thumb, 5-8 index, ..., 17-20 little finger: knuckle first
+        for j in range(4):
+            out[hand.start + 1 + 4 * finger + j] = (*(w + (20 + 4 * j) * d + normal * (finger - 2) * 4), 1.0)
     return out
 
 
@@ -210,7 +211,7 @@ def test_hands_turn_to_the_detected_hand_and_ease_back_when_lost():
     m = rig.bone_transforms(joints, None, bends)
     k = [b.name for b in rig.bones].index("right_hand")
     wrist = rig.ref_joints[4]
-    tip = wrist + 20 * (wrist - rig.ref_joints[3]) / np.linalg.norm(wrist - rig.ref_joints[3])
+    tip = _with_hand(kps, "right", 0.0)[layout.RIGHT_HAND][[5, 9, 13, 17], :2].mean(axis=0)  # reference knuckles
     moved = m[k, :, :2] @ tip + m[k, :, 2]
     np.testing.assert_allclose(m[k, :, :2] @ wrist + m[k, :, 2], wrist, atol=1e-6)  # pinned at the wrist
     expected = frame.keypoints[layout.RIGHT_HAND][[5, 9, 13, 17], :2].mean(axis=0)
@@ -224,3 +225,19 @@ def test_hands_turn_to_the_detected_hand_and_ease_back_when_lost():
     # an implausible bend (e.g. the hands swapped) is capped
     wild = PoseFrame(_with_hand(kps, "right", 170.0), 200, 300)
     assert abs(rig.hand_bends(joints, wild)["right"]) == pytest.approx(MAX_HAND_BEND)
+
+
+def test_hand_bone_claims_only_the_detected_hand():
+    from pose import layout
+    from pose.sequence import PoseFrame
+
+    plain, kps = _standing_rig()
+    rig = type(plain)(PoseFrame(_with_hand(kps, "right", 90.0), 200, 300))  # hand bent sideways off the forearm
+    k = [b.name for b in rig.bones].index("right_hand")
+    wrist = rig.ref_joints[4]
+    knuckles = _with_hand(kps, "right", 90.0)[layout.RIGHT_HAND][[5, 9, 13, 17], :2].mean(axis=0)
+    along_forearm = wrist + 16 * (wrist - rig.ref_joints[3]) / np.linalg.norm(wrist - rig.ref_joints[3])
+    scores = rig.bone_scores(np.array([knuckles, along_forearm]))
+    assert np.isfinite(scores[0, k])            # on the detected hand: the hand bone
+    assert np.isinf(scores[1, k])               # where the forearm's continuation would be, but no hand is
+    assert np.isfinite(plain.bone_scores(np.array([along_forearm]))[0, k])  # no hand keypoints: as before
