@@ -688,7 +688,7 @@ def extract_poses(
         src_fps, total = probe.fps, probe.frame_count
         width, height = probe.source_width, probe.source_height
         is_folder = path.is_dir()
-        header_count = getattr(probe, "header_frame_count", None)
+        header_count = probe.header_frame_count
     # The packet listing gives the exact frame count (the header's duration only an estimate) and where
     # decoding can start, for splitting the work and for letting the decoders drop non-keyframes.
     index = packets.result() if packets is not None else None

@@ -176,6 +176,7 @@ class VideoSource:
         width, height: size of the yielded frames (after the optional ``max_size`` downscale).
         source_width, source_height: size of the frames in the source.
         frame_count: best estimate of the number of frames that iteration yields (``None`` if unknown).
+        header_frame_count: a video file's whole length by its header, duration x fps (``None`` otherwise).
         start: index of the first yielded frame in the source.
     """
 
@@ -188,6 +189,7 @@ class VideoSource:
         self.frame_count = frame_count
         self.start = start
         self.frames_read = 0
+        self.header_frame_count: int | None = None
         self._closed = False
 
     @property
@@ -287,7 +289,7 @@ def _probe(path: Path) -> dict:
     key = _probe_key(path)
     if key is not None and key in _PROBES:
         return dict(_PROBES[key])
-    meta = _read_header(path)
+    meta, _ = _read_header(path)
     if key is not None:
         _remember_probe(key, meta)
     return meta
@@ -307,22 +309,30 @@ def _remember_probe(key: tuple[str, int, int], meta: dict) -> None:
     _PROBES[key] = dict(meta)
 
 
-def _read_header(path: Path) -> dict:
+def _read_header(path: Path, frame: bool = False) -> tuple[dict, bytes | None]:
+    """ffmpeg's header of ``path`` (fps, rotated size, duration) and, with ``frame``, its first RGB frame."""
     import imageio_ffmpeg
 
     # One decoder thread: ffmpeg decodes the first frame before it prints the (rotated) output size, and
     # a frame-threaded decoder would decode several frames ahead on every core for nothing.
-    gen = imageio_ffmpeg.read_frames(str(path), input_params=["-threads", "1"])
+    gen = imageio_ffmpeg.read_frames(str(path), input_params=["-threads", "1"], output_params=["-frames:v", "1"])
     try:
-        meta = next(gen)
-    except (IOError, OSError, RuntimeError, StopIteration) as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no header"
-        raise VideoError(
-            f"video {path} cannot be opened ({last[:160]}); the file is corrupt, truncated or not a video: re-export it"
-        ) from exc
+        try:
+            meta = next(gen)
+        except (IOError, OSError, RuntimeError, StopIteration) as exc:
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no header"
+            raise VideoError(
+                f"video {path} cannot be opened ({last[:160]}); the file is corrupt, truncated or not a video: re-export it"
+            ) from exc
+        if not frame:
+            return meta, None
+        try:
+            return meta, next(gen)
+        except (IOError, OSError, RuntimeError, StopIteration) as exc:
+            raise VideoError(f"video {path} has no decodable first frame; the file is corrupt or not a video: "
+                             "re-export it") from exc
     finally:
         gen.close()
-    return meta
 
 
 def first_frame(path: str | os.PathLike) -> np.ndarray:
@@ -340,17 +350,7 @@ def first_frame(path: str | os.PathLike) -> np.ndarray:
             for rgb in src:
                 return rgb
         raise VideoError(f"{p} has no frame; check the path")
-    import imageio_ffmpeg
-
-    gen = imageio_ffmpeg.read_frames(str(p), input_params=["-threads", "1"], output_params=["-frames:v", "1"])
-    try:
-        meta = next(gen)
-        buf = next(gen)
-    except (IOError, OSError, RuntimeError, StopIteration) as exc:
-        raise VideoError(f"video {p} has no decodable first frame; the file is corrupt or not a video: "
-                         "re-export it") from exc
-    finally:
-        gen.close()
+    meta, buf = _read_header(p, frame=True)
     key = _probe_key(p)
     if key is not None and key not in _PROBES:
         _remember_probe(key, meta)
@@ -454,7 +454,7 @@ class _FileSource(VideoSource):
         super().__init__(path, fps, (src_w, src_h), fit_size(src_w, src_h, max_size), count, start)
         self._end = end
         self._threads = threads
-        self.header_frame_count = total  # the whole file's, estimated from duration x fps (None if unknown)
+        self.header_frame_count = total
         self._skip_deblocking = skip_deblocking
         self._proc: subprocess.Popen | None = None
 

@@ -491,7 +491,7 @@ def _rotation_about(point: np.ndarray, angle: float) -> np.ndarray:
 
 def _hand_region(pose: PoseFrame, side: str, threshold: float, margin: float) -> np.ndarray | None:
     """``(H, W)`` bool: the convex hull of the hand's keypoints grown by ``margin`` px (``None`` if not seen)."""
-    hand = pose.keypoints[layout.LEFT_HAND if side == "left" else layout.RIGHT_HAND]
+    hand = pose.keypoints[layout.PARTS[f"{side}_hand"]]
     ok = np.isfinite(hand[:, :2]).all(axis=1) & (hand[:, 2] >= threshold)
     if int(ok.sum()) < MIN_HAND_POINTS:
         return None
@@ -514,7 +514,7 @@ def _inside(region: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def _hand_direction(pose: PoseFrame, side: str, threshold: float) -> np.ndarray | None:
     """Unit vector from the hand's wrist point to the mean of its knuckles, or ``None`` if not all are seen."""
-    hand = pose.keypoints[layout.LEFT_HAND if side == "left" else layout.RIGHT_HAND]
+    hand = pose.keypoints[layout.PARTS[f"{side}_hand"]]
     pts = hand[[0, *HAND_KNUCKLES]]
     if not (np.isfinite(pts[:, :2]).all() and (pts[:, 2] >= threshold).all()):
         return None
