@@ -69,6 +69,16 @@ END_BONE_FRACTION = {"hand": 0.45, "foot": 0.3}
 HEAD_TOP_FRACTION = 0.6
 # Score handicap (in limb radii) of a shared bone inside another layer (the thighs inside the body layer).
 SHARED_BONE_OFFSET = 1.0
+# The head also claims a disc around the face (hair, hats): centred this fraction of the neck -> eyes distance
+# above the eyes, with this radius (same unit); inside it the head scores HEAD_DISC_OFFSET limb radii, so a
+# raised forearm or hand keeps only its own pixels and the hair between it and the face stays with the head.
+HEAD_DISC_LIFT = 0.25
+HEAD_DISC_RADIUS = 1.0
+HEAD_DISC_OFFSET = 0.5
+# When labelling pixels, the torso scores its polygon distance plus this many limb radii: an arm lying along or
+# over the torso keeps the pixels within that distance of its bone, the clothes beside it stay with the torso.
+# (Skinning inside the body layer uses one limb radius.)
+TORSO_LABEL_OFFSET = 0.5
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -76,7 +86,7 @@ MIN_FACE_POINTS = 20
 HAND_KNUCKLES = (5, 9, 13, 17)
 # A hand bone claims only pixels within this many limb radii of the detected reference hand (the convex hull
 # of its keypoints), when it was detected: hair or clothes next to a raised hand stay with the head or arm.
-HAND_REGION_MARGIN = 0.5
+HAND_REGION_MARGIN = 0.25
 # Fewest hand keypoints (of 21) for the reference hand's outline to be used.
 MIN_HAND_POINTS = 10
 # Largest bend of the hand against the forearm taken from the hand keypoints (radians); beyond it the hand
@@ -207,8 +217,10 @@ class Rig:
         self.height = float(reference_pose.height)
         self.shoulder_width = float(np.linalg.norm(xy[B["right_shoulder"]] - xy[B["left_shoulder"]]))
         self.limb_radius = max(2.0, 0.25 * self.shoulder_width)
-        self.hand_regions = {side: _hand_region(reference_pose, side, self.threshold,
-                                                HAND_REGION_MARGIN * self.limb_radius) for side in ("left", "right")}
+        self.hand_outlines = {side: _hand_outline(reference_pose, side, self.threshold) for side in ("left", "right")}
+        self.hand_regions = {side: _hand_region(outline, (int(reference_pose.height), int(reference_pose.width)),
+                                                HAND_REGION_MARGIN * self.limb_radius)
+                             for side, outline in self.hand_outlines.items()}
         self.bones: list[Bone] = []
         for name, (kind, ja, jb, lay) in BONES.items():
             if lay in LEG_LAYERS and not self.leg_layers:
@@ -217,6 +229,7 @@ class Rig:
             if bone is not None:
                 self.bones.append(bone)
         self.bone_names = [b.name for b in self.bones]
+        self.head_disc = self._head_disc()
         self.layers = [lay for lay in LAYERS if any(b.layer == lay for b in self.bones)]
         logger.debug("rig: %d bones, layers %s", len(self.bones), self.layers)
 
@@ -239,6 +252,16 @@ class Rig:
             return Bone(name, kind, lay, xy[ja].copy(), xy[jb].copy())
         frac = END_BONE_FRACTION["hand" if name.endswith("hand") else "foot"]
         return Bone(name, kind, lay, xy[jb].copy(), xy[jb] + frac * (xy[jb] - xy[ja]))
+
+    def _head_disc(self) -> tuple[np.ndarray, float] | None:
+        """Centre and radius of the disc the head claims (:data:`HEAD_DISC_RADIUS`), ``None`` without a head."""
+        head = next((b for b in self.bones if b.kind == "head"), None)
+        if head is None:
+            return None
+        eyes = (head.b + HEAD_TOP_FRACTION * head.a) / (1.0 + HEAD_TOP_FRACTION)  # undo the top's extension
+        up = eyes - head.a
+        reach = float(np.linalg.norm(up))
+        return eyes + HEAD_DISC_LIFT * up, HEAD_DISC_RADIUS * reach
 
     @property
     def torso_polygon(self) -> np.ndarray:
@@ -276,14 +299,21 @@ class Rig:
                 if layer in ATTACH_JOINT:
                     out[:, k] = np.linalg.norm(pts - self.ref_joints[ATTACH_JOINT[layer]], axis=1) + self.limb_radius
                 else:
-                    out[:, k] = _polygon_distance(pts, self.torso_polygon) + self.limb_radius
+                    offset = TORSO_LABEL_OFFSET if layer is None else 1.0
+                    out[:, k] = _polygon_distance(pts, self.torso_polygon) + offset * self.limb_radius
             else:
                 out[:, k] = _segment_distance(pts, bone.a, bone.b)
+                if bone.kind == "head" and self.head_disc is not None:
+                    centre, radius = self.head_disc
+                    disc = np.maximum(np.linalg.norm(pts - centre, axis=1) - radius, 0.0)
+                    out[:, k] = np.minimum(out[:, k], disc + HEAD_DISC_OFFSET * self.limb_radius)
                 if layer is not None and bone.layer != layer:  # a shared bone pulls less than the layer's own
                     out[:, k] += self.shared_bone_offset * self.limb_radius
-                region = self.hand_regions.get(bone.name[: -len("_hand")]) if bone.name.endswith("_hand") else None
-                if region is not None:
-                    out[~_inside(region, pts), k] = np.inf
+                side = bone.name[: -len("_hand")] if bone.name.endswith("_hand") else None
+                if side is not None and self.hand_regions.get(side) is not None:
+                    # the detected hand is the hand: 0 inside its outline, nothing beyond its margin
+                    out[:, k] = np.minimum(out[:, k], _polygon_distance(pts, self.hand_outlines[side]))
+                    out[~_inside(self.hand_regions[side], pts), k] = np.inf
         return out
 
     def label_layers(self, mask: np.ndarray, step: int = 2) -> np.ndarray:
@@ -317,6 +347,18 @@ class Rig:
         full = np.asarray(full, np.int8)
         full[~mask] = -1
         return full
+
+    def head_zone(self, shape: tuple[int, int], step: int = 2) -> np.ndarray:
+        """``(H, W)`` bool: pixels whose nearest bone of the body layer is the head (all False without one)."""
+        h, w = shape
+        names = [self.bones[k].name for k in self.layer_bones("body")]
+        if "head" not in names:
+            return np.zeros(shape, bool)
+        ys, xs = np.mgrid[0:h:step, 0:w:step]
+        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+        nearest = np.argmin(self.bone_scores(pts, "body"), axis=1)
+        coarse = (nearest == self.bone_names.index("head")).reshape(ys.shape).astype(np.uint8)
+        return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
     def looseness(self, shape: tuple[int, int], layer: str, step: int = 4) -> np.ndarray:
         """How loosely the pose pins down each pixel of ``layer``: 0 within one limb radius of its bones,
@@ -489,14 +531,21 @@ def _rotation_about(point: np.ndarray, angle: float) -> np.ndarray:
     return np.hstack([rot, (point - rot @ point)[:, None]])
 
 
-def _hand_region(pose: PoseFrame, side: str, threshold: float, margin: float) -> np.ndarray | None:
-    """``(H, W)`` bool: the convex hull of the hand's keypoints grown by ``margin`` px (``None`` if not seen)."""
+def _hand_outline(pose: PoseFrame, side: str, threshold: float) -> np.ndarray | None:
+    """``(Q, 2)`` convex hull of the hand's keypoints, ``None`` with fewer than :data:`MIN_HAND_POINTS` seen."""
     hand = pose.keypoints[layout.PARTS[f"{side}_hand"]]
     ok = np.isfinite(hand[:, :2]).all(axis=1) & (hand[:, 2] >= threshold)
     if int(ok.sum()) < MIN_HAND_POINTS:
         return None
-    mask = np.zeros((int(pose.height), int(pose.width)), np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(hand[ok, :2]).astype(np.int32)), 1)
+    return cv2.convexHull(hand[ok, :2].astype(np.float32).reshape(-1, 1, 2))[:, 0, :].astype(np.float64)
+
+
+def _hand_region(outline: np.ndarray | None, shape: tuple[int, int], margin: float) -> np.ndarray | None:
+    """``(H, W)`` bool: the hand's outline grown by ``margin`` px (``None`` without an outline)."""
+    if outline is None:
+        return None
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(mask, np.round(outline).astype(np.int32), 1)
     r = max(1, int(round(margin)))
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 

@@ -238,6 +238,42 @@ def test_hand_bone_claims_only_the_detected_hand():
     knuckles = _with_hand(kps, "right", 90.0)[layout.RIGHT_HAND][[5, 9, 13, 17], :2].mean(axis=0)
     along_forearm = wrist + 16 * (wrist - rig.ref_joints[3]) / np.linalg.norm(wrist - rig.ref_joints[3])
     scores = rig.bone_scores(np.array([knuckles, along_forearm]))
-    assert np.isfinite(scores[0, k])            # on the detected hand: the hand bone
+    assert scores[0, k] == 0.0                  # inside the detected hand's outline: the hand bone
     assert np.isinf(scores[1, k])               # where the forearm's continuation would be, but no hand is
     assert np.isfinite(plain.bone_scores(np.array([along_forearm]))[0, k])  # no hand keypoints: as before
+
+
+def test_head_claims_the_hair_beside_a_raised_forearm_and_the_torso_its_clothes():
+    from pose.sequence import PoseFrame
+
+    _, kps = _standing_rig()
+    raised = kps.copy()
+    raised[3, :2], raised[4, :2] = (70, 60), (70, 20)  # right forearm held up beside the head
+    rig = type(_)(PoseFrame(raised, 200, 300))
+    labels = rig.label_layers(np.ones((300, 200), bool), step=1)
+    name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
+    assert name(80, 20) == "body"       # between the forearm and the face: hair, with the head
+    assert name(72, 20) == "right_arm"  # on the forearm
+    standing, _ = _standing_rig()
+    labels = standing.label_layers(np.ones((300, 200), bool), step=1)
+    assert standing.layers[labels[100, 82]] == "body"       # a hanging arm's neighbour inside the torso
+    assert standing.layers[labels[100, 72]] == "right_arm"  # the arm itself
+
+
+def test_body_underlay_fills_a_notch_with_the_body_colours():
+    from animate.puppet.renderer import body_underlay, extend_colours
+
+    labels = np.full((60, 60), -1, np.int8)
+    labels[10:50, 10:50] = 0                 # body
+    labels[25:35, 40:50] = 1                 # a hand biting into its side
+    labels[25:35, 50:58] = 1                 # ... and the rest of the arm outside it
+    region = labels >= 0
+    under = body_underlay(labels, 0, region, 6)
+    assert under[25:35, 40:46].all() and not under[:, 50:].any() and not under[labels == 0].any()
+    image = np.zeros((60, 60, 3), np.uint8)
+    image[labels == 0] = (20, 40, 200)
+    image[labels == 1] = (230, 180, 150)
+    filled = extend_colours(image, labels == 0, under)
+    np.testing.assert_array_equal(filled[under], np.tile([20, 40, 200], (int(under.sum()), 1)))
+    np.testing.assert_array_equal(filled[~under], image[~under])
+    np.testing.assert_array_equal(image[labels == 1][0], [230, 180, 150])  # the input is untouched

@@ -238,3 +238,37 @@ def test_two_scale_inpainting_fills_a_large_hole_smoothly():
     assert np.abs(fine.astype(float) - truth)[alpha > 0].mean() < 12.0
     with pytest.raises(ConfigError, match="coarse_side"):
         inpaint_background(image, alpha, coarse_side=4)
+
+
+def test_hair_beside_a_raised_hand_stays_with_the_head(reference, puppet):
+    """musepose_ref.png raises both hands beside its face: the hair between the right hand and the face
+    belongs to the head (body layer), the hand to the arm."""
+    rgb, pose = reference
+    name = lambda p: puppet.rig.layers[puppet.labels[int(p[1]), int(p[0])]]  # noqa: E731
+    wrist, nose = pose.xy[B["right_wrist"]], pose.xy[B["nose"]]
+    for t in (0.4, 0.45, 0.5):
+        assert name(wrist + t * np.array([nose[0] - wrist[0], 0.0])) == "body"
+    hand = pose.keypoints[layout.RIGHT_HAND]
+    assert name(np.nanmean(hand[hand[:, 2] > 0.3, :2], axis=0)) == "right_arm"
+
+
+def test_a_hand_leaving_the_hip_reveals_the_clothes_under_it(data_dir):
+    """anyone-3.png rests its right hand on the denim shorts: raising the arm shows denim there (the body
+    continues under the hand), not the background plate."""
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
+    rgb = cv2.cvtColor(cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    pose = extract.detect_image(rgb)
+    hand = pose.keypoints[layout.RIGHT_HAND]
+    hull = cv2.convexHull(np.round(hand[hand[:, 2] > 0.3, :2]).astype(np.int32))
+    under = np.zeros((H, W), np.uint8)
+    cv2.fillConvexPoly(under, hull, 1)
+    covered, denim = {}, {}
+    for underlay in (1.0, 0.0):
+        r = create_renderer("puppet", body_underlay=underlay)
+        r.prepare(rgb, pose)
+        out = next(iter(r.render(_seq(_raise_arm(pose))))).astype(float)[under > 0]
+        covered[underlay] = float((np.abs(out - r.background[under > 0]).max(axis=1) > 40).mean())
+        denim[underlay] = float(((out[:, 2] - out[:, 0]) > 20).mean())  # blue pixels (the hull also spans skin)
+    assert covered[1.0] > 0.6 and covered[0.0] < 0.2, covered  # without the underlay: the background plate
+    assert denim[1.0] > 0.2 and denim[0.0] < 0.05, denim

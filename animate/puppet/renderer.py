@@ -85,6 +85,10 @@ class PuppetOptions:
         thigh_body_fraction: the upper part of each thigh (this fraction of its length) stays in the body
             layer and blends both thighs (default 0.7; skirts, shorts).
         torso_affine: blend of the torso's affine (1) and similarity (0) fit (default 0.5).
+        body_underlay: the body layer continues under limbs that notch its outline in the reference (a hand
+            on the hip, an arm along the side) up to this many limb radii wide, coloured from the body's
+            own pixels around them, so a limb moving away reveals clothes instead of the background plate
+            (default 1.0; 0 = off).
         threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
             order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
             the GIL, overlaps. Output is identical to ``threads=1``.
@@ -113,6 +117,7 @@ class PuppetOptions:
     loose_feather: float = 0.0
     thigh_body_fraction: float = 0.7
     torso_affine: float = 0.5
+    body_underlay: float = 1.0
     threads: int = 2
     progress: bool = False
 
@@ -144,6 +149,8 @@ class PuppetOptions:
                               "must be in [0, 0.05)")
         if not 0.0 <= float(self.torso_affine) <= 1.0:
             raise ConfigError(f"puppet option torso_affine={self.torso_affine} must be in [0, 1]")
+        if not 0.0 <= float(self.body_underlay) <= 4.0:
+            raise ConfigError(f"puppet option body_underlay={self.body_underlay} must be in [0, 4]")
         if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
             raise ConfigError(f"puppet option thigh_body_fraction={self.thigh_body_fraction} must be in [0, 1]")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= 16:
@@ -214,6 +221,59 @@ def layer_texture(image: np.ndarray, alpha: np.ndarray, feather: float = 0.0, lo
     return texture
 
 
+def body_underlay(labels: np.ndarray, body: int, region: np.ndarray, width: float) -> np.ndarray:
+    """Pixels of other layers that fill a notch of the body layer at most about ``width`` px wide.
+
+    A morphological closing of the body's own pixels (disc of radius ``width``) within the character: where
+    a hand rests on the hip or an arm hangs along the side, the body's outline is bitten into by the limb;
+    the closing bridges the bite, a limb held away from the body leaves none.
+
+    Args:
+        labels: ``(H, W)`` int layer labels (-1 outside the character).
+        body: label of the body layer.
+        region: ``(H, W)`` bool character region.
+        width: closing radius in pixels.
+
+    Returns:
+        ``(H, W)`` bool, disjoint from the body's own pixels.
+    """
+    own = (labels == body).astype(np.uint8)
+    r = max(1, int(round(width)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    closed = cv2.morphologyEx(own, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return (closed > 0) & region & (own == 0)
+
+
+def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``image`` with the ``target`` pixels coloured from the nearby ``source`` pixels (normalised convolution
+    at growing scales, the finest that reaches a pixel wins).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        source: ``(H, W)`` bool pixels whose colours are kept and spread.
+        target: ``(H, W)`` bool pixels to fill.
+
+    Returns:
+        ``(H, W, 3)`` uint8 copy.
+    """
+    out = image.copy()
+    todo = target & ~source
+    if not todo.any() or not source.any():
+        return out
+    img = image.astype(np.float32)
+    w = source.astype(np.float32)
+    for sigma in (2.0, 6.0, 18.0, 54.0):
+        den = cv2.GaussianBlur(w, (0, 0), sigma)
+        reach = todo & (den > 0.05)
+        if reach.any():
+            num = cv2.GaussianBlur(img * w[..., None], (0, 0), sigma)
+            out[reach] = np.clip(num[reach] / den[reach, None] + 0.5, 0, 255).astype(np.uint8)
+            todo &= ~reach
+        if not todo.any():
+            break
+    return out
+
+
 class PuppetRenderer(Renderer):
     """CPU puppet renderer (name ``"puppet"``). See the module docstring for the method.
 
@@ -263,9 +323,19 @@ class PuppetRenderer(Renderer):
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
         region_grown = cv2.dilate(region.astype(np.uint8), grow)
 
+        underlay = None
+        if "body" in rig.layers and opt.body_underlay > 0:
+            underlay = body_underlay(labels, rig.layers.index("body"), region, opt.body_underlay * rig.limb_radius)
+            underlay &= ~rig.head_zone(underlay.shape)  # a raised hand beside the face is no notch of the body
         self.layers = []
         for li, name in enumerate(rig.layers):
             own = (labels == li).astype(np.uint8)
+            image = ref
+            if name == "body" and underlay is not None and underlay.any():
+                # the body continues under the limbs that notch it (a hand on the hip, an arm along the
+                # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
+                image = extend_colours(ref, own.astype(bool), underlay)
+                own = own | underlay.astype(np.uint8)
             if own.sum() < spacing * spacing:
                 logger.info("layer %s is (almost) empty; skipped", name)
                 continue
@@ -279,7 +349,7 @@ class PuppetRenderer(Renderer):
             cover = cv2.dilate(own, grow) if name == "body" else own
             layer_alpha = alpha * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
             loose = rig.looseness((h, w), name) if opt.loose_feather > 0 else None
-            texture = layer_texture(ref, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
+            texture = layer_texture(image, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
             layer = PuppetLayer(name, mesh, mesh.vertices[mesh.triangles].copy(), texture)
             if opt.deformation == "skinning":
                 layer.weights = rig.skinning_weights(mesh.vertices, name, opt.skinning_power)
