@@ -79,6 +79,9 @@ HEAD_DISC_OFFSET = 0.5
 # over the torso keeps the pixels within that distance of its bone, the clothes beside it stay with the torso.
 # (Skinning inside the body layer uses one limb radius.)
 TORSO_LABEL_OFFSET = 0.5
+# An arm pixel's colour must be this many times likelier among the body's pixels beside the arm than among the
+# arm's own core to be given back to the body (:meth:`Rig.refine_limb_labels`).
+COLOUR_SPLIT_RATIO = 3.0
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -348,6 +351,64 @@ class Rig:
         full[~mask] = -1
         return full
 
+    def refine_limb_labels(self, image: np.ndarray, labels: np.ndarray, bins: int = 12,
+                           ratio: float = COLOUR_SPLIT_RATIO) -> np.ndarray:
+        """Give back to the body the pixels of an arm layer whose colour is the body's, not the arm's.
+
+        The nearest-bone labels give an arm every pixel within its limb radius; where the arm lies along or
+        over the body that includes a strip of the top or the shorts. Per arm, a colour histogram of its core
+        (within a fifth of a limb radius of its bones, hand included) is compared with one of
+        the body's pixels beside it (within two limb radii of the arm's bones); an arm pixel outside the core
+        whose colour is ``ratio`` times likelier under the body's histogram is relabelled body, if it touches
+        the body. Legs and the head's disc are left alone.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB reference.
+            labels: ``(H, W)`` int8 labels from :meth:`label_layers` (not modified).
+            bins: histogram bins per channel.
+            ratio: likelihood ratio needed to move a pixel.
+
+        Returns:
+            ``(H, W)`` int8 labels.
+        """
+        out = labels.copy()
+        if "body" not in self.layers:
+            return out
+        body = self.layers.index("body")
+        h, w = labels.shape
+        ys, xs = np.mgrid[0:h, 0:w]
+        q = (image.astype(np.int32) * bins) // 256
+        codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+        head = self.head_zone((h, w))
+        for lay in ("right_arm", "left_arm"):
+            if lay not in self.layers:
+                continue
+            li = self.layers.index(lay)
+            arm = labels == li
+            if not arm.any():
+                continue
+            sel = np.nonzero(arm | (labels == body))
+            pts = np.stack([xs[sel], ys[sel]], axis=1).astype(np.float64)
+            own = [k for k, b in enumerate(self.bones) if b.layer == lay]
+            d = np.full((h, w), np.inf)
+            d[sel] = np.min([_segment_distance(pts, self.bones[k].a, self.bones[k].b) for k in own], axis=0)
+            core = arm & (d < self.limb_radius / 5.0)
+            beside = (labels == body) & (d < 2.0 * self.limb_radius) & ~head
+            if core.sum() < 20 or beside.sum() < 20:
+                continue
+            p_arm = _colour_density(codes[core], bins)
+            p_body = _colour_density(codes[beside], bins)
+            candidate = arm & ~core & ~head & (p_body[codes] > ratio * p_arm[codes])
+            candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+            if not candidate.any():
+                continue
+            # keep the pieces that touch the body
+            n, comp = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+            touching = np.unique(comp[cv2.dilate((labels == body).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
+            keep = np.isin(comp, touching[touching > 0])
+            out[keep] = body
+        return out
+
     def head_zone(self, shape: tuple[int, int], step: int = 2) -> np.ndarray:
         """``(H, W)`` bool: pixels whose nearest bone of the body layer is the head (all False without one)."""
         h, w = shape
@@ -518,6 +579,14 @@ class Rig:
                     m = _rotation_about(joints[jb], bend) @ np.vstack([m, [0.0, 0.0, 1.0]])
             out[k] = m
         return out
+
+
+def _colour_density(codes: np.ndarray, bins: int) -> np.ndarray:
+    """Normalised, slightly smoothed histogram of quantised colours (``bins`` ** 3 entries)."""
+    hist = np.bincount(codes.ravel(), minlength=bins ** 3).astype(np.float32).reshape(bins, bins, bins)
+    hist = cv2.GaussianBlur(hist.reshape(bins, bins * bins), (3, 3), 0).reshape(bins, bins, bins)  # within-plane
+    hist = hist.ravel() + 1e-3 * hist.sum() / bins ** 3
+    return hist / hist.sum()
 
 
 def _angle(v: np.ndarray) -> float:

@@ -89,6 +89,9 @@ class PuppetOptions:
             on the hip, an arm along the side) up to this many limb radii wide, coloured from the body's
             own pixels around them, so a limb moving away reveals clothes instead of the background plate
             (default 1.0; 0 = off).
+        colour_split: arm pixels coloured like the body beside the arm rather than like the arm's core (a
+            strip of the top or the shorts next to an arm hanging along the body) go to the body layer
+            (default True).
         threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
             order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
             the GIL, overlaps. Output is identical to ``threads=1``.
@@ -118,6 +121,7 @@ class PuppetOptions:
     thigh_body_fraction: float = 0.7
     torso_affine: float = 0.5
     body_underlay: float = 1.0
+    colour_split: bool = True
     threads: int = 2
     progress: bool = False
 
@@ -318,6 +322,8 @@ class PuppetRenderer(Renderer):
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine)
         region = alpha > 0.02
         labels = rig.label_layers(region)
+        if opt.colour_split:
+            labels = rig.refine_limb_labels(ref, labels)
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
