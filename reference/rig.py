@@ -581,6 +581,41 @@ class Rig:
         return out
 
 
+def absorb_islands(labels: np.ndarray) -> np.ndarray:
+    """Give every piece of a layer cut off from the layer's largest piece to the layer that borders it most.
+
+    Labelling by nearest bone (and by colour) can leave a few pixels of a layer apart from the rest of it, e.g.
+    a lock of hair beyond a hand. Such an island would move with bones it does not touch (and leave an ARAP
+    mesh component without handles); it joins its surroundings instead. Islands bordered only by the
+    background (a separate piece of the mask) keep their label.
+
+    Args:
+        labels: ``(H, W)`` int8 layer labels, -1 outside the character (not modified).
+
+    Returns:
+        ``(H, W)`` int8 labels.
+    """
+    out = labels.copy()
+    ring = np.ones((3, 3), np.uint8)
+    for li in [int(v) for v in np.unique(labels) if v >= 0]:
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == li).astype(np.uint8), connectivity=8)
+        if n <= 2:
+            continue
+        main = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        for c in range(1, n):
+            if c == main:
+                continue
+            x, y, w, h = (int(v) for v in stats[c, :4])
+            y0, x0 = max(0, y - 1), max(0, x - 1)
+            piece = (comp[y0:y + h + 1, x0:x + w + 1] == c).astype(np.uint8)
+            border = (cv2.dilate(piece, ring) > 0) & (piece == 0)
+            around = out[y0:y + h + 1, x0:x + w + 1][border]
+            around = around[(around >= 0) & (around != li)]
+            if len(around):
+                out[y0:y + h + 1, x0:x + w + 1][piece > 0] = np.bincount(around).argmax()
+    return out
+
+
 def _colour_density(codes: np.ndarray, bins: int) -> np.ndarray:
     """Normalised, slightly smoothed histogram of quantised colours (``bins`` ** 3 entries)."""
     hist = np.bincount(codes.ravel(), minlength=bins ** 3).astype(np.float32).reshape(bins, bins, bins)

@@ -277,3 +277,16 @@ def test_body_underlay_fills_a_notch_with_the_body_colours():
     np.testing.assert_array_equal(filled[under], np.tile([20, 40, 200], (int(under.sum()), 1)))
     np.testing.assert_array_equal(filled[~under], image[~under])
     np.testing.assert_array_equal(image[labels == 1][0], [230, 180, 150])  # the input is untouched
+
+
+def test_absorb_islands_joins_cut_off_pieces_to_their_surroundings():
+    from reference.rig import absorb_islands
+
+    labels = np.full((40, 40), -1, np.int8)
+    labels[5:35, 5:35] = 0            # body
+    labels[10:20, 10:14] = 1          # the arm ...
+    labels[25:28, 25:28] = 1          # ... and a stray piece of it inside the body
+    labels[1:3, 37:39] = 1            # a separate blob of the mask labelled arm: nothing to join
+    out = absorb_islands(labels)
+    assert (out[25:28, 25:28] == 0).all() and (out[10:20, 10:14] == 1).all() and (out[1:3, 37:39] == 1).all()
+    assert (labels[25:28, 25:28] == 1).all()  # the input is untouched

@@ -289,3 +289,16 @@ def test_colour_split_gives_the_shorts_beside_the_arms_back_to_the_body(data_dir
         arms = np.isin(r.labels, [r.rig.layers.index(n) for n in ("right_arm", "left_arm")])
         denim[split] = int((arms & blue).sum())
     assert denim[True] < 0.25 * denim[False], denim  # 31 vs 293 px when written
+
+
+def test_arap_prepares_when_labelling_leaves_islands(data_dir):
+    """At 448x768 the labels of musepose_ref.png leave stray pieces of a layer (hair beyond a hand); they join
+    their surroundings, so every ARAP mesh has handles (a piece without them made the solve singular)."""
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "ref" / "musepose_ref.png"))
+    rgb = cv2.cvtColor(cv2.resize(bgr, (448, 768), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    r = create_renderer("puppet", deformation="arap")
+    r.prepare(rgb, extract.detect_image(rgb))
+    for li in range(len(r.rig.layers)):
+        n, _ = cv2.connectedComponents((r.labels == li).astype(np.uint8), connectivity=8)
+        assert n <= 2 or r.rig.layers[li] == "body", r.rig.layers[li]

@@ -34,7 +34,7 @@ from animate.renderer import Renderer
 from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
-from reference.rig import Rig
+from reference.rig import Rig, absorb_islands
 from reference.segmentation import SegmentationConfig, prepare_mask, segment_person
 
 from .arap import ARAPDeformer
@@ -324,6 +324,7 @@ class PuppetRenderer(Renderer):
         labels = rig.label_layers(region)
         if opt.colour_split:
             labels = rig.refine_limb_labels(ref, labels)
+        labels = absorb_islands(labels)
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
