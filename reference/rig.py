@@ -403,7 +403,7 @@ class Rig:
             if not candidate.any():
                 continue
             # keep the pieces that touch the body
-            n, comp = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+            _, comp = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
             touching = np.unique(comp[cv2.dilate((labels == body).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
             keep = np.isin(comp, touching[touching > 0])
             out[keep] = body
