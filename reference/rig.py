@@ -233,6 +233,7 @@ class Rig:
                 self.bones.append(bone)
         self.bone_names = [b.name for b in self.bones]
         self.head_disc = self._head_disc()
+        self._head_zones: dict[tuple[int, int, int], np.ndarray] = {}
         self.layers = [lay for lay in LAYERS if any(b.layer == lay for b in self.bones)]
         logger.debug("rig: %d bones, layers %s", len(self.bones), self.layers)
 
@@ -410,16 +411,21 @@ class Rig:
         return out
 
     def head_zone(self, shape: tuple[int, int], step: int = 2) -> np.ndarray:
-        """``(H, W)`` bool: pixels whose nearest bone of the body layer is the head (all False without one)."""
+        """``(H, W)`` read-only bool: pixels whose nearest bone of the body layer is the head (all False without
+        one). Computed once per shape: the colour split and the body underlay both use it."""
         h, w = shape
-        names = [self.bones[k].name for k in self.layer_bones("body")]
-        if "head" not in names:
-            return np.zeros(shape, bool)
-        ys, xs = np.mgrid[0:h:step, 0:w:step]
-        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
-        nearest = np.argmin(self.bone_scores(pts, "body"), axis=1)
-        coarse = (nearest == self.bone_names.index("head")).reshape(ys.shape).astype(np.uint8)
-        return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        key = (h, w, step)
+        if key not in self._head_zones:
+            zone = np.zeros((h, w), bool)
+            if "head" in [self.bones[k].name for k in self.layer_bones("body")]:
+                ys, xs = np.mgrid[0:h:step, 0:w:step]
+                pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+                nearest = np.argmin(self.bone_scores(pts, "body"), axis=1)
+                coarse = (nearest == self.bone_names.index("head")).reshape(ys.shape).astype(np.uint8)
+                zone = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            zone.setflags(write=False)
+            self._head_zones[key] = zone
+        return self._head_zones[key]
 
     def looseness(self, shape: tuple[int, int], layer: str, step: int = 4) -> np.ndarray:
         """How loosely the pose pins down each pixel of ``layer``: 0 within one limb radius of its bones,
