@@ -13,8 +13,8 @@
 Steps of one run:
 
 1. **Reference** (path, numpy array or PIL image) -> RGB uint8 -> fitted onto the output canvas without
-   distortion: scaled to fit and centred, the rest padded with ``output.pad_color`` (default: the median
-   colour of the reference's border).
+   distortion: scaled to fit and centred, the rest padded with ``output.pad_color`` (default: each padded
+   side runs on the colours along the reference's edge there).
 2. **Output canvas**: ``size`` if given (argument, then ``output.size``); otherwise the *reference's* aspect
    ratio at ``output.height`` pixels (768 by default), sides rounded to ``output.multiple_of``. The canvas
    follows the character rather than the driving video because the character fills the frame in its own
@@ -217,7 +217,8 @@ def fit_image(image: np.ndarray, width: int, height: int, pad_color: tuple[int, 
     Args:
         image: ``(h, w, C)`` or ``(h, w)`` uint8 array.
         width, height: canvas size.
-        pad_color: fill value (RGB); ``None`` = median colour of the image's outermost pixels.
+        pad_color: fill value (RGB); ``None`` = each padded side continues the colours along the image's
+            edge there (see :func:`_continue_edges`), so a wall or a floor runs on instead of a flat bar.
         interpolation: OpenCV flag; ``None`` = area when shrinking, cubic when enlarging.
 
     Returns:
@@ -233,18 +234,62 @@ def fit_image(image: np.ndarray, width: int, height: int, pad_color: tuple[int, 
         interpolation = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
     scaled = cv2.resize(image, (new_w, new_h), interpolation=interpolation) if (new_w, new_h) != (w, h) else image
     x0, y0 = (width - new_w) // 2, (height - new_h) // 2
-    if pad_color is None and image.ndim == 3:
-        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-        pad = np.median(border, axis=0).astype(image.dtype)
-    elif image.ndim == 3:
-        pad = np.asarray(pad_color, dtype=image.dtype)
-    else:
-        pad = 0
     canvas = np.empty((height, width) + image.shape[2:], dtype=image.dtype)
-    canvas[...] = pad
+    if pad_color is not None and image.ndim == 3:
+        canvas[...] = np.asarray(pad_color, dtype=image.dtype)
+    elif image.ndim == 3:
+        canvas[...] = np.median(np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]), axis=0)
+        _continue_edges(canvas, scaled, x0, y0)
+    else:
+        canvas[...] = 0
     canvas[y0:y0 + new_h, x0:x0 + new_w] = scaled
     matrix = np.array([[new_w / w, 0.0, x0], [0.0, new_h / h, y0]])
     return canvas, matrix
+
+
+#: Rows (columns) skipped at an image edge before the colours a padded side continues are sampled, as a
+#: fraction of the image side: scans and renders often carry a thin frame line there.
+EDGE_SKIP = 0.01
+#: Depth of the sampled band, fraction of the image side.
+EDGE_BAND = 0.03
+#: Median window along the edge, fraction of its length: a limb or a prop that touches the edge (feet
+#: at the bottom of a full-body shot) is narrower than half of it and does not run on into the padding.
+EDGE_MEDIAN = 0.3
+
+
+def _continue_edges(canvas: np.ndarray, scaled: np.ndarray, x0: int, y0: int) -> None:
+    """Fill the padded sides of ``canvas`` around ``scaled`` (placed at ``x0, y0``) in place.
+
+    Each padded side gets, along its length, the median colour of a thin band just inside the image's
+    edge there (skipping the outermost :data:`EDGE_SKIP`), median-filtered along the edge (window
+    :data:`EDGE_MEDIAN`, keeping a wall-to-floor step where it is) and repeated outward.
+    """
+    import cv2
+    from scipy.ndimage import median_filter
+
+    h, w = scaled.shape[:2]
+    H, W = canvas.shape[:2]
+
+    def run(band: np.ndarray, length: int) -> np.ndarray:  # band (depth, length, C) -> (length, C)
+        line = np.median(band, axis=0).astype(np.float32)
+        line = median_filter(line, size=(max(1, int(EDGE_MEDIAN * length)) | 1, 1), mode="reflect")
+        return cv2.GaussianBlur(line[None], (0, 0), sigmaX=2.0, sigmaY=0.1, borderType=cv2.BORDER_REFLECT)[0]
+
+    def band(side: int, far: bool) -> slice:  # rows (columns) sampled near the first or the last edge
+        skip, depth = int(EDGE_SKIP * side), max(1, round(EDGE_BAND * side))
+        start = max(0, side - skip - depth if far else skip)
+        return slice(start, min(side, start + depth))
+
+    if y0 > 0 or y0 + h < H:
+        top = run(scaled[band(h, False)], w)
+        bottom = run(scaled[band(h, True)], w)
+        canvas[:y0, x0:x0 + w] = np.clip(top + 0.5, 0, 255).astype(canvas.dtype)
+        canvas[y0 + h:, x0:x0 + w] = np.clip(bottom + 0.5, 0, 255).astype(canvas.dtype)
+    if x0 > 0 or x0 + w < W:
+        left = run(scaled[:, band(w, False)].transpose(1, 0, 2), h)
+        right = run(scaled[:, band(w, True)].transpose(1, 0, 2), h)
+        canvas[y0:y0 + h, :x0] = np.clip(left + 0.5, 0, 255).astype(canvas.dtype)[:, None]
+        canvas[y0:y0 + h, x0 + w:] = np.clip(right + 0.5, 0, 255).astype(canvas.dtype)[:, None]
 
 
 def hold_missing(poses: PoseSequence) -> tuple[PoseSequence, int]:

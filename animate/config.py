@@ -120,8 +120,8 @@ class OutputConfig:
             diffusion renderer multiples of 8).
         fps: output frame rate; ``None`` = the driving video's.
         keep_audio: copy the driving video's audio track (trimmed to the rendered frame range).
-        pad_color: RGB colour of the letterbox around the reference; ``None`` = the median colour of the
-            reference's border.
+        pad_color: RGB colour of the letterbox around the reference; ``None`` = each padded side runs on
+            the colours along the reference's edge there (its wall, its floor).
         dir: folder of outputs whose path was not given.
     """
 

@@ -87,6 +87,31 @@ def test_fit_image_pads_without_distortion():
     assert (canvas2 == 7).all()
 
 
+def test_fit_image_padding_continues_the_background(data_dir):
+    """The letterbox runs on the wall and floor of the reference: not its thin black frame line, not the
+    feet that touch its bottom edge (tests/data/ref/anyone-2.png has both)."""
+    img = np.zeros((300, 200, 3), np.uint8)
+    img[:200] = (100, 80, 160)                 # wall
+    img[200:] = (200, 200, 200)                # floor
+    img[:, :1] = img[:, -1:] = 0               # a 1-px black frame line on the sides
+    img[150:, 80:95] = img[150:, 110:125] = (40, 40, 40)  # two legs down to the bottom edge
+    canvas, m = fit_image(img, 400, 300)       # pads left and right
+    x0 = int(m[0, 2])
+    left, right = canvas[:, :x0 - 1], canvas[:, x0 + 200 + 1:]
+    assert np.abs(left[:190].astype(int) - (100, 80, 160)).max() <= 2
+    assert np.abs(right[210:].astype(int) - (200, 200, 200)).max() <= 2  # the wall-to-floor step is kept
+    tall, m2 = fit_image(img, 200, 500)        # pads top and bottom
+    y0 = int(m2[1, 2])
+    assert np.abs(tall[:y0].astype(int) - (100, 80, 160)).max() <= 2
+    assert np.abs(tall[y0 + 300:, 10:190].astype(int) - (200, 200, 200)).max() <= 2  # no legs run on
+    from pose.video import read_image
+
+    real = read_image(data_dir / "ref" / "anyone-2.png")
+    canvas3, m3 = fit_image(real, 384, 640)
+    bottom = canvas3[int(m3[1, 2]) + round(real.shape[0] * m3[1, 1]):]
+    assert bottom.size and np.abs(bottom.reshape(-1, 3).astype(int) - np.median(real[-40:, :60].reshape(-1, 3), 0)).max() < 40
+
+
 # ------------------------------------------------------------------------------------------------
 # pose handling
 # ------------------------------------------------------------------------------------------------
@@ -182,8 +207,9 @@ def test_landscape_reference_with_portrait_driving(driving, reference, reference
     s = 320 / 1408
     np.testing.assert_allclose(prepared.matrix[0, 0], s, rtol=0.01)
     np.testing.assert_allclose(prepared.matrix[1, 1], s, rtol=0.01)  # same scale on both axes
-    ys = np.nonzero((prepared.image != prepared.image[0, 0]).any(axis=(1, 2)))[0]
-    assert ys.min() > 150 and ys.max() < 490  # content in the middle band, padding above and below
+    y0, y1 = int(prepared.matrix[1, 2]), int(prepared.matrix[1, 2] + 1216 * s)
+    assert 150 < y0 and y1 < 490  # content in the middle band, padding above and below
+    assert (prepared.image[:y0] == prepared.image[0]).all() and (prepared.image[y1 + 1:] == prepared.image[-1]).all()
     np.testing.assert_allclose(
         prepared.pose.keypoints[NECK, :2],
         reference_pose.keypoints[NECK, :2] * s + prepared.matrix[:, 2], atol=1.0,
