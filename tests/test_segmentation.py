@@ -75,3 +75,36 @@ def test_grabcut_growth_is_bounded_by_max_grow(data_dir):
     assert bounded.sum() < free.sum()  # unbounded GrabCut adds background on this clip (subtitle, leg gap)
     with pytest.raises(ConfigError, match="max_grow"):
         SegmentationConfig(max_grow=-1.0)
+
+
+def test_guided_filter_moves_a_soft_edge_onto_the_image_edge():
+    from reference.segmentation import guided_filter
+
+    guide = np.zeros((40, 60, 3), np.uint8)
+    guide[:, 30:] = (230, 200, 180)                        # the character's edge is at x = 30
+    # a soft mask that overshoots the edge: 0.5 at x = 22, 0.85 at x = 24.8
+    src = np.clip((np.arange(60, dtype=np.float32) - 22.0) / 8.0 + 0.5, 0, 1)[None].repeat(40, 0)
+    out = guided_filter(guide, src, radius=6, eps=1e-3)
+    assert out.shape == src.shape and out.dtype == np.float32
+    assert (src[20] >= 0.85).argmax() == 25
+    assert (out[20] >= 0.85).argmax() in (29, 30)  # thresholded, the edge is (within a pixel) the image's
+    assert out[20, :29].max() < 0.85 and out[20, 30:].min() > 0.95
+    flat = guided_filter(np.full_like(guide, 128), src, radius=6, eps=1e-3)  # no edge to follow: a blur
+    box = lambda x: cv2.blur(x, (13, 13), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    np.testing.assert_allclose(flat, box(box(src)), atol=1e-4)
+
+
+def test_snapping_trims_the_background_halo_of_thin_limbs(data_dir):
+    """anyone-5.png (an anime woman on white): the mediapipe mask overshoots her arms and dress by a few
+    pixels of white; snapped to the image's edges it keeps far fewer of them and all of her."""
+    extract = pytest.importorskip("pose.extract")
+    rgb = _load(data_dir, "anyone-5.png", height=640)
+    pose = extract.detect_image(rgb)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    white = (hsv[..., 2] > 215) & (hsv[..., 1] < 25)
+    plain = segment_person(rgb, pose, SegmentationConfig(refine=False, threshold=0.85)) >= 0.5
+    snapped = segment_person(rgb, pose, SegmentationConfig(refine=False, threshold=0.85, snap=0.012)) >= 0.5
+    assert (snapped & white).sum() < 0.7 * (plain & white).sum()
+    assert (snapped & ~white).sum() > 0.97 * (plain & ~white).sum()
+    with pytest.raises(ConfigError, match="snap"):
+        SegmentationConfig(snap=0.5)

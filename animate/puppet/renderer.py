@@ -66,8 +66,11 @@ class PuppetOptions:
         segmentation: ``"holistic"`` (default) or ``"selfie"`` mediapipe mask when no mask is given.
         refine_mask: refine the segmentation with GrabCut (default False: on the self-reenactment benchmark
             the plain mediapipe mask scored better, see docs/PUPPET.md).
-        mask_threshold: segmentation probability above which a pixel is character (default 0.7: a tight
+        mask_threshold: segmentation probability above which a pixel is character (default 0.85: a tight
             mask, whose edge ``edge_feather`` then softens).
+        mask_snap: radius (fraction of the height) of the colour guided filter that snaps the segmentation
+            probability to the reference's own edges before the threshold (default 0.012; 0 = off): the
+            mediapipe mask, computed at 256 px, otherwise overshoots thin limbs by a few pixels.
         skinning_power: skinning weight falloff exponent (default 5).
         layer_margin: layer meshes grow past their region by this fraction of the height (default 0.008).
         score_threshold: driving keypoints below this score count as missing (default 0.3).
@@ -108,7 +111,8 @@ class PuppetOptions:
     inpaint_coarse_side: int = 64
     segmentation: str = "holistic"
     refine_mask: bool = False
-    mask_threshold: float = 0.7
+    mask_threshold: float = 0.85
+    mask_snap: float = 0.012
     skinning_power: float = 5.0
     layer_margin: float = 0.008
     score_threshold: float = 0.3
@@ -318,7 +322,7 @@ class PuppetRenderer(Renderer):
         else:
             alpha = segment_person(ref, reference_pose,
                                    SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask,
-                                                      threshold=opt.mask_threshold))
+                                                      threshold=opt.mask_threshold, snap=opt.mask_snap))
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine)
         region = alpha > 0.02
         labels = rig.label_layers(region)
