@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pose.errors import ConfigError
 
@@ -316,6 +317,16 @@ class _Checker:
             raise self.fail(name, "a mapping of options", value)
         return dict(value)
 
+    def keywords(self, name: str, value: Any, function: Callable) -> dict:
+        """A mapping of keyword options of ``function`` (its keyword-only parameters)."""
+        options = self.mapping(name, value)
+        known = [n for n, prm in inspect.signature(function).parameters.items() if prm.kind is prm.KEYWORD_ONLY]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise self.fail(name, f"a mapping of options among {', '.join(known)} (unknown: {', '.join(unknown)})",
+                            options)
+        return options
+
     def size(self, name: str, value: Any) -> tuple[int, int] | None:
         if value is None:
             return None
@@ -367,6 +378,7 @@ def _detect_every(c: "_Checker", value: Any) -> int | str:
 
 def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
     from animate.renderer import available_renderers
+    from pose.retarget import retarget
 
     c = _Checker(source)
     p, s, r, rd, o, pv, d = (raw[k] for k in ("pose", "smoothing", "retarget", "renderer", "output", "preview", "diffusion"))
@@ -396,7 +408,7 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
         ),
         retarget=RetargetConfig(
             enabled=c.boolean("retarget.enabled", r["enabled"]),
-            options=c.mapping("retarget.options", r["options"]),
+            options=c.keywords("retarget.options", r["options"], retarget),
         ),
         renderer=RendererConfig(
             name=c.text("renderer.name", rd["name"], available_renderers()),
