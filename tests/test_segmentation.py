@@ -90,7 +90,7 @@ def test_guided_filter_moves_a_soft_edge_onto_the_image_edge():
     assert (out[20] >= 0.85).argmax() in (29, 30)  # thresholded, the edge is (within a pixel) the image's
     assert out[20, :29].max() < 0.85 and out[20, 30:].min() > 0.95
     flat = guided_filter(np.full_like(guide, 128), src, radius=6, eps=1e-3)  # no edge to follow: a blur
-    box = lambda x: cv2.blur(x, (13, 13), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    box = lambda x: cv2.blur(x, (13, 13), borderType=cv2.BORDER_REFLECT)
     np.testing.assert_allclose(flat, box(box(src)), atol=1e-4)
 
 
