@@ -837,6 +837,30 @@ def _postprocess(seq: PoseSequence, fill_gaps: bool, max_interp_gap: int, smooth
     return seq
 
 
+#: Margins (fraction of the longer side, every side, edge pixels repeated) of the retries of
+#: :func:`detect_image` when the image as framed shows no person. Mediapipe's person detector misses
+#: characters that fill the frame and are cut at the knees (tests/data/ref/anyone-1.png, an anime
+#: half-body), and finds them once the image has room around them.
+PAD_RETRIES = (0.25, 0.5)
+
+
+def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame:
+    """Detect on copies of ``rgb`` with margins (:data:`PAD_RETRIES`); the pose comes back in ``rgb``'s pixels."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    frame = PoseFrame.empty(w, h)
+    for fraction in PAD_RETRIES:
+        pad = int(round(fraction * max(h, w)))
+        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        found = detector(padded)
+        if found.has_person:
+            logger.info("no person in %s as framed; found one with a %d%% margin around it", label,
+                        round(100 * fraction))
+            return found.transformed(np.array([[1.0, 0.0, -pad], [0.0, 1.0, -pad]]), w, h)
+    return frame
+
+
 def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
                  detector_options: dict | None = None, detect_skeleton: bool = True) -> PoseFrame:
     """Detect the person in one image (e.g. the reference character).
@@ -861,6 +885,8 @@ def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
         rgb = to_rgb(image)
     if isinstance(detector, Detector):
         frame = detector(rgb)
+        if not frame.has_person:
+            frame = _detect_padded(detector, rgb, label)
     else:
         name, options = str(detector), dict(detector_options or {})
         if detect_skeleton and name != "skeleton":
@@ -872,6 +898,8 @@ def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
             options.setdefault("static_image_mode", True)
         with create_detector(name, **options) as det:
             frame = det(rgb)
+            if not frame.has_person and name != "skeleton":
+                frame = _detect_padded(det, rgb, label)
     if not frame.has_person:
         raise NoPersonError(
             f"no person detected in {label}; use an image with one clearly visible full body, or give the pose "

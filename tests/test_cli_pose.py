@@ -75,10 +75,10 @@ def test_no_person_in_reference_suggests_override(dance_short_poses, data_dir, t
     from pose.io import save_sequence
 
     seq_path = save_sequence(dance_short_poses.slice(0, 3), tmp_path / "seq.json")
-    ref = data_dir / "ref" / "anyone-1.png"
+    ref = data_dir / "ref" / "no_person.png"
     assert main(["pose", "retarget", str(seq_path), "--reference", str(ref), "-o", str(tmp_path / "o.json")]) == 2
     err = _error(capsys)
-    assert "anyone-1.png" in err and "--reference-pose" in err
+    assert "no_person.png" in err and "--reference-pose" in err
     assert not (tmp_path / "o.json").exists()
 
 

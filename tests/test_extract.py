@@ -169,9 +169,33 @@ def test_detect_image_reference_characters(data_dir, name):
 
 def test_detect_image_no_person(data_dir):
     with pytest.raises(NoPersonError) as info:
-        detect_image(data_dir / "ref" / "anyone-1.png")
+        detect_image(data_dir / "ref" / "no_person.png")
     msg = str(info.value)
-    assert "anyone-1.png" in msg and "--reference-pose" in msg and "\n" not in msg
+    assert "no_person.png" in msg and "--reference-pose" in msg and "\n" not in msg
+
+
+def test_detect_image_retries_with_a_margin(data_dir, caplog):
+    """anyone-1.png (an anime half-body that fills the frame): mediapipe finds her only with room around her."""
+    import logging
+
+    from pose.detectors import create_detector
+
+    path = data_dir / "ref" / "anyone-1.png"
+    rgb = read_image(path)
+    with create_detector("mediapipe", static_image_mode=True) as det:
+        assert not det(rgb).has_person  # as framed: nobody
+    with caplog.at_level(logging.INFO, logger="pose.extract"):
+        frame = detect_image(path)
+    assert "margin" in caplog.text
+    h, w = rgb.shape[:2]
+    assert (frame.width, frame.height) == (w, h)
+    b = frame.keypoints[:18]
+    upper = [B[n] for n in ("nose", "neck", "right_shoulder", "left_shoulder", "right_wrist", "left_wrist")]
+    assert (b[upper, 2] > 0.5).all()
+    assert ((b[upper, 0] > 0) & (b[upper, 0] < w) & (b[upper, 1] > 0) & (b[upper, 1] < h)).all()
+    assert b[B["nose"], 1] < b[B["neck"], 1] < b[B["right_wrist"], 1]  # hands clasped at the waist
+    assert 0.3 * h < b[B["neck"], 1] < 0.6 * h and abs(b[B["neck"], 0] - 0.45 * w) < 0.1 * w
+    assert frame.visible(0.3)[layout.FACE].sum() == layout.NUM_FACE
 
 
 def test_detect_image_array_and_skeleton(data_dir):
