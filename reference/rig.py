@@ -82,6 +82,14 @@ TORSO_LABEL_OFFSET = 0.5
 # An arm pixel's colour must be this many times likelier among the body's pixels beside the arm than among the
 # arm's own core to be given back to the body (:meth:`Rig.refine_limb_labels`).
 COLOUR_SPLIT_RATIO = 3.0
+# Knees and ankles of the *reference* need this score to be rigged: legs hidden under a long skirt or cut off
+# by the frame (a half-body character, tests/data/ref/anyone-1.png: knees 0.3, ankles 0.16-0.3) are guesses,
+# and leg layers cut along guessed legs tear the skirt apart; the lower body then follows the torso. Full
+# bodies score 0.73-0.99 (the test images and the dance).
+REF_LEG_SCORE = 0.5
+# A piece of a layer cut off from its largest piece keeps its label from this fraction of that piece's area
+# (:func:`absorb_islands`); smaller pieces join the layer around them.
+ISLAND_KEEP_FRACTION = 0.25
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -200,6 +208,12 @@ class Rig:
         self.shared_bone_offset = SHARED_BONE_OFFSET
         self.torso_affine = float(torso_affine)
         vis = reference_pose.visible(self.threshold)[layout.BODY]
+        legs = [B[n] for n in ("right_knee", "left_knee", "right_ankle", "left_ankle")]
+        guessed = vis[legs] & (reference_pose.keypoints[legs, 2] < max(REF_LEG_SCORE, self.threshold))
+        if guessed.any():
+            logger.info("reference legs barely seen (knee/ankle scores %s): not rigged, the lower body follows "
+                        "the torso", " ".join(f"{v:.2f}" for v in reference_pose.keypoints[legs, 2]))
+            vis[legs] = vis[legs] & ~guessed
         xy = reference_pose.xy[layout.BODY].astype(np.float64)
         needed = (B["neck"], B["right_shoulder"], B["left_shoulder"])
         if not all(vis[j] for j in needed) or not (vis[B["right_hip"]] or vis[B["left_hip"]]):
@@ -269,9 +283,17 @@ class Rig:
 
     @property
     def torso_polygon(self) -> np.ndarray:
-        """``(4, 2)`` shoulders and hips of the reference."""
+        """``(4, 2)`` shoulders and hips of the reference.
+
+        Without a rigged thigh (legs cut off by the frame or hidden, :data:`REF_LEG_SCORE`) the hips are
+        pushed down by one neck -> hips length: the torso claims the lower body (a skirt), which would
+        otherwise go to the nearest bone, often a hand resting on it.
+        """
         j = self.ref_joints
-        return j[[B["right_shoulder"], B["left_shoulder"], B["left_hip"], B["right_hip"]]]
+        poly = j[[B["right_shoulder"], B["left_shoulder"], B["left_hip"], B["right_hip"]]].copy()
+        if not any(b.name.endswith("_thigh") for b in self.bones):
+            poly[2:] += 0.5 * (j[B["right_hip"]] + j[B["left_hip"]]) - j[B["neck"]]
+        return poly
 
     # --- distances, labels, weights ---------------------------------------------------------------
     def layer_bones(self, layer: str) -> list[int]:
@@ -587,16 +609,20 @@ class Rig:
         return out
 
 
-def absorb_islands(labels: np.ndarray) -> np.ndarray:
-    """Give every piece of a layer cut off from the layer's largest piece to the layer that borders it most.
+def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTION) -> np.ndarray:
+    """Give every small piece of a layer cut off from the layer's largest piece to the layer that borders it
+    most.
 
     Labelling by nearest bone (and by colour) can leave a few pixels of a layer apart from the rest of it, e.g.
     a lock of hair beyond a hand. Such an island would move with bones it does not touch (and leave an ARAP
     mesh component without handles); it joins its surroundings instead. Islands bordered only by the
-    background (a separate piece of the mask) keep their label.
+    background (a separate piece of the mask) keep their label, and so do large ones (at least
+    ``keep_fraction`` of the largest piece): a skirt cut off from the blouse by a forearm lying across the
+    waist is still the body (the body underlay then joins them under the forearm).
 
     Args:
         labels: ``(H, W)`` int8 layer labels, -1 outside the character (not modified).
+        keep_fraction: pieces at least this fraction of their layer's largest piece keep their label.
 
     Returns:
         ``(H, W)`` int8 labels.
@@ -609,7 +635,7 @@ def absorb_islands(labels: np.ndarray) -> np.ndarray:
             continue
         main = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         for c in range(1, n):
-            if c == main:
+            if c == main or stats[c, cv2.CC_STAT_AREA] >= keep_fraction * stats[main, cv2.CC_STAT_AREA]:
                 continue
             x, y, w, h = (int(v) for v in stats[c, :4])
             y0, x0 = max(0, y - 1), max(0, x - 1)

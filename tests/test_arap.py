@@ -290,3 +290,17 @@ def test_absorb_islands_joins_cut_off_pieces_to_their_surroundings():
     out = absorb_islands(labels)
     assert (out[25:28, 25:28] == 0).all() and (out[10:20, 10:14] == 1).all() and (out[1:3, 37:39] == 1).all()
     assert (labels[25:28, 25:28] == 1).all()  # the input is untouched
+
+
+def test_absorb_islands_keeps_large_pieces():
+    """A forearm lying across the waist cuts the body in two; the skirt below it is no stray piece."""
+    from reference.rig import absorb_islands
+
+    labels = np.full((60, 40), -1, np.int8)
+    labels[5:55, 5:35] = 0            # body (blouse above, skirt below)
+    labels[28:34, 3:37] = 1           # a forearm across it: the body is cut in two
+    labels[8:10, 8:10] = 1            # and a stray arm piece inside the blouse
+    out = absorb_islands(labels)
+    assert (out[34:55, 5:35] == 0).all()  # the skirt (2/3 of the blouse's area) stays body
+    assert (out[8:10, 8:10] == 0).all()
+    assert (absorb_islands(labels, keep_fraction=1.01)[34:55, 5:35] == 1).all()  # everything small: joins the arm

@@ -302,3 +302,23 @@ def test_arap_prepares_when_labelling_leaves_islands(data_dir):
     for li in range(len(r.rig.layers)):
         n, _ = cv2.connectedComponents((r.labels == li).astype(np.uint8), connectivity=8)
         assert n <= 2 or r.rig.layers[li] == "body", r.rig.layers[li]
+
+
+def test_half_body_character_moves_as_one_piece(data_dir):
+    """anyone-1.png: a half-body anime girl, knees barely seen under a long skirt (scores 0.3), hands clasped
+    over the skirt. Her legs are not rigged, so the skirt stays with the torso instead of being cut along
+    guessed legs or, cut off from the blouse by her forearm, carried away by a hand."""
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "ref" / "anyone-1.png"))
+    rgb = cv2.cvtColor(cv2.resize(bgr, (288, 384), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    pose = extract.detect_image(rgb)  # found with a margin (pose.extract.PAD_RETRIES)
+    r = create_renderer("puppet")
+    r.prepare(rgb, pose)
+    assert r.rig.layers == ["body", "right_arm", "left_arm"]
+    assert not any(n.endswith(("_thigh", "_shin", "_foot")) for n in r.rig.bone_names)
+    skirt = (r.labels >= 0) & (np.arange(384)[:, None] > 0.85 * 384)  # the bottom of the image is skirt
+    assert skirt.sum() > 1000 and (r.labels[skirt] == r.rig.layers.index("body")).mean() > 0.95
+    out = next(iter(r.render(_seq(_raise_arm(_raise_arm(pose, "right"), "left")))))
+    assert np.isfinite(out).all()
+    moved = np.abs(out.astype(int) - rgb).max(axis=2) > 40
+    assert moved[skirt].mean() < 0.1  # raising the arms leaves the skirt where it was
