@@ -338,7 +338,7 @@ def test_rgba_cutout_transparency_becomes_the_mask(tmp_path, reference, referenc
 def test_reference_without_person_explains_reference_pose(data_dir, driving):
     pytest.importorskip("pose.extract")
     with pytest.raises(NoPersonError, match="--reference-pose"):
-        stamp().stream(data_dir / "ref" / "no_person.png", driving)
+        stamp().stream(data_dir / "no_person.png", driving)
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def test_animate_end_to_end_with_stats(tmp_path, data_dir):
 def test_reference_without_person_message(tmp_path, data_dir):
     pytest.importorskip("pose.extract")
     with pytest.raises(NoPersonError) as info:
-        run(["animate", str(data_dir / "ref" / "no_person.png"), str(data_dir / "dance_short.mp4"),
+        run(["animate", str(data_dir / "no_person.png"), str(data_dir / "dance_short.mp4"),
              "-o", str(tmp_path / "o.mp4"), "--renderer", "stamp"])
     assert "--reference-pose" in str(info.value) and "no_person.png" in str(info.value)
     assert os.listdir(tmp_path) == []

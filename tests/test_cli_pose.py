@@ -75,7 +75,7 @@ def test_no_person_in_reference_suggests_override(dance_short_poses, data_dir, t
     from pose.io import save_sequence
 
     seq_path = save_sequence(dance_short_poses.slice(0, 3), tmp_path / "seq.json")
-    ref = data_dir / "ref" / "no_person.png"
+    ref = data_dir / "no_person.png"
     assert main(["pose", "retarget", str(seq_path), "--reference", str(ref), "-o", str(tmp_path / "o.json")]) == 2
     err = _error(capsys)
     assert "no_person.png" in err and "--reference-pose" in err

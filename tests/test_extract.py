@@ -169,7 +169,7 @@ def test_detect_image_reference_characters(data_dir, name):
 
 def test_detect_image_no_person(data_dir):
     with pytest.raises(NoPersonError) as info:
-        detect_image(data_dir / "ref" / "no_person.png")
+        detect_image(data_dir / "no_person.png")
     msg = str(info.value)
     assert "no_person.png" in msg and "--reference-pose" in msg and "\n" not in msg
 
