@@ -90,6 +90,9 @@ REF_LEG_SCORE = 0.5
 # A piece of a layer cut off from its largest piece keeps its label from this fraction of that piece's area
 # (:func:`absorb_islands`); smaller pieces join the layer around them.
 ISLAND_KEEP_FRACTION = 0.25
+# Where the body covers an arm (:meth:`Rig.hidden_limb`) is looked for from this fraction of the upper arm
+# on, so that the shoulder's round stays with the body.
+HIDDEN_LIMB_START = 0.15
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -431,6 +434,56 @@ class Rig:
             keep = np.isin(comp, touching[touching > 0])
             out[keep] = body
         return out
+
+    def hidden_limb(self, labels: np.ndarray, layer: str, bins: int = 12) -> np.ndarray:
+        """Body pixels that probably cover part of an arm in the reference (a ruffle or hair over it).
+
+        Along each arm bone (upper arm, forearm), the arm's own pixels reach out to some distance on either
+        side of it; the median of that reach over ``bins`` slices along the bone is the arm's usual width
+        on that side. Body pixels within the usual width are where the arm is notched by something in front
+        of it. The upper arm counts from :data:`HIDDEN_LIMB_START` of its length, so the shoulder's round
+        stays with the body.
+
+        Args:
+            labels: ``(H, W)`` int labels of :meth:`label_layers` (-1 outside the character).
+            layer: ``"right_arm"`` or ``"left_arm"``.
+            bins: slices along each bone.
+
+        Returns:
+            ``(H, W)`` bool, within the body's pixels (empty without the arm's bones or the body).
+        """
+        hidden = np.zeros(labels.shape, bool)
+        if layer not in self.layers or "body" not in self.layers:
+            return hidden
+        side = layer[: -len("_arm")]
+        ys, xs = np.nonzero(labels >= 0)
+        pts = np.stack([xs, ys], axis=1).astype(np.float64)
+        lab = labels[ys, xs]
+        own, body = lab == self.layers.index(layer), lab == self.layers.index("body")
+        for bone in (b for b in self.bones if b.name in (f"{side}_upper_arm", f"{side}_forearm")):
+            axis = bone.b - bone.a
+            length = float(np.linalg.norm(axis))
+            if length < 1.0:
+                continue
+            axis = axis / length
+            rel = pts - bone.a
+            t = rel @ axis / length
+            offset = rel[:, 0] * axis[1] - rel[:, 1] * axis[0]  # signed distance from the bone's line
+            start = HIDDEN_LIMB_START if bone.name.endswith("upper_arm") else 0.0
+            along = (t > start) & (t < 1.0)
+            slot = np.clip(((t - start) / (1.0 - start) * bins).astype(int), 0, bins - 1)
+            for sign in (1.0, -1.0):
+                reach = []
+                for k in range(bins):
+                    mine = own & along & (slot == k) & (sign * offset > 0)
+                    if mine.sum() >= 4:
+                        reach.append(float((sign * offset[mine]).max()))
+                if len(reach) < bins // 2:
+                    continue
+                usual = float(np.median(reach))
+                inside = body & along & (sign * offset > 0) & (sign * offset <= usual)
+                hidden[ys[inside], xs[inside]] = True
+        return hidden
 
     def head_zone(self, shape: tuple[int, int], step: int = 2) -> np.ndarray:
         """``(H, W)`` read-only bool: pixels whose nearest bone of the body layer is the head (all False without

@@ -304,3 +304,28 @@ def test_absorb_islands_keeps_large_pieces():
     assert (out[34:55, 5:35] == 0).all()  # the skirt (2/3 of the blouse's area) stays body
     assert (out[8:10, 8:10] == 0).all()
     assert (absorb_islands(labels, keep_fraction=1.01)[34:55, 5:35] == 1).all()  # everything small: joins the arm
+
+
+def test_hidden_limb_finds_where_the_body_covers_an_arm():
+    """A hand-made right arm (shoulder (80, 60) -> elbow (70, 100) -> wrist (65, 140)) 10 px wide, with a
+    bite out of its outer side where the body (a ruffle) lies over it: the bite is the arm's hidden part;
+    an arm without a bite has none."""
+    from pose.sequence import PoseFrame
+    from reference.rig import Rig
+
+    _, kps = _standing_rig()
+    kps = kps.copy()
+    kps[[2, 3, 4], 0] = (30, 30, 30)                # a straight right arm hanging at x = 30, away from the body
+    kps[[2, 3, 4], 1] = (60, 100, 140)
+    rig = Rig(PoseFrame(kps, 200, 300))
+    body, arm = rig.layers.index("body"), rig.layers.index("right_arm")
+    labels = np.full((300, 200), -1, np.int8)
+    labels[60:150, 80:120] = body                    # torso
+    labels[60:160, 25:36] = arm                      # the arm, 11 px wide around x = 30
+    assert not rig.hidden_limb(labels, "right_arm").any()
+    bitten = labels.copy()
+    bitten[85:100, 31:36] = body                     # a ruffle over the arm's outer half, 15 rows tall
+    hidden = rig.hidden_limb(bitten, "right_arm")
+    assert hidden[85:100, 31:36].mean() > 0.9 and hidden.sum() <= 1.1 * 15 * 5
+    assert not hidden[labels == body].any()         # nothing of the torso itself
+    assert not rig.hidden_limb(bitten, "left_arm")[85:100, 31:36].any()

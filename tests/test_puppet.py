@@ -322,3 +322,33 @@ def test_half_body_character_moves_as_one_piece(data_dir):
     assert np.isfinite(out).all()
     moved = np.abs(out.astype(int) - rgb).max(axis=2) > 40
     assert moved[skirt].mean() < 0.1  # raising the arms leaves the skirt where it was
+
+
+def test_arm_covered_by_a_ruffle_comes_out_whole(data_dir):
+    """anyone-3.png: the ruffle of her top lies over her left upper arm. The covered part is completed in
+    the arm's colours behind the body: invisible in the reference pose, part of the arm once it is raised."""
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
+    rgb = cv2.cvtColor(cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    pose = extract.detect_image(rgb)
+    raised = pose.copy()
+    s = B["left_shoulder"]
+    th = np.deg2rad(-50.0)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    for j in (B["left_elbow"], B["left_wrist"]):  # the whole arm swings out about the shoulder
+        raised.keypoints[j, :2] = rot @ (raised.xy[j] - raised.xy[s]) + raised.xy[s]
+    raised.keypoints[layout.LEFT_HAND] = np.nan
+    raised.keypoints[layout.LEFT_HAND, 2] = 0.0
+    shown, still = {}, {}
+    for on in (True, False):
+        r = create_renderer("puppet", limb_underlay=on, threads=1)
+        r.prepare(rgb, pose)
+        still[on] = r.render_frame(pose).astype(int)
+        out = r.render_frame(raised).astype(int)
+        shown[on] = int((np.abs(out - r.background).max(axis=2) > 30).sum())
+        if on:
+            assert "left_arm_under" in [layer.name for layer in r.layers]
+            hidden = int(r.rig.hidden_limb(r.labels, "left_arm").sum())
+    assert hidden > 30
+    assert np.abs(still[True] - still[False]).mean() < 0.05  # behind the body in the reference pose
+    assert shown[True] - shown[False] >= 0.4 * hidden, (shown, hidden)

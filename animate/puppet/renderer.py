@@ -92,6 +92,10 @@ class PuppetOptions:
             on the hip, an arm along the side) up to this many limb radii wide, coloured from the body's
             own pixels around them, so a limb moving away reveals clothes instead of the background plate
             (default 1.0; 0 = off).
+        limb_underlay: where the body covers an arm in the reference (a ruffle or a lock of hair over the
+            upper arm, :meth:`Rig.hidden_limb`), the arm is completed in its own colours in an extra layer
+            drawn right behind the body: hidden while the arm stays, it fills the arm's notch once the arm
+            moves away (default True; skinning only).
         colour_split: arm pixels coloured like the body beside the arm rather than like the arm's core (a
             strip of the top or the shorts next to an arm hanging along the body) go to the body layer
             (default True).
@@ -125,6 +129,7 @@ class PuppetOptions:
     thigh_body_fraction: float = 0.7
     torso_affine: float = 0.5
     body_underlay: float = 1.0
+    limb_underlay: bool = True
     colour_split: bool = True
     threads: int = 2
     progress: bool = False
@@ -230,20 +235,21 @@ def layer_texture(image: np.ndarray, alpha: np.ndarray, feather: float = 0.0, lo
 
 
 def body_underlay(labels: np.ndarray, body: int, region: np.ndarray, width: float) -> np.ndarray:
-    """Pixels of other layers that fill a notch of the body layer at most about ``width`` px wide.
+    """Pixels of other layers that fill a notch of a layer (the body) at most about ``width`` px wide.
 
-    A morphological closing of the body's own pixels (disc of radius ``width``) within the character: where
+    A morphological closing of the layer's own pixels (disc of radius ``width``) within the character: where
     a hand rests on the hip or an arm hangs along the side, the body's outline is bitten into by the limb;
-    the closing bridges the bite, a limb held away from the body leaves none.
+    the closing bridges the bite, a limb held away from the body leaves none. Applied to an arm, it finds
+    where the body (a ruffle, hair) covered the arm in the reference.
 
     Args:
         labels: ``(H, W)`` int layer labels (-1 outside the character).
-        body: label of the body layer.
+        body: label of the layer (the body, or a limb).
         region: ``(H, W)`` bool character region.
         width: closing radius in pixels.
 
     Returns:
-        ``(H, W)`` bool, disjoint from the body's own pixels.
+        ``(H, W)`` bool, disjoint from the layer's own pixels.
     """
     own = (labels == body).astype(np.uint8)
     r = max(1, int(round(width)))
@@ -338,7 +344,8 @@ class PuppetRenderer(Renderer):
         if "body" in rig.layers and opt.body_underlay > 0:
             underlay = body_underlay(labels, rig.layers.index("body"), region, opt.body_underlay * rig.limb_radius)
             underlay &= ~rig.head_zone(underlay.shape)  # a raised hand beside the face is no notch of the body
-        self.layers = []
+        # (layer name, rig layer whose bones move it, own pixels, colours), back to front
+        parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for li, name in enumerate(rig.layers):
             own = (labels == li).astype(np.uint8)
             image = ref
@@ -347,6 +354,11 @@ class PuppetRenderer(Renderer):
                 # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
                 image = extend_colours(ref, own.astype(bool), underlay)
                 own = own | underlay.astype(np.uint8)
+            if name == "body":
+                parts.extend(self._limb_underlays(rig, labels, region, ref))
+            parts.append((name, name, own, image))
+        self.layers = []
+        for name, rig_layer, own, image in parts:
             if own.sum() < spacing * spacing:
                 logger.info("layer %s is (almost) empty; skipped", name)
                 continue
@@ -359,11 +371,11 @@ class PuppetRenderer(Renderer):
             # layer alpha: the body extends a little under the limbs so that seams never show the plate
             cover = cv2.dilate(own, grow) if name == "body" else own
             layer_alpha = alpha * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
-            loose = rig.looseness((h, w), name) if opt.loose_feather > 0 else None
+            loose = rig.looseness((h, w), rig_layer) if opt.loose_feather > 0 else None
             texture = layer_texture(image, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
             layer = PuppetLayer(name, mesh, mesh.vertices[mesh.triangles].copy(), texture)
             if opt.deformation == "skinning":
-                layer.weights = rig.skinning_weights(mesh.vertices, name, opt.skinning_power)
+                layer.weights = rig.skinning_weights(mesh.vertices, rig_layer, opt.skinning_power)
             else:
                 pts, spec = self._arap_handles(rig, name)
                 layer.arap = ARAPDeformer(mesh, pts, opt.arap_handle_weight)
@@ -380,6 +392,21 @@ class PuppetRenderer(Renderer):
         self._hand_bends = None
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
+
+    def _limb_underlays(self, rig: Rig, labels: np.ndarray, region: np.ndarray,
+                        ref: np.ndarray) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+        """The arms' hidden parts (``limb_underlay``, :meth:`Rig.hidden_limb`) coloured from the arms, as layers
+        ``<arm>_under`` moved by the arm's bones and drawn right behind the body."""
+        opt = self.options
+        if not opt.limb_underlay or opt.deformation != "skinning":
+            return []
+        out = []
+        for arm in ("right_arm", "left_arm"):
+            hidden = rig.hidden_limb(labels, arm) & region
+            if hidden.any():
+                own = labels == rig.layers.index(arm)
+                out.append((f"{arm}_under", arm, hidden.astype(np.uint8), extend_colours(ref, own, hidden)))
+        return out
 
     @staticmethod
     def _arap_handles(rig: Rig, layer: str) -> tuple[np.ndarray, np.ndarray]:
