@@ -24,8 +24,8 @@ Sections:
 from __future__ import annotations
 
 import dataclasses
-import logging
 import inspect
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

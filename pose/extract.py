@@ -851,7 +851,7 @@ def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame
     h, w = rgb.shape[:2]
     frame = PoseFrame.empty(w, h)
     for fraction in PAD_RETRIES:
-        pad = int(round(fraction * max(h, w)))
+        pad = round(fraction * max(h, w))
         padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         found = detector(padded)
         if found.has_person:

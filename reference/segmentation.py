@@ -141,7 +141,7 @@ def coarse_mask(image: np.ndarray, model: str = "holistic") -> np.ndarray:
             seg = holistic.process(image).segmentation_mask
             for fraction in PAD_RETRIES if seg is None else ():
                 # like pose.extract.detect_image: a character filling the frame is found with a margin
-                pad = int(round(fraction * max(h, w)))
+                pad = round(fraction * max(h, w))
                 seg = holistic.process(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
                                        ).segmentation_mask
                 if seg is not None:
