@@ -844,21 +844,27 @@ def _postprocess(seq: PoseSequence, fill_gaps: bool, max_interp_gap: int, smooth
 PAD_RETRIES = (0.25, 0.5)
 
 
-def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame:
-    """Detect on copies of ``rgb`` with margins (:data:`PAD_RETRIES`); the pose comes back in ``rgb``'s pixels."""
+def with_margins(rgb: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Copies of ``rgb`` with the margins of :data:`PAD_RETRIES` (edge pixels repeated), as ``(pad, copy)``;
+    ``pad`` is the margin in pixels on every side."""
     import cv2
 
     h, w = rgb.shape[:2]
-    frame = PoseFrame.empty(w, h)
     for fraction in PAD_RETRIES:
         pad = round(fraction * max(h, w))
-        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        yield pad, cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+
+
+def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame:
+    """Detect on copies of ``rgb`` with margins (:func:`with_margins`); the pose comes back in ``rgb``'s pixels."""
+    h, w = rgb.shape[:2]
+    for pad, padded in with_margins(rgb):
         found = detector(padded)
         if found.has_person:
             logger.info("no person in %s as framed; found one with a %d%% margin around it", label,
-                        round(100 * fraction))
+                        round(100 * pad / max(h, w)))
             return found.transformed(np.array([[1.0, 0.0, -pad], [0.0, 1.0, -pad]]), w, h)
-    return frame
+    return PoseFrame.empty(w, h)
 
 
 def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,

@@ -133,17 +133,15 @@ def coarse_mask(image: np.ndarray, model: str = "holistic") -> np.ndarray:
     if model in MODELS:
         note_graph_created()  # a process with mediapipe graphs must not fork pose workers
     if model == "holistic":
-        from pose.extract import PAD_RETRIES
+        from pose.extract import with_margins
 
         h, w = image.shape[:2]
         with mp.solutions.holistic.Holistic(static_image_mode=True, model_complexity=1,
                                             enable_segmentation=True) as holistic:
             seg = holistic.process(image).segmentation_mask
-            for fraction in PAD_RETRIES if seg is None else ():
+            for pad, padded in with_margins(image) if seg is None else ():
                 # like pose.extract.detect_image: a character filling the frame is found with a margin
-                pad = round(fraction * max(h, w))
-                seg = holistic.process(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-                                       ).segmentation_mask
+                seg = holistic.process(padded).segmentation_mask
                 if seg is not None:
                     seg = np.asarray(seg)[pad:pad + h, pad:pad + w]
                     break

@@ -235,16 +235,15 @@ def layer_texture(image: np.ndarray, alpha: np.ndarray, feather: float = 0.0, lo
 
 
 def body_underlay(labels: np.ndarray, body: int, region: np.ndarray, width: float) -> np.ndarray:
-    """Pixels of other layers that fill a notch of a layer (the body) at most about ``width`` px wide.
+    """Pixels of other layers that fill a notch of the body layer at most about ``width`` px wide.
 
-    A morphological closing of the layer's own pixels (disc of radius ``width``) within the character: where
+    A morphological closing of the body's own pixels (disc of radius ``width``) within the character: where
     a hand rests on the hip or an arm hangs along the side, the body's outline is bitten into by the limb;
-    the closing bridges the bite, a limb held away from the body leaves none. Applied to an arm, it finds
-    where the body (a ruffle, hair) covered the arm in the reference.
+    the closing bridges the bite, a limb held away from the body leaves none.
 
     Args:
         labels: ``(H, W)`` int layer labels (-1 outside the character).
-        body: label of the layer (the body, or a limb).
+        body: label of the body layer.
         region: ``(H, W)`` bool character region.
         width: closing radius in pixels.
 
