@@ -467,7 +467,7 @@ class Rig:
                 continue
             axis = axis / length
             rel = pts - bone.a
-            t = rel @ axis / length
+            t = _segment_param(pts, bone.a, bone.b)  # clamped: the ends fall outside ``along`` below
             offset = rel[:, 0] * axis[1] - rel[:, 1] * axis[0]  # signed distance from the bone's line
             start = HIDDEN_LIMB_START if bone.name.endswith("upper_arm") else 0.0
             along = (t > start) & (t < 1.0)
