@@ -12,9 +12,10 @@
 
 Steps of one run:
 
-1. **Reference** (path, numpy array or PIL image) -> RGB uint8 -> fitted onto the output canvas without
-   distortion: scaled to fit and centred, the rest padded with ``output.pad_color`` (default: each padded
-   side runs on the colours along the reference's edge there).
+1. **Reference** (path, numpy array or PIL image) -> RGB uint8 -> a thin frame line along its edges trimmed
+   (:func:`frame_border`) -> fitted onto the output canvas without distortion: scaled to fit and centred,
+   the rest padded with ``output.pad_color`` (default: each padded side runs on the colours along the
+   reference's edge there).
 2. **Output canvas**: ``size`` if given (argument, then ``output.size``); otherwise the *reference's* aspect
    ratio at ``output.height`` pixels (768 by default), sides rounded to ``output.multiple_of``. The canvas
    follows the character rather than the driving video because the character fills the frame in its own
@@ -247,6 +248,52 @@ def fit_image(image: np.ndarray, width: int, height: int, pad_color: tuple[int, 
     return canvas, matrix
 
 
+#: Thickest frame line :func:`frame_border` trims on one side, as a fraction of the side (at least 2 px).
+FRAME_MAX = 0.01
+#: A frame line's pixels lie within this of its median colour (max over RGB, 0-255) ...
+FRAME_TOLERANCE = 24
+#: ... and at least half of the line just inside it differ from that colour by more than this.
+FRAME_CONTRAST = 32
+
+
+def frame_border(image: np.ndarray) -> tuple[int, int, int, int]:
+    """Thin uniform frame lines along the edges of ``image``: ``(top, bottom, left, right)`` in pixels.
+
+    Exported illustrations and screenshots often carry a 1-2 px white or black line along some edges.
+    Left in the reference, it is cut out with the character wherever the character touches that edge (a
+    light line across a skirt that moves with it) and it stops the padding from continuing the picture.
+    A side has a frame line when its outermost rows (columns), at most :data:`FRAME_MAX` of the side, are
+    each one colour (95 % of the pixels within :data:`FRAME_TOLERANCE`) and the first row inside them is
+    not (half of it farther than :data:`FRAME_CONTRAST`): a wall or sky that runs to the edge is not one.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+
+    Returns:
+        Lines to trim on each side (``0`` = none).
+    """
+    def lines(stack: np.ndarray) -> int:  # stack: (n, L, 3), outermost line first
+        limit = min(max(2, int(FRAME_MAX * len(stack))), len(stack) - 1)
+        colour = None
+        n = 0
+        while n < limit:
+            line = stack[n].astype(np.float32)
+            median = np.median(line, axis=0)
+            if np.mean(np.abs(line - median).max(axis=1) <= FRAME_TOLERANCE) < 0.95:
+                break
+            if colour is not None and np.abs(median - colour).max() > FRAME_TOLERANCE:
+                break
+            colour = median if colour is None else colour
+            n += 1
+        if n == 0:
+            return 0
+        inside = np.abs(stack[n].astype(np.float32) - colour).max(axis=1)
+        return n if np.mean(inside > FRAME_CONTRAST) >= 0.5 else 0
+
+    columns = image.transpose(1, 0, 2)
+    return lines(image), lines(image[::-1]), lines(columns), lines(columns[::-1])
+
+
 #: Rows (columns) skipped at an image edge before the colours a padded side continues are sampled, as a
 #: fraction of the image side: scans and renders often carry a thin frame line there.
 EDGE_SKIP = 0.01
@@ -420,13 +467,20 @@ class Animator:
             InputError: unreadable reference, pose file or mask.
         """
         name = _name(reference) if isinstance(reference, (str, os.PathLike)) else f"({type(reference).__name__})"
-        rgb = load_rgb(reference, "reference")
-        rh, rw = rgb.shape[:2]
-        width, height = canvas_size(rw, rh, self.config, size)
-        canvas, matrix = fit_image(rgb, width, height, self.config.output.pad_color)
+        full = load_rgb(reference, "reference")
+        rh, rw = full.shape[:2]
+        top, bottom, left, right = frame_border(full)
+        rgb = full[top:rh - bottom, left:rw - right]
+        if top or bottom or left or right:
+            logger.info("reference %s: frame line trimmed (top %d, bottom %d, left %d, right %d px)",
+                        name, top, bottom, left, right)
+        width, height = canvas_size(rgb.shape[1], rgb.shape[0], self.config, size)
+        canvas, inner = fit_image(rgb, width, height, self.config.output.pad_color)
+        matrix = inner.copy()  # reference-image pixels -> canvas, through the trim
+        matrix[:, 2] -= inner[:, :2] @ np.array([left, top], np.float64)
 
         if reference_pose is None:
-            pose = self._detect_reference(rgb, name).transformed(matrix, width, height)
+            pose = self._detect_reference(full, name).transformed(matrix, width, height)
             source = "detected"
         else:
             pose = self._given_pose(reference_pose, (rw, rh), (width, height), matrix)
@@ -444,6 +498,7 @@ class Animator:
                 raise InputError(f"mask {_name(mask)} is {m.shape[1]}x{m.shape[0]} but the reference is {rw}x{rh}; use a mask of the reference's size")
             import cv2
 
+            m = m[top:rh - bottom, left:rw - right]
             fitted_mask, _ = fit_image(m, width, height, interpolation=cv2.INTER_NEAREST)
         logger.info("reference %s: %dx%d -> canvas %dx%d, pose %s", name, rw, rh, width, height, source)
         return PreparedReference(canvas, pose, fitted_mask, matrix, name, source)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animate.api import Animator, canvas_size, fit_image, hold_missing, resample
+from animate.api import Animator, canvas_size, fit_image, frame_border, hold_missing, resample
 from animate.config import load_config
 from tests.helpers import StampRenderer
 from pose.errors import InputError, NoPersonError, OutputError
@@ -110,6 +110,40 @@ def test_fit_image_padding_continues_the_background(data_dir):
     canvas3, m3 = fit_image(real, 384, 640)
     bottom = canvas3[int(m3[1, 2]) + round(real.shape[0] * m3[1, 1]):]
     assert bottom.size and np.abs(bottom.reshape(-1, 3).astype(int) - np.median(real[-40:, :60].reshape(-1, 3), 0)).max() < 40
+
+
+def test_frame_border_finds_thin_edge_lines_only(data_dir):
+    """The real references' frame lines are found (anyone-1: white 1 px at the bottom, 2 px on the right;
+    anyone-2: black 1 px left and right); pictures that run to their edges have none."""
+    from pose.video import read_image
+
+    assert frame_border(read_image(data_dir / "ref" / "anyone-1.png")) == (0, 1, 0, 2)
+    assert frame_border(read_image(data_dir / "ref" / "anyone-2.png")) == (0, 0, 1, 1)
+    for name in ("ref/anyone-3.png", "ref/anyone-5.png", "ref/musepose_ref.png", "dance_000.jpg", "no_person.png"):
+        assert frame_border(read_image(data_dir / name)) == (0, 0, 0, 0), name
+    wall = np.full((100, 80, 3), 250, np.uint8)  # a white wall to the edge with a white line: nothing to trim
+    wall[-1] = 255
+    assert frame_border(wall) == (0, 0, 0, 0)
+
+
+def test_framed_reference_is_trimmed_and_poses_stay_on_the_character(tmp_path, reference, reference_pose):
+    """A reference with a frame line gives the canvas of the same picture without it, and a pose or a mask
+    given in the framed image's pixels lands where it did."""
+    framed = np.pad(reference, ((3, 2), (0, 4), (0, 0)), constant_values=255)  # white lines top, bottom, right
+    framed[:, -4:] = (0, 0, 0)                                                  # ... black on the right
+    shifted = reference_pose.transformed(np.array([[1.0, 0, 0], [0, 1.0, 3.0]]), *framed.shape[1::-1])
+    animator = stamp()
+    plain = animator.prepare_reference(reference, reference_pose=reference_pose, size=(448, 768))
+    trimmed = animator.prepare_reference(framed, reference_pose=shifted, size=(448, 768))
+    np.testing.assert_array_equal(trimmed.image, plain.image)
+    np.testing.assert_allclose(trimmed.pose.keypoints, plain.pose.keypoints, atol=1e-6, equal_nan=True)
+    mask = np.zeros(framed.shape[:2], np.uint8)
+    mask[303:903, 200:500] = 1
+    with_mask = animator.prepare_reference(framed, reference_pose=shifted, size=(448, 768), mask=mask)
+    unframed = animator.prepare_reference(reference, reference_pose=reference_pose, size=(448, 768),
+                                          mask=mask[3:-2, :-4])
+    np.testing.assert_array_equal(with_mask.mask, unframed.mask)
+    assert framed.shape == (reference.shape[0] + 5, reference.shape[1] + 4, 3)  # the input is not modified
 
 
 # ------------------------------------------------------------------------------------------------
