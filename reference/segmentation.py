@@ -236,7 +236,7 @@ def _keep_components(binary: np.ndarray, seeds: np.ndarray | None, max_hole: flo
 
 
 def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
-                   config: SegmentationConfig | None = None) -> np.ndarray:
+                   config: SegmentationConfig | None = None, probability: np.ndarray | None = None) -> np.ndarray:
     """Segment the character in ``image``.
 
     Args:
@@ -244,6 +244,8 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
         pose: optional pose of the character on ``image`` (its limbs seed GrabCut as sure foreground and
             pick the connected components to keep).
         config: :class:`SegmentationConfig` (defaults when ``None``).
+        probability: the ``(H, W)`` output of :func:`coarse_mask` for ``image`` when the caller already
+            has it (``None`` = computed here with ``config.model``).
 
     Returns:
         ``(H, W)`` float32 alpha in [0, 1] with softened edges; ``alpha >= 0.5`` is the binary mask.
@@ -254,7 +256,9 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
     cfg = config or SegmentationConfig()
     image = _check_image(image)
     h, w = image.shape[:2]
-    prob = coarse_mask(image, cfg.model)
+    prob = coarse_mask(image, cfg.model) if probability is None else np.asarray(probability, np.float32)
+    if prob.shape != (h, w):
+        raise InputError(f"segmentation probability is {prob.shape[1]}x{prob.shape[0]} but the image is {w}x{h}")
     if pose is not None and (pose.width, pose.height) != (w, h):
         pose = pose.resized(w, h)
 

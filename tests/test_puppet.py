@@ -352,3 +352,32 @@ def test_arm_covered_by_a_ruffle_comes_out_whole(data_dir):
     assert hidden > 30
     assert np.abs(still[True] - still[False]).mean() < 0.05  # behind the body in the reference pose
     assert shown[True] - shown[False] >= 0.4 * hidden, (shown, hidden)
+
+
+def test_plate_loses_the_uncertain_fringe_of_limbs_coloured_like_the_background(data_dir):
+    """anyone-2.png: purple and silver limbs on a purple wall. The tight cut-out leaves the uncertain edge
+    of the arms and legs in the background plate, where it showed as light streaks once they moved; the
+    plate now inpaints that fringe too (hole_threshold). A blob far from the character is left alone."""
+    from animate.puppet.inpaint import uncertain_fringe
+
+    extract = pytest.importorskip("pose.extract")
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "ref" / "anyone-2.png")), cv2.COLOR_BGR2RGB)[:, 1:-1]  # no frame
+    rgb = cv2.resize(rgb, (478, 640), interpolation=cv2.INTER_AREA)
+    pose = extract.detect_image(rgb)
+    wall = np.median(rgb[:40].reshape(-1, 3), axis=0)
+    ghosts = {}
+    for threshold in (1.0, 0.5):
+        r = create_renderer("puppet", hole_threshold=threshold)
+        r.prepare(rgb, pose)
+        ghosts[threshold] = int((np.abs(r.background.astype(int) - wall).max(axis=2) > 30).sum())
+    assert ghosts[1.0] > 100 and ghosts[0.5] < 0.25 * ghosts[1.0], ghosts
+
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[20:80, 40:60] = 1.0
+    prob = np.zeros_like(alpha)
+    prob[15:85, 35:65] = 0.6          # the fringe around the cut-out
+    prob[5:15, 85:95] = 0.9           # something else, 25 px away
+    fringe = uncertain_fringe(alpha, prob, 0.5, reach=0.1)
+    assert fringe[15:85, 35:65].all() and not fringe[5:15, 85:95].any()
+    with pytest.raises(ConfigError, match="hole_threshold"):
+        create_renderer("puppet", hole_threshold=0.0)

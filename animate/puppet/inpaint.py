@@ -33,6 +33,35 @@ def _fill(image: np.ndarray, hole: np.ndarray, side: int, radius: float, method:
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if (sw, sh) != (w, h) else filled
 
 
+#: How far from the cut-out :func:`uncertain_fringe` looks, as a fraction of the image height.
+FRINGE_REACH = 0.02
+
+
+def uncertain_fringe(alpha: np.ndarray, probability: np.ndarray, threshold: float,
+                     reach: float = FRINGE_REACH) -> np.ndarray:
+    """Pixels beside the character that the segmentation half believes in, to be inpainted with it.
+
+    The character is cut out with a tight threshold, so the uncertain fringe of a limb whose colours are
+    close to the background's stays in the background plate and shows as a ghost outline once the limb
+    has moved. The plate should lose it too: a slightly larger inpainted hole is not visible, a ghost is.
+
+    Args:
+        alpha: ``(H, W)`` float character alpha of the cut-out.
+        probability: ``(H, W)`` segmentation probability the cut-out was thresholded from.
+        threshold: probability above which a nearby pixel belongs to the fringe.
+        reach: only pixels within this fraction of the image height of the cut-out count (a second
+            person or a statue farther away stays in the picture).
+
+    Returns:
+        ``(H, W)`` float32 mask, 1 on the fringe.
+    """
+    h = alpha.shape[0]
+    grow = max(1, int(round(reach * h)))
+    near = cv2.dilate((alpha > 0.02).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+    return (near & (np.asarray(probability) >= threshold)).astype(np.float32)
+
+
 def inpaint_background(image: np.ndarray, alpha: np.ndarray, method: str = "telea", dilate: float = 0.006,
                        radius: float = 10.0, work_side: int = 192, coarse_side: int = 64,
                        ramp: float = 0.016) -> np.ndarray:

@@ -35,11 +35,11 @@ from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
 from reference.rig import Rig, absorb_islands
-from reference.segmentation import SegmentationConfig, prepare_mask, segment_person
+from reference.segmentation import SegmentationConfig, coarse_mask, prepare_mask, segment_person
 
 from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
-from .inpaint import inpaint_background
+from .inpaint import inpaint_background, uncertain_fringe
 from .layering import draw_order
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,11 @@ class PuppetOptions:
         mask_snap: radius (fraction of the height) of the colour guided filter that snaps the segmentation
             probability to the reference's own edges before the threshold (default 0.012; 0 = off): the
             mediapipe mask, computed at 256 px, otherwise overshoots thin limbs by a few pixels.
+        hole_threshold: pixels next to the cut-out (within :data:`~animate.puppet.inpaint.FRINGE_REACH`
+            of the height) whose segmentation probability is above this are inpainted in the background
+            plate although they are not cut out (default 0.5; 1 = off): the tight mask leaves out the
+            uncertain fringe of limbs coloured like the background, which otherwise stays behind as a ghost
+            outline when the limb moves. Not used with a given mask.
         skinning_power: skinning weight falloff exponent (default 5).
         layer_margin: layer meshes grow past their region by this fraction of the height (default 0.008).
         score_threshold: driving keypoints below this score count as missing (default 0.3).
@@ -117,6 +122,7 @@ class PuppetOptions:
     refine_mask: bool = False
     mask_threshold: float = 0.85
     mask_snap: float = 0.012
+    hole_threshold: float = 0.5
     skinning_power: float = 5.0
     layer_margin: float = 0.008
     score_threshold: float = 0.3
@@ -151,6 +157,8 @@ class PuppetOptions:
             raise ConfigError(f"puppet option segmentation='{self.segmentation}' is invalid; use holistic or selfie")
         if not 0.0 < float(self.mask_threshold) < 1.0:
             raise ConfigError(f"puppet option mask_threshold={self.mask_threshold} must be in (0, 1)")
+        if not 0.0 < float(self.hole_threshold) <= 1.0:
+            raise ConfigError(f"puppet option hole_threshold={self.hole_threshold} must be in (0, 1]")
         if not float(self.skinning_power) > 0:
             raise ConfigError(f"puppet option skinning_power={self.skinning_power} must be > 0")
         if not 0.0 <= float(self.layer_margin) < 0.1:
@@ -322,12 +330,17 @@ class PuppetRenderer(Renderer):
             raise InputError(f"reference pose is for {reference_pose.width}x{reference_pose.height} but the image is "
                              f"{w}x{h}; resize the pose onto the reference canvas")
         opt = self.options
+        hole = None  # what the plate loses beyond the cut-out (None: the cut-out alone)
         if mask is not None:
             alpha = prepare_mask(mask, (h, w))
         else:
+            prob = coarse_mask(ref, opt.segmentation)
             alpha = segment_person(ref, reference_pose,
                                    SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask,
-                                                      threshold=opt.mask_threshold, snap=opt.mask_snap))
+                                                      threshold=opt.mask_threshold, snap=opt.mask_snap),
+                                   probability=prob)
+            if opt.hole_threshold < 1.0:
+                hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine)
         region = alpha > 0.02
         labels = rig.label_layers(region)
@@ -382,9 +395,9 @@ class PuppetRenderer(Renderer):
             self.layers.append(layer)
         if not self.layers:
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
-        self.background = inpaint_background(ref, alpha, opt.inpaint, dilate=opt.inpaint_dilate,
-                                             radius=opt.inpaint_radius, work_side=opt.inpaint_side,
-                                             coarse_side=opt.inpaint_coarse_side)
+        self.background = inpaint_background(ref, alpha if hole is None else hole, opt.inpaint,
+                                             dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
+                                             work_side=opt.inpaint_side, coarse_side=opt.inpaint_coarse_side)
         self.alpha, self.labels, self.rig = alpha, labels, rig
         self._last_joints = None
         self._last_order = None
