@@ -93,6 +93,12 @@ ISLAND_KEEP_FRACTION = 0.25
 # Where the body covers an arm (:meth:`Rig.hidden_limb`) is looked for from this fraction of the upper arm
 # on, so that the shoulder's round stays with the body.
 HIDDEN_LIMB_START = 0.15
+# Below the hips, a row of the reference whose character pixels run unbroken from one leg bone to the other
+# and reach farther than this many limb radii from both is cloth hanging between the legs (a skirt or a
+# dress, :meth:`Rig.skirt_region`): legs that merely touch are never that far apart.
+SKIRT_GAP_RADII = 1.25
+# ... scanned only while the hip line is within this angle of the image's horizontal (an upright reference).
+SKIRT_MAX_TILT = np.deg2rad(30.0)
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -375,7 +381,65 @@ class Rig:
         full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
         full = np.asarray(full, np.int8)
         full[~mask] = -1
+        if self.leg_layers and "body" in self.layers:
+            legs = np.isin(full, [self.layers.index(lay) for lay in LEG_LAYERS if lay in self.layers])
+            full[legs & self.skirt_region(mask)] = self.layers.index("body")
         return full
+
+    def skirt_region(self, mask: np.ndarray) -> np.ndarray:
+        """Cloth that hangs between the legs in the reference: a skirt or a dress, to move with the body.
+
+        Scanning down from the hips, the rows whose character pixels run without a break from the right
+        leg's bones (thigh, shin) to the left's are collected, up to the first row with a break (the hem, or
+        the gap under the crotch of trousers). If in one of them some of those pixels lie farther than
+        :data:`SKIRT_GAP_RADII` limb radii from both legs, cloth spans a real gap and the whole run of every
+        collected row is skirt. Legs that merely touch (a suit, legs together) are never that far apart
+        where they touch, so they still part.
+        Without the skirt rule a long dress was cut down the middle between the two leg layers and opened
+        into trouser legs as soon as the legs moved apart.
+
+        Args:
+            mask: ``(H, W)`` bool character mask of the reference.
+
+        Returns:
+            ``(H, W)`` bool, True on the skirt (all False without two rigged thighs or on a tilted body).
+        """
+        h, w = mask.shape
+        out = np.zeros((h, w), bool)
+        chains = []
+        for side in ("right", "left"):
+            bones = [b for b in self.bones if b.name in (f"{side}_thigh", f"{side}_shin")]
+            if not bones or bones[0].name != f"{side}_thigh":
+                return out
+            chains.append(np.array([bones[0].a] + [b.b for b in bones]))
+        hips = chains[1][0] - chains[0][0]
+        if abs(np.arctan2(hips[1], abs(hips[0]) + 1e-9)) > SKIRT_MAX_TILT:
+            return out
+        gap = SKIRT_GAP_RADII * self.limb_radius
+        top = int(np.ceil(max(chains[0][0, 1], chains[1][0, 1])))
+        bottom = int(min(chains[0][:, 1].max(), chains[1][:, 1].max(), h - 1))
+        runs: list[tuple[int, int, int]] = []  # (row, first, last) of the unbroken rows from the hips down
+        bridged = False
+        for y in range(max(top, 0), bottom + 1):
+            xs = [_polyline_x(chain, y) for chain in chains]
+            if any(x is None for x in xs):
+                break
+            a, b = max(int(round(min(xs))), 0), min(int(round(max(xs))), w - 1)
+            if not mask[y, a:b + 1].all():
+                break  # the hem, or the gap under the crotch
+            row = mask[y]
+            left = a - int(np.argmin(row[a::-1])) + 1 if not row[:a + 1].all() else 0
+            right = b + int(np.argmin(row[b:])) - 1 if not row[b:].all() else w - 1
+            runs.append((y, left, right))
+            if not bridged:
+                pts = np.stack([np.arange(a, b + 1, dtype=np.float64), np.full(b - a + 1, float(y))], axis=1)
+                dist = np.min([_segment_distance(pts, c[i], c[i + 1]) for c in chains for i in range(len(c) - 1)],
+                              axis=0)
+                bridged = bool((dist > gap).any())
+        if bridged:  # cloth spans a real gap somewhere: every unbroken row from the hips down is the skirt
+            for y, left, right in runs:
+                out[y, left:right + 1] = True
+        return out
 
     def refine_limb_labels(self, image: np.ndarray, labels: np.ndarray, bins: int = 12,
                            ratio: float = COLOUR_SPLIT_RATIO) -> np.ndarray:
@@ -699,6 +763,17 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
             if len(around):
                 out[y0:y + h + 1, x0:x + w + 1][piece > 0] = np.bincount(around).argmax()
     return out
+
+
+def _polyline_x(chain: np.ndarray, y: float) -> float | None:
+    """x where the polyline ``chain`` (points top to bottom) crosses row ``y``; ``None`` if it does not, or
+    turns back up before reaching it (a leg bent up)."""
+    for p, q in zip(chain[:-1], chain[1:]):
+        if q[1] <= p[1]:
+            return None
+        if p[1] <= y <= q[1]:
+            return float(p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]))
+    return None
 
 
 def _colour_density(codes: np.ndarray, bins: int) -> np.ndarray:

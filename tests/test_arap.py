@@ -125,6 +125,7 @@ def test_legs_get_their_own_layers_below_the_hips():
     rig, _ = _standing_rig(thigh_body_fraction=0.5)
     assert rig.layers == ["right_leg", "left_leg", "body", "right_arm", "left_arm"]
     mask = np.ones((300, 200), bool)
+    mask[170:, 99:102] = False  # the gap between the legs below the crotch
     labels = rig.label_layers(mask, step=1)
     name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
     assert name(88, 160) == "body"        # top of the right thigh (hip / skirt region)
@@ -329,3 +330,32 @@ def test_hidden_limb_finds_where_the_body_covers_an_arm():
     assert hidden[85:100, 31:36].mean() > 0.9 and hidden.sum() <= 1.1 * 15 * 5
     assert not hidden[labels == body].any()         # nothing of the torso itself
     assert not rig.hidden_limb(bitten, "left_arm")[85:100, 31:36].any()
+
+
+def test_a_dress_between_the_legs_moves_with_the_body_touching_legs_still_part():
+    """A long dress spans the gap between the legs: from the hips down to its hem it goes to the body
+    layer, so it no longer opens into trouser legs. Legs that only touch (never a limb radius and a
+    quarter from both bones) and trousers (a gap under the crotch) keep their leg layers."""
+    rig, kps = _standing_rig()
+    figure = np.zeros((300, 200), bool)
+    figure[20:290, 60:140] = True
+    dress = figure.copy()
+    dress[240:, 99:102] = False           # the hem at 240, legs apart below it
+    labels = rig.label_layers(dress, step=1)
+    name = lambda lab, x, y: rig.layers[lab[y, x]]  # noqa: E731
+    for x, y in ((88, 200), (112, 220), (75, 235), (125, 235)):
+        assert name(labels, x, y) == "body", (x, y)  # the dress, right across
+    assert name(labels, 86, 265) == "right_leg" and name(labels, 114, 265) == "left_leg"  # below the hem
+    trousers = figure.copy()
+    trousers[165:, 99:102] = False        # a gap right under the crotch
+    labels = rig.label_layers(trousers, step=1)
+    assert name(labels, 88, 200) == "right_leg" and name(labels, 112, 220) == "left_leg"
+    from pose.sequence import PoseFrame
+    from reference.rig import Rig
+
+    together = kps.copy()
+    together[[9, 10], 0], together[[12, 13], 0] = 94, 106  # knees and ankles side by side
+    closed = Rig(PoseFrame(together, 200, 300))
+    assert not closed.skirt_region(figure).any()       # touching legs: no gap to bridge
+    labels = closed.label_layers(figure, step=1)
+    assert closed.layers[labels[230, 93]] == "right_leg" and closed.layers[labels[230, 107]] == "left_leg"

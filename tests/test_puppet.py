@@ -381,3 +381,33 @@ def test_plate_loses_the_uncertain_fringe_of_limbs_coloured_like_the_background(
     assert fringe[15:85, 35:65].all() and not fringe[5:15, 85:95].any()
     with pytest.raises(ConfigError, match="hole_threshold"):
         create_renderer("puppet", hole_threshold=0.0)
+
+
+def test_long_dress_stays_one_piece_when_the_legs_spread(data_dir):
+    """anyone-5.png: a long dress that hangs between her legs down to the shins. It goes to the body layer
+    (Rig.skirt_region), so spreading the legs stretches the dress instead of opening it into two trouser
+    legs with the white wall showing between them."""
+    extract = pytest.importorskip("pose.extract")
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "ref" / "anyone-5.png")), cv2.COLOR_BGR2RGB)
+    rgb = cv2.resize(rgb, (288, 432), interpolation=cv2.INTER_AREA)
+    pose = extract.detect_image(rgb)
+    r = create_renderer("puppet")
+    r.prepare(rgb, pose)
+    body = r.rig.layers.index("body")
+    xy = {j: pose.xy[B[j]] for j in ("right_hip", "left_hip", "right_knee", "left_knee", "right_ankle", "left_ankle")}
+    mid_thigh = ((xy["right_hip"] + xy["left_hip"] + xy["right_knee"] + xy["left_knee"]) / 4).round().astype(int)
+    assert r.labels[mid_thigh[1], mid_thigh[0]] == body
+    new = pose.copy()
+    out_dir = np.sign(xy["left_hip"][0] - xy["right_hip"][0])  # the left leg lies this way along x
+    for side, sign in (("right", -out_dir), ("left", out_dir)):  # both legs swing out from the hips
+        for j in ("knee", "ankle"):
+            reach = xy[f"{side}_{j}"][1] - xy[f"{side}_hip"][1]
+            new.keypoints[B[f"{side}_{j}"], 0] += sign * 0.3 * reach
+    new.keypoints[layout.FEET] = np.nan
+    new.keypoints[layout.FEET, 2] = 0.0
+    out = next(iter(r.render(_seq(new))))
+    knees = (new.xy[B["right_knee"]] + new.xy[B["left_knee"]]) / 2
+    x, y = int(round(knees[0])), int(round(knees[1]))
+    between = out[y - 3:y + 4, x - 3:x + 4].reshape(-1, 3).astype(int)
+    wall = np.median(rgb[:20].reshape(-1, 3), axis=0)
+    assert np.abs(between - wall).max(axis=1).min() > 60  # dress between the knees, not the wall
