@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 MODELS = ("holistic", "selfie")
 
 
+#: How far (in foot lengths, ankle to farthest toe or heel) from a foot's outline :func:`refine_feet` may add.
+FOOT_REACH = 0.35
+
+
 @dataclass(frozen=True)
 class SegmentationConfig:
     """Settings of :func:`segment_person`.
@@ -49,6 +53,10 @@ class SegmentationConfig:
             probability to the image's own edges before it is thresholded (default 0 = off). The mediapipe
             masks are computed at 256 px and overshoot thin limbs by a few pixels; snapping trims that halo.
         snap_eps: regularisation of that filter (default 1e-3; larger = smoother, follows the image less).
+        feet: with a pose, run a small GrabCut around each foot (ankle, heel, toes) seeded with the foot's
+            outline (default True): the mediapipe masks often stop at the ankle of a dark shoe, which then
+            stays in the background plate while the foot moves on. The result may add pixels within
+            :data:`FOOT_REACH` foot lengths of the foot's outline, never remove any.
     """
 
     model: str = "holistic"
@@ -64,6 +72,7 @@ class SegmentationConfig:
     keep_coarse: bool = False
     snap: float = 0.0
     snap_eps: float = 1e-3
+    feet: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -192,7 +201,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float = 
 
 
 def skeleton_mask(pose: PoseFrame, shape: tuple[int, int], width: float, threshold: float = 0.3) -> np.ndarray:
-    """Draw the visible body limbs of ``pose`` as thick strokes.
+    """Draw the visible body limbs of ``pose`` as thick strokes, and each foot as the filled outline of its
+    ankle, heel and toes (a dark shoe on a dark floor is what the segmentation most often leaves out, and a
+    shoe left in the background plate stays behind when the foot moves).
 
     Args:
         pose: pose on an image of size ``shape``.
@@ -212,7 +223,73 @@ def skeleton_mask(pose: PoseFrame, shape: tuple[int, int], width: float, thresho
             pa = tuple(int(round(v)) for v in xy[a])
             pb = tuple(int(round(v)) for v in xy[b])
             cv2.line(out, pa, pb, 1, thickness)
+    for side in ("left", "right"):
+        ids = [layout.B[f"{side}_ankle"]] + [layout.FEET.start + layout.FEET_NAMES.index(f"{side}_{n}")
+                                            for n in ("heel", "big_toe", "small_toe")]
+        pts = [xy[i] for i in ids if vis[i]]
+        if len(pts) >= 2 and vis[ids[0]]:
+            hull = cv2.convexHull(np.round(np.array(pts)).astype(np.int32))
+            cv2.fillConvexPoly(out, hull, 1)
+            cv2.polylines(out, [hull], True, 1, thickness)
     return out
+
+
+def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int = 4,
+                threshold: float = 0.3) -> np.ndarray:
+    """Shoe and foot pixels around each detected foot that ``mask`` left out, found with a local GrabCut.
+
+    Per foot with a visible ankle and at least one of heel / big toe / small toe: GrabCut on a box around
+    the foot, the foot's filled outline (:func:`skeleton_mask`) sure foreground, ``mask`` probable
+    foreground, the box's rim and everything farther than :data:`FOOT_REACH` foot lengths from the outline
+    sure background.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        mask: ``(H, W)`` bool character mask so far.
+        pose: the character's pose on ``image``.
+        iters: GrabCut iterations.
+        threshold: minimum keypoint score.
+
+    Returns:
+        ``(H, W)`` bool, the pixels to add (empty without a usable foot).
+    """
+    h, w = mask.shape
+    add = np.zeros((h, w), bool)
+    vis, xy = pose.visible(threshold), pose.xy
+    for side in ("left", "right"):
+        ankle = layout.B[f"{side}_ankle"]
+        ids = [layout.FEET.start + layout.FEET_NAMES.index(f"{side}_{n}") for n in ("heel", "big_toe", "small_toe")]
+        ids = [i for i in ids if vis[i]]
+        if not vis[ankle] or not ids:
+            continue
+        pts = xy[[ankle] + ids]
+        length = float(np.max(np.linalg.norm(pts - xy[ankle], axis=1)))
+        reach = max(2, int(round(FOOT_REACH * length)))
+        x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 2 * reach
+        x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2 * reach
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        outline = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+        cv2.fillConvexPoly(outline, cv2.convexHull(np.round(pts - (x0, y0)).astype(np.int32)), 1)
+        near = cv2.dilate(outline, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))) > 0
+        gc = np.full(outline.shape, cv2.GC_BGD, np.uint8)
+        gc[near] = cv2.GC_PR_BGD
+        gc[near & mask[y0:y1 + 1, x0:x1 + 1]] = cv2.GC_PR_FGD
+        gc[outline > 0] = cv2.GC_FGD
+        gc[[0, -1], :] = cv2.GC_BGD
+        gc[:, [0, -1]] = cv2.GC_BGD
+        if not (gc == cv2.GC_BGD).any() or not (gc == cv2.GC_PR_BGD).any():
+            continue
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(cv2.cvtColor(image[y0:y1 + 1, x0:x1 + 1], cv2.COLOR_RGB2BGR), gc, None, bgd, fgd,
+                        iters, cv2.GC_INIT_WITH_MASK)
+        except cv2.error as exc:  # degenerate colour models: nothing added
+            logger.debug("foot GrabCut failed (%s)", exc)
+            continue
+        add[y0:y1 + 1, x0:x1 + 1] |= ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & near
+    return add & ~mask
 
 
 def _keep_components(binary: np.ndarray, seeds: np.ndarray | None, max_hole: float = 2e-4) -> np.ndarray:
@@ -279,6 +356,9 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
         raise InputError("reference image: no character found by segmentation; pass a mask (mask=...) for it")
 
     binary = coarse
+    if cfg.feet and pose is not None:
+        coarse = coarse | refine_feet(small, coarse, pose_small, cfg.grabcut_iters)
+        binary = coarse
     if cfg.refine:
         ys = np.nonzero(coarse.any(axis=1))[0]
         height = float(ys[-1] - ys[0] + 1)

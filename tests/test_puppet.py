@@ -411,3 +411,31 @@ def test_long_dress_stays_one_piece_when_the_legs_spread(data_dir):
     between = out[y - 3:y + 4, x - 3:x + 4].reshape(-1, 3).astype(int)
     wall = np.median(rgb[:20].reshape(-1, 3), axis=0)
     assert np.abs(between - wall).max(axis=1).min() > 60  # dress between the knees, not the wall
+
+
+def test_shoes_the_segmentation_misses_are_cut_out_with_the_feet(data_dir):
+    """musepose_ref.png: dark heels on a dark road, where the mediapipe mask stops near the ankles. A small
+    GrabCut around each detected foot (refine_feet) takes the shoe in, so it no longer stays behind in the
+    background plate when the foot moves."""
+    from animate.api import Animator
+
+    prep = Animator(size=(288, 496)).prepare_reference(data_dir / "ref" / "musepose_ref.png")
+    rgb, pose = prep.image, prep.pose
+    dark = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 2] < 50
+    below = {}
+    for side in ("left", "right"):  # dark pixels in a box under each ankle: the shoe and its shadow
+        x, y = pose.xy[B[f"{side}_ankle"]]
+        size = 0.12 * rgb.shape[0]
+        box = np.zeros(dark.shape, bool)
+        box[int(y):int(y + size), int(x - size / 2):int(x + size / 2)] = True
+        below[side] = box & dark
+    covered, left_in_plate = {}, {}
+    for feet in (False, True):
+        r = create_renderer("puppet", refine_feet=feet)
+        r.prepare(rgb, pose)
+        covered[feet] = {s: float((r.alpha[m] > 0.5).mean()) for s, m in below.items()}
+        plate_dark = cv2.cvtColor(r.background, cv2.COLOR_RGB2HSV)[..., 2] < 50
+        left_in_plate[feet] = sum(int((plate_dark & m).sum()) for m in below.values())
+    assert covered[True]["right"] > 0.9 and covered[True]["right"] > covered[False]["right"] + 0.25, covered
+    assert covered[True]["left"] >= covered[False]["left"], covered
+    assert left_in_plate[True] < left_in_plate[False], left_in_plate

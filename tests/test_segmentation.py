@@ -108,3 +108,27 @@ def test_snapping_trims_the_background_halo_of_thin_limbs(data_dir):
     assert (snapped & ~white).sum() > 0.97 * (plain & ~white).sum()
     with pytest.raises(ConfigError, match="snap"):
         SegmentationConfig(snap=0.5)
+
+
+def test_refine_feet_takes_in_a_shoe_and_no_floor():
+    """A dark shoe on a light floor, the mask ending at the ankle: the local GrabCut adds the shoe only."""
+    from pose import layout
+    from pose.sequence import PoseFrame, empty_keypoints
+    from reference.segmentation import refine_feet
+
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(200, 6, (120, 100, 3)), 0, 255).astype(np.uint8)  # floor
+    image[20:70, 44:56] = (230, 190, 160)                                           # the shin
+    image[70:92, 40:72] = (25, 20, 30)                                              # the shoe
+    mask = np.zeros((120, 100), bool)
+    mask[20:72, 44:56] = True
+    kps = empty_keypoints()
+    kps[layout.B["left_ankle"]] = (50, 70, 0.9)
+    kps[layout.FEET.start + layout.FEET_NAMES.index("left_big_toe")] = (66, 86, 0.8)
+    kps[layout.FEET.start + layout.FEET_NAMES.index("left_heel")] = (45, 84, 0.7)
+    add = refine_feet(image, mask, PoseFrame(kps, 100, 120))
+    shoe = np.zeros_like(mask)
+    shoe[70:92, 40:72] = True
+    assert add[shoe].mean() > 0.85  # all but the corners beyond FOOT_REACH of the toe-heel-ankle outline
+    assert not add[~shoe & ~mask].any()
+    assert not (add & mask).any()

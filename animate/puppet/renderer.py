@@ -71,6 +71,8 @@ class PuppetOptions:
         mask_snap: radius (fraction of the height) of the colour guided filter that snaps the segmentation
             probability to the reference's own edges before the threshold (default 0.012; 0 = off): the
             mediapipe mask, computed at 256 px, otherwise overshoots thin limbs by a few pixels.
+        refine_feet: a small GrabCut around each foot adds the shoe that the segmentation often stops short
+            of (:func:`reference.segmentation.refine_feet`; default True).
         hole_threshold: pixels next to the cut-out (within :data:`~animate.puppet.inpaint.FRINGE_REACH`
             of the height) whose segmentation probability is above this are inpainted in the background
             plate although they are not cut out (default 0.5; 1 = off): the tight mask leaves out the
@@ -122,6 +124,7 @@ class PuppetOptions:
     refine_mask: bool = False
     mask_threshold: float = 0.85
     mask_snap: float = 0.012
+    refine_feet: bool = True
     hole_threshold: float = 0.5
     skinning_power: float = 5.0
     layer_margin: float = 0.008
@@ -337,7 +340,8 @@ class PuppetRenderer(Renderer):
             prob = coarse_mask(ref, opt.segmentation)
             alpha = segment_person(ref, reference_pose,
                                    SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask,
-                                                      threshold=opt.mask_threshold, snap=opt.mask_snap),
+                                                      threshold=opt.mask_threshold, snap=opt.mask_snap,
+                                                      feet=opt.refine_feet),
                                    probability=prob)
             if opt.hole_threshold < 1.0:
                 hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
