@@ -282,6 +282,7 @@ def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int
         if not (gc == cv2.GC_BGD).any() or not (gc == cv2.GC_PR_BGD).any():
             continue
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same image, same mask
         try:
             cv2.grabCut(cv2.cvtColor(image[y0:y1 + 1, x0:x1 + 1], cv2.COLOR_RGB2BGR), gc, None, bgd, fgd,
                         iters, cv2.GC_INIT_WITH_MASK)
@@ -374,6 +375,7 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
             gc[skel & coarse] = cv2.GC_FGD
         if (gc == cv2.GC_BGD).any() and ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            cv2.setRNGSeed(0)  # deterministic k-means initialisation of the colour models
             try:
                 cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd,
                             cfg.grabcut_iters, cv2.GC_INIT_WITH_MASK)
