@@ -93,6 +93,9 @@ ISLAND_KEEP_FRACTION = 0.25
 # Where the body covers an arm (:meth:`Rig.hidden_limb`) is looked for from this fraction of the upper arm
 # on, so that the shoulder's round stays with the body.
 HIDDEN_LIMB_START = 0.15
+# Hair over an arm (:meth:`Rig.hair_over_arms`) must also be this many times likelier under the head's colours
+# than under the body's beside the arm: a sleeve of the shirt's colour is not hair.
+HAIR_BODY_RATIO = 1.5
 # Below the hips, a row of the reference whose character pixels run unbroken from one leg bone to the other
 # and reach farther than this many limb radii from both is cloth hanging between the legs (a skirt or a
 # dress, :meth:`Rig.skirt_region`): legs that merely touch are never that far apart.
@@ -496,6 +499,73 @@ class Rig:
             _, comp = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
             touching = np.unique(comp[cv2.dilate((labels == body).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
             keep = np.isin(comp, touching[touching > 0])
+            out[keep] = body
+        return out
+
+    def hair_over_arms(self, image: np.ndarray, labels: np.ndarray, bins: int = 12,
+                       ratio: float = COLOUR_SPLIT_RATIO) -> np.ndarray:
+        """Give back to the body (the head moves it) the hair that falls over an arm in the reference.
+
+        Long hair over a shoulder lies in front of the upper arm, so the nearest-bone labels give it to the
+        arm, and it flew up with a raised arm. Per arm, an arm pixel outside the core of the forearm and
+        hand (within half a limb radius of them: the hair rarely reaches there) is hair-coloured when its
+        colour is ``ratio`` times likelier under the head's histogram (:meth:`head_zone`) than under that
+        core's, and :data:`HAIR_BODY_RATIO` times likelier than under the body beside the arm (so a sleeve
+        of the shirt's colour is not taken for hair). Hair-coloured pieces that reach the head through
+        hair-coloured pixels go to the body; :meth:`hidden_limb` then completes the arm under them.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB reference.
+            labels: ``(H, W)`` int8 labels (not modified).
+            bins: histogram bins per channel.
+            ratio: likelihood ratio against the arm's core.
+
+        Returns:
+            ``(H, W)`` int8 labels.
+        """
+        out = labels.copy()
+        if "body" not in self.layers or not any(b.kind == "head" for b in self.bones):
+            return out
+        body = self.layers.index("body")
+        h, w = labels.shape
+        head = self.head_zone((h, w)) & (labels == body)
+        if head.sum() < 20:
+            return out
+        ys, xs = np.mgrid[0:h, 0:w]
+        q = (image.astype(np.int32) * bins) // 256
+        codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+        p_head = _colour_density(codes[head], bins)[codes]
+        for lay in ("right_arm", "left_arm"):
+            if lay not in self.layers:
+                continue
+            arm = labels == self.layers.index(lay)
+            side = lay[: -len("_arm")]
+            sel = np.nonzero(arm | (labels == body))
+            pts = np.stack([xs[sel], ys[sel]], axis=1).astype(np.float64)
+
+            def distance(names: tuple[str, ...]) -> np.ndarray:
+                d = np.full((h, w), np.inf)
+                bones = [b for b in self.bones if b.name in names]
+                if bones:
+                    d[sel] = np.min([_segment_distance(pts, b.a, b.b) for b in bones], axis=0)
+                return d
+
+            lower = arm & (distance((f"{side}_forearm", f"{side}_hand")) < 0.5 * self.limb_radius)
+            beside = (labels == body) & ~self.head_zone((h, w)) & (
+                distance((f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand")) < 2.0 * self.limb_radius)
+            if lower.sum() < 20 or beside.sum() < 20:
+                continue
+            p_arm = _colour_density(codes[lower], bins)[codes]
+            p_body = _colour_density(codes[beside], bins)[codes]
+            hairy = p_head > ratio * p_arm
+            candidate = arm & ~lower & hairy & (p_head > HAIR_BODY_RATIO * p_body)
+            candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+            if not candidate.any():
+                continue
+            path = candidate | head | ((labels == body) & hairy)
+            _, comp = cv2.connectedComponents(path.astype(np.uint8), connectivity=8)
+            reached = np.unique(comp[head])
+            keep = candidate & np.isin(comp, reached[reached > 0])
             out[keep] = body
         return out
 

@@ -439,3 +439,26 @@ def test_shoes_the_segmentation_misses_are_cut_out_with_the_feet(data_dir):
     assert covered[True]["right"] > 0.9 and covered[True]["right"] > covered[False]["right"] + 0.25, covered
     assert covered[True]["left"] >= covered[False]["left"], covered
     assert left_in_plate[True] < left_in_plate[False], left_in_plate
+
+
+def test_hair_over_an_arm_stays_with_the_head(data_dir):
+    """anyone-3.png: a lock of her hair falls over her right upper arm. It goes to the body (the head moves
+    it) instead of flying up with the arm; nothing of her other arm, with no hair over it, moves."""
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
+    rgb = cv2.cvtColor(cv2.resize(bgr, (288, 432), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    pose = extract.detect_image(rgb)
+    r = create_renderer("puppet")
+    r.prepare(rgb, pose)
+    rig = r.rig
+    split = rig.refine_limb_labels(rgb, rig.label_layers(r.alpha > 0.02))
+    with_hair = rig.hair_over_arms(rgb, split)
+    moved = (split != with_hair)
+    right, left = (split == rig.layers.index(f"{s}_arm") for s in ("right", "left"))
+    assert moved[right].sum() > 150 and not moved[left].any()
+    assert (with_hair[moved] == rig.layers.index("body")).all()
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    brown = (hsv[..., 0] < 25) & (hsv[..., 1] > 60) & (hsv[..., 2] < 200)  # her hair, not her skin or the top
+    assert brown[moved].mean() > 0.6
+    elbow = pose.xy[B["right_elbow"]]
+    assert np.nonzero(moved)[0].max() < elbow[1]  # all above the elbow: the hair ends on the upper arm

@@ -104,8 +104,8 @@ class PuppetOptions:
             drawn right behind the body: hidden while the arm stays, it fills the arm's notch once the arm
             moves away (default True; skinning only).
         colour_split: arm pixels coloured like the body beside the arm rather than like the arm's core (a
-            strip of the top or the shorts next to an arm hanging along the body) go to the body layer
-            (default True).
+            strip of the top or the shorts next to an arm hanging along the body), and hair that falls over
+            an arm from the head (:meth:`Rig.hair_over_arms`), go to the body layer (default True).
         threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
             order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
             the GIL, overlaps. Output is identical to ``threads=1``.
@@ -349,7 +349,7 @@ class PuppetRenderer(Renderer):
         region = alpha > 0.02
         labels = rig.label_layers(region)
         if opt.colour_split:
-            labels = rig.refine_limb_labels(ref, labels)
+            labels = rig.hair_over_arms(ref, rig.refine_limb_labels(ref, labels))
         labels = absorb_islands(labels)
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
