@@ -528,7 +528,8 @@ class Rig:
             return out
         body = self.layers.index("body")
         h, w = labels.shape
-        head = self.head_zone((h, w)) & (labels == body)
+        zone = self.head_zone((h, w))
+        head = zone & (labels == body)
         if head.sum() < 20:
             return out
         ys, xs = np.mgrid[0:h, 0:w]
@@ -551,7 +552,7 @@ class Rig:
                 return d
 
             lower = arm & (distance((f"{side}_forearm", f"{side}_hand")) < 0.5 * self.limb_radius)
-            beside = (labels == body) & ~self.head_zone((h, w)) & (
+            beside = (labels == body) & ~zone & (
                 distance((f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand")) < 2.0 * self.limb_radius)
             if lower.sum() < 20 or beside.sum() < 20:
                 continue
