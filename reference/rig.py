@@ -100,6 +100,12 @@ HAIR_BODY_RATIO = 1.5
 # and reach farther than this many limb radii from both is cloth hanging between the legs (a skirt or a
 # dress, :meth:`Rig.skirt_region`): legs that merely touch are never that far apart.
 SKIRT_GAP_RADII = 1.25
+# Below a slit's top, a run of the character at least this many limb radii wide, overlapping the skirt
+# above and coloured like it, is still skirt (:meth:`Rig.skirt_hem`): a bare leg is narrower.
+SKIRT_PANEL_RADII = 1.5
+# ... and one of its sides must continue a side of the skirt's run above within this many limb radii (a
+# panel carries the dress's outline on down; legs below a hem start well inside a flared skirt).
+SKIRT_EDGE_RADII = 0.5
 # ... scanned only while the hip line is within this angle of the image's horizontal (an upright reference).
 SKIRT_MAX_TILT = np.deg2rad(30.0)
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
@@ -442,6 +448,64 @@ class Rig:
         if bridged:  # cloth spans a real gap somewhere: every unbroken row from the hips down is the skirt
             for y, left, right in runs:
                 out[y, left:right + 1] = True
+        return out
+
+    def skirt_hem(self, image: np.ndarray, labels: np.ndarray, bins: int = 12) -> np.ndarray:
+        """Carry a skirt (:meth:`skirt_region`) on down past the top of a slit, to its hem.
+
+        Below a slit's top the skirt no longer runs unbroken from leg to leg: the leg in the slit is cut off
+        from the panel beside the other leg by a strip of background, and the panel went with that other leg
+        as a separate piece. Row by row below the skirt, a run of the character that overlaps the skirt's
+        run in the row above and continues one of its sides (:data:`SKIRT_EDGE_RADII`), is wider than
+        :data:`SKIRT_PANEL_RADII` limb radii and whose colours are mostly likelier under the skirt's
+        histogram than under the bare legs' below it, is skirt too.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB reference.
+            labels: ``(H, W)`` int8 labels of :meth:`label_layers` (not modified).
+            bins: histogram bins per channel.
+
+        Returns:
+            ``(H, W)`` int8 labels.
+        """
+        out = labels.copy()
+        if not self.leg_layers or "body" not in self.layers:
+            return out
+        skirt = self.skirt_region(labels >= 0)
+        rows = np.nonzero(skirt.any(axis=1))[0]
+        if not len(rows):
+            return out
+        h, w = labels.shape
+        legs = np.isin(labels, [self.layers.index(lay) for lay in LEG_LAYERS if lay in self.layers])
+        last = int(rows.max())
+        below = legs & (np.arange(h)[:, None] > last + self.limb_radius)
+        if below.sum() < 20:
+            return out
+        q = (image.astype(np.int32) * bins) // 256
+        codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+        p_skirt = _colour_density(codes[skirt], bins)
+        p_leg = _colour_density(codes[below], bins)
+        clothy = p_skirt[codes] > p_leg[codes]
+        body = self.layers.index("body")
+        xs = np.flatnonzero(skirt[last])
+        above = [(int(xs.min()), int(xs.max()) + 1)]
+        edge = SKIRT_EDGE_RADII * self.limb_radius
+        panel = np.zeros((h, w), bool)
+        for y in range(last + 1, h):
+            row = labels[y] >= 0
+            bounds = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+            here = []
+            for start, stop in zip(bounds[::2], bounds[1::2]):
+                on = [(a, b) for a, b in above if a < stop and start < b]
+                if (stop - start > SKIRT_PANEL_RADII * self.limb_radius and clothy[y, start:stop].mean() > 0.5
+                        and any(abs(start - a) <= edge or abs(stop - b) <= edge for a, b in on)):
+                    here.append((int(start), int(stop)))
+                    panel[y, start:stop] = True
+            if not here:
+                break
+            above = here
+        if panel.any() and np.ptp(np.nonzero(panel.any(axis=1))[0]) + 1 >= self.limb_radius:
+            out[panel & legs] = body  # a panel at least a limb radius long; a few rows are only a hem's edge
         return out
 
     def refine_limb_labels(self, image: np.ndarray, labels: np.ndarray, bins: int = 12,

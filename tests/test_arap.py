@@ -359,3 +359,24 @@ def test_a_dress_between_the_legs_moves_with_the_body_touching_legs_still_part()
     assert not closed.skirt_region(figure).any()       # touching legs: no gap to bridge
     labels = closed.label_layers(figure, step=1)
     assert closed.layers[labels[230, 93]] == "right_leg" and closed.layers[labels[230, 107]] == "left_leg"
+
+
+def test_skirt_continues_past_a_slit_to_its_hem():
+    """Below the top of a slit the leg in the slit is cut off from the panel by background: the panel,
+    wide and coloured like the dress, is still skirt down to the hem; the bare legs below are not."""
+    rig, _ = _standing_rig()
+    mask = np.zeros((300, 200), bool)
+    mask[20:290, 60:140] = True
+    image = np.zeros((300, 200, 3), np.uint8)
+    image[:] = (40, 160, 60)                 # the dress
+    image[250:] = (230, 190, 160)            # bare shins below the hem at 250
+    mask[250:, 99:102] = False               # legs apart below the hem
+    mask[232:250, 91:94] = False             # the slit opens at 232: the right leg cut off from the panel
+    image[232:250, 60:91] = (230, 190, 160)  # the right leg in the slit
+    labels = rig.skirt_hem(image, rig.label_layers(mask, step=1))
+    name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
+    assert name(112, 240) == "body" and name(130, 245) == "body"   # the panel beside the left leg
+    assert name(80, 240) == "right_leg"                            # the leg in the slit
+    plain = rig.label_layers(mask, step=1)
+    assert rig.layers[plain[240, 112]] == "left_leg"               # without the hem rule: with the leg
+    assert name(114, 270) == "left_leg" and name(86, 270) == "right_leg"  # below the hem

@@ -347,7 +347,7 @@ class PuppetRenderer(Renderer):
                 hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine)
         region = alpha > 0.02
-        labels = rig.label_layers(region)
+        labels = rig.skirt_hem(ref, rig.label_layers(region))
         if opt.colour_split:
             labels = rig.hair_over_arms(ref, rig.refine_limb_labels(ref, labels))
         labels = absorb_islands(labels)
