@@ -21,6 +21,7 @@ numpy / OpenCV only.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -433,7 +434,7 @@ class Rig:
             xs = [_polyline_x(chain, y) for chain in chains]
             if any(x is None for x in xs):
                 break
-            a, b = max(int(round(min(xs))), 0), min(int(round(max(xs))), w - 1)
+            a, b = max(round(min(xs)), 0), min(round(max(xs)), w - 1)
             if not mask[y, a:b + 1].all():
                 break  # the hem, or the gap under the crotch
             row = mask[y]
@@ -596,7 +597,6 @@ class Rig:
         head = zone & (labels == body)
         if head.sum() < 20:
             return out
-        ys, xs = np.mgrid[0:h, 0:w]
         q = (image.astype(np.int32) * bins) // 256
         codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
         p_head = _colour_density(codes[head], bins)[codes]
@@ -606,18 +606,9 @@ class Rig:
             arm = labels == self.layers.index(lay)
             side = lay[: -len("_arm")]
             sel = np.nonzero(arm | (labels == body))
-            pts = np.stack([xs[sel], ys[sel]], axis=1).astype(np.float64)
-
-            def distance(names: tuple[str, ...]) -> np.ndarray:
-                d = np.full((h, w), np.inf)
-                bones = [b for b in self.bones if b.name in names]
-                if bones:
-                    d[sel] = np.min([_segment_distance(pts, b.a, b.b) for b in bones], axis=0)
-                return d
-
-            lower = arm & (distance((f"{side}_forearm", f"{side}_hand")) < 0.5 * self.limb_radius)
-            beside = (labels == body) & ~zone & (
-                distance((f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand")) < 2.0 * self.limb_radius)
+            lower = arm & (self._distance_map(sel, (h, w), (f"{side}_forearm", f"{side}_hand")) < 0.5 * self.limb_radius)
+            near = self._distance_map(sel, (h, w), (f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand"))
+            beside = (labels == body) & ~zone & (near < 2.0 * self.limb_radius)
             if lower.sum() < 20 or beside.sum() < 20:
                 continue
             p_arm = _colour_density(codes[lower], bins)[codes]
@@ -633,6 +624,17 @@ class Rig:
             keep = candidate & np.isin(comp, reached[reached > 0])
             out[keep] = body
         return out
+
+    def _distance_map(self, where: tuple[np.ndarray, np.ndarray], shape: tuple[int, int],
+                      names: tuple[str, ...]) -> np.ndarray:
+        """Distance of the pixels ``where`` (``np.nonzero`` rows, columns) to the nearest of the bones named
+        ``names``; ``inf`` elsewhere and without such bones."""
+        d = np.full(shape, np.inf)
+        bones = [b for b in self.bones if b.name in names]
+        if bones:
+            pts = np.stack([where[1], where[0]], axis=1).astype(np.float64)
+            d[where] = np.min([_segment_distance(pts, b.a, b.b) for b in bones], axis=0)
+        return d
 
     def hidden_limb(self, labels: np.ndarray, layer: str, bins: int = 12) -> np.ndarray:
         """Body pixels that probably cover part of an arm in the reference (a ruffle or hair over it).
@@ -903,7 +905,7 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
 def _polyline_x(chain: np.ndarray, y: float) -> float | None:
     """x where the polyline ``chain`` (points top to bottom) crosses row ``y``; ``None`` if it does not, or
     turns back up before reaching it (a leg bent up)."""
-    for p, q in zip(chain[:-1], chain[1:]):
+    for p, q in itertools.pairwise(chain):
         if q[1] <= p[1]:
             return None
         if p[1] <= y <= q[1]:

@@ -264,7 +264,7 @@ def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int
             continue
         pts = xy[[ankle] + ids]
         length = float(np.max(np.linalg.norm(pts - xy[ankle], axis=1)))
-        reach = max(2, int(round(FOOT_REACH * length)))
+        reach = max(2, round(FOOT_REACH * length))
         x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 2 * reach
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2 * reach
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)

@@ -342,7 +342,10 @@ def test_a_dress_between_the_legs_moves_with_the_body_touching_legs_still_part()
     dress = figure.copy()
     dress[240:, 99:102] = False           # the hem at 240, legs apart below it
     labels = rig.label_layers(dress, step=1)
-    name = lambda lab, x, y: rig.layers[lab[y, x]]  # noqa: E731
+
+    def name(lab: np.ndarray, x: int, y: int) -> str:
+        return rig.layers[lab[y, x]]
+
     for x, y in ((88, 200), (112, 220), (75, 235), (125, 235)):
         assert name(labels, x, y) == "body", (x, y)  # the dress, right across
     assert name(labels, 86, 265) == "right_leg" and name(labels, 114, 265) == "left_leg"  # below the hem
@@ -374,7 +377,10 @@ def test_skirt_continues_past_a_slit_to_its_hem():
     mask[232:250, 91:94] = False             # the slit opens at 232: the right leg cut off from the panel
     image[232:250, 60:91] = (230, 190, 160)  # the right leg in the slit
     labels = rig.skirt_hem(image, rig.label_layers(mask, step=1))
-    name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
+
+    def name(x: int, y: int) -> str:
+        return rig.layers[labels[y, x]]
+
     assert name(112, 240) == "body" and name(130, 245) == "body"   # the panel beside the left leg
     assert name(80, 240) == "right_leg"                            # the leg in the slit
     plain = rig.label_layers(mask, step=1)

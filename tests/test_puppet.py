@@ -413,7 +413,7 @@ def test_long_dress_stays_one_piece_when_the_legs_spread(data_dir):
     new.keypoints[layout.FEET, 2] = 0.0
     out = next(iter(r.render(_seq(new))))
     knees = (new.xy[B["right_knee"]] + new.xy[B["left_knee"]]) / 2
-    x, y = int(round(knees[0])), int(round(knees[1]))
+    x, y = round(knees[0]), round(knees[1])
     between = out[y - 3:y + 4, x - 3:x + 4].reshape(-1, 3).astype(int)
     wall = np.median(rgb[:20].reshape(-1, 3), axis=0)
     assert np.abs(between - wall).max(axis=1).min() > 60  # dress between the knees, not the wall

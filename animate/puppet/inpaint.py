@@ -56,7 +56,7 @@ def uncertain_fringe(alpha: np.ndarray, probability: np.ndarray, threshold: floa
         ``(H, W)`` float32 mask, 1 on the fringe.
     """
     h = alpha.shape[0]
-    grow = max(1, int(round(reach * h)))
+    grow = max(1, round(reach * h))
     near = cv2.dilate((alpha > 0.02).astype(np.uint8),
                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
     return (near & (np.asarray(probability) >= threshold)).astype(np.float32)

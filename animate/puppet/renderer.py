@@ -35,7 +35,12 @@ from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
 from reference.rig import Rig, absorb_islands
-from reference.segmentation import SegmentationConfig, coarse_mask, prepare_mask, segment_person
+from reference.segmentation import (
+    SegmentationConfig,
+    coarse_mask,
+    prepare_mask,
+    segment_person,
+)
 
 from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
