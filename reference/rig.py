@@ -482,8 +482,7 @@ class Rig:
         below = legs & (np.arange(h)[:, None] > last + self.limb_radius)
         if below.sum() < 20:
             return out
-        q = (image.astype(np.int32) * bins) // 256
-        codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+        codes = _colour_codes(image, bins)
         p_skirt = _colour_density(codes[skirt], bins)
         p_leg = _colour_density(codes[below], bins)
         clothy = p_skirt[codes] > p_leg[codes]
@@ -534,22 +533,16 @@ class Rig:
             return out
         body = self.layers.index("body")
         h, w = labels.shape
-        ys, xs = np.mgrid[0:h, 0:w]
-        q = (image.astype(np.int32) * bins) // 256
-        codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+        codes = _colour_codes(image, bins)
         head = self.head_zone((h, w))
         for lay in ("right_arm", "left_arm"):
             if lay not in self.layers:
                 continue
-            li = self.layers.index(lay)
-            arm = labels == li
+            arm = labels == self.layers.index(lay)
             if not arm.any():
                 continue
-            sel = np.nonzero(arm | (labels == body))
-            pts = np.stack([xs[sel], ys[sel]], axis=1).astype(np.float64)
-            own = [k for k, b in enumerate(self.bones) if b.layer == lay]
-            d = np.full((h, w), np.inf)
-            d[sel] = np.min([_segment_distance(pts, self.bones[k].a, self.bones[k].b) for k in own], axis=0)
+            own = tuple(b.name for b in self.bones if b.layer == lay)
+            d = self._distance_map(np.nonzero(arm | (labels == body)), (h, w), own)
             core = arm & (d < self.limb_radius / 5.0)
             beside = (labels == body) & (d < 2.0 * self.limb_radius) & ~head
             if core.sum() < 20 or beside.sum() < 20:
@@ -597,8 +590,7 @@ class Rig:
         head = zone & (labels == body)
         if head.sum() < 20:
             return out
-        q = (image.astype(np.int32) * bins) // 256
-        codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+        codes = _colour_codes(image, bins)
         p_head = _colour_density(codes[head], bins)[codes]
         for lay in ("right_arm", "left_arm"):
             if lay not in self.layers:
@@ -911,6 +903,12 @@ def _polyline_x(chain: np.ndarray, y: float) -> float | None:
         if p[1] <= y <= q[1]:
             return float(p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]))
     return None
+
+
+def _colour_codes(image: np.ndarray, bins: int) -> np.ndarray:
+    """``(H, W)`` index of each pixel's colour among ``bins`` ** 3 RGB cells (``bins`` per channel)."""
+    q = (image.astype(np.int32) * bins) // 256
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
 
 
 def _colour_density(codes: np.ndarray, bins: int) -> np.ndarray:

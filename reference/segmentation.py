@@ -29,6 +29,9 @@ MODELS = ("holistic", "selfie")
 
 #: How far (in foot lengths, ankle to farthest toe or heel) from a foot's outline :func:`refine_feet` may add.
 FOOT_REACH = 0.35
+# Keypoint indices of each foot's heel, big toe and small toe.
+_FOOT_POINTS = {side: [layout.KEYPOINT_NAMES.index(f"{side}_{n}") for n in ("heel", "big_toe", "small_toe")]
+                for side in ("left", "right")}
 
 
 @dataclass(frozen=True)
@@ -224,8 +227,7 @@ def skeleton_mask(pose: PoseFrame, shape: tuple[int, int], width: float, thresho
             pb = tuple(int(round(v)) for v in xy[b])
             cv2.line(out, pa, pb, 1, thickness)
     for side in ("left", "right"):
-        ids = [layout.B[f"{side}_ankle"]] + [layout.FEET.start + layout.FEET_NAMES.index(f"{side}_{n}")
-                                            for n in ("heel", "big_toe", "small_toe")]
+        ids = [layout.B[f"{side}_ankle"]] + _FOOT_POINTS[side]
         pts = [xy[i] for i in ids if vis[i]]
         if len(pts) >= 2 and vis[ids[0]]:
             hull = cv2.convexHull(np.round(np.array(pts)).astype(np.int32))
@@ -258,8 +260,7 @@ def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int
     vis, xy = pose.visible(threshold), pose.xy
     for side in ("left", "right"):
         ankle = layout.B[f"{side}_ankle"]
-        ids = [layout.FEET.start + layout.FEET_NAMES.index(f"{side}_{n}") for n in ("heel", "big_toe", "small_toe")]
-        ids = [i for i in ids if vis[i]]
+        ids = [i for i in _FOOT_POINTS[side] if vis[i]]
         if not vis[ankle] or not ids:
             continue
         pts = xy[[ankle] + ids]
@@ -356,10 +357,9 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
     if coarse.sum() < 16:
         raise InputError("reference image: no character found by segmentation; pass a mask (mask=...) for it")
 
-    binary = coarse
     if cfg.feet and pose is not None:
         coarse = coarse | refine_feet(small, coarse, pose_small, cfg.grabcut_iters)
-        binary = coarse
+    binary = coarse
     if cfg.refine:
         ys = np.nonzero(coarse.any(axis=1))[0]
         height = float(ys[-1] - ys[0] + 1)
