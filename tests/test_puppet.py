@@ -21,10 +21,7 @@ H, W = 384, 224
 
 @pytest.fixture(scope="module")
 def reference(data_dir):
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "musepose_ref.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return rgb, extract.detect_image(rgb)
+    return _reference(data_dir, "musepose_ref.png", (W, H))
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +34,14 @@ def puppet(reference):
 
 def _seq(*frames: PoseFrame) -> PoseSequence:
     return PoseSequence.from_frames(list(frames), fps=24.0)
+
+
+def _reference(data_dir, name: str, size: tuple[int, int]) -> tuple[np.ndarray, PoseFrame]:
+    """``tests/data/ref/<name>`` resized to ``size`` (w, h) as RGB, and its detected pose."""
+    extract = pytest.importorskip("pose.extract")
+    bgr = cv2.imread(str(data_dir / "ref" / name))
+    rgb = cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return rgb, extract.detect_image(rgb)
 
 
 def _raise_arm(pose: PoseFrame, side: str = "right") -> PoseFrame:
@@ -255,10 +260,7 @@ def test_hair_beside_a_raised_hand_stays_with_the_head(reference, puppet):
 def test_a_hand_leaving_the_hip_reveals_the_clothes_under_it(data_dir):
     """anyone-3.png rests its right hand on the denim shorts: raising the arm shows denim there (the body
     continues under the hand), not the background plate."""
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    pose = extract.detect_image(rgb)
+    rgb, pose = _reference(data_dir, "anyone-3.png", (W, H))
     hand = pose.keypoints[layout.RIGHT_HAND]
     hull = cv2.convexHull(np.round(hand[hand[:, 2] > 0.3, :2]).astype(np.int32))
     under = np.zeros((H, W), np.uint8)
@@ -277,10 +279,7 @@ def test_a_hand_leaving_the_hip_reveals_the_clothes_under_it(data_dir):
 def test_colour_split_gives_the_shorts_beside_the_arms_back_to_the_body(data_dir):
     """anyone-3.png's arms hang along her top and shorts: with the colour split, almost no denim (blue) pixel
     is left in the arm layers, which would carry it away when the arms rise."""
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    pose = extract.detect_image(rgb)
+    rgb, pose = _reference(data_dir, "anyone-3.png", (W, H))
     blue = (rgb[..., 2].astype(int) - rgb[..., 0]) > 20
     denim = {}
     for split in (True, False):
@@ -294,11 +293,9 @@ def test_colour_split_gives_the_shorts_beside_the_arms_back_to_the_body(data_dir
 def test_arap_prepares_when_labelling_leaves_islands(data_dir):
     """At 448x768 the labels of musepose_ref.png leave stray pieces of a layer (hair beyond a hand); they join
     their surroundings, so every ARAP mesh has handles (a piece without them made the solve singular)."""
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "musepose_ref.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (448, 768), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    rgb, pose = _reference(data_dir, "musepose_ref.png", (448, 768))
     r = create_renderer("puppet", deformation="arap")
-    r.prepare(rgb, extract.detect_image(rgb))
+    r.prepare(rgb, pose)
     for li in range(len(r.rig.layers)):
         n, _ = cv2.connectedComponents((r.labels == li).astype(np.uint8), connectivity=8)
         assert n <= 2 or r.rig.layers[li] == "body", r.rig.layers[li]
@@ -308,10 +305,7 @@ def test_half_body_character_moves_as_one_piece(data_dir):
     """anyone-1.png: a half-body anime girl, knees barely seen under a long skirt (scores 0.3), hands clasped
     over the skirt. Her legs are not rigged, so the skirt stays with the torso instead of being cut along
     guessed legs or, cut off from the blouse by her forearm, carried away by a hand."""
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "anyone-1.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (288, 384), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    pose = extract.detect_image(rgb)  # found with a margin (pose.extract.PAD_RETRIES)
+    rgb, pose = _reference(data_dir, "anyone-1.png", (288, 384))  # found with a margin (pose.extract.PAD_RETRIES)
     r = create_renderer("puppet")
     r.prepare(rgb, pose)
     assert r.rig.layers == ["body", "right_arm", "left_arm"]
@@ -327,10 +321,7 @@ def test_half_body_character_moves_as_one_piece(data_dir):
 def test_arm_covered_by_a_ruffle_comes_out_whole(data_dir):
     """anyone-3.png: the ruffle of her top lies over her left upper arm. The covered part is completed in
     the arm's colours behind the body: invisible in the reference pose, part of the arm once it is raised."""
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    pose = extract.detect_image(rgb)
+    rgb, pose = _reference(data_dir, "anyone-3.png", (W, H))
     raised = pose.copy()
     s = B["left_shoulder"]
     th = np.deg2rad(-50.0)
@@ -387,10 +378,7 @@ def test_long_dress_stays_one_piece_when_the_legs_spread(data_dir):
     """anyone-5.png: a long dress that hangs between her legs down to the shins. It goes to the body layer
     (Rig.skirt_region, and Rig.skirt_hem below the top of its slit), so spreading the legs stretches the
     dress instead of opening it into two trouser legs with the white wall showing between them."""
-    extract = pytest.importorskip("pose.extract")
-    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "ref" / "anyone-5.png")), cv2.COLOR_BGR2RGB)
-    rgb = cv2.resize(rgb, (288, 432), interpolation=cv2.INTER_AREA)
-    pose = extract.detect_image(rgb)
+    rgb, pose = _reference(data_dir, "anyone-5.png", (288, 432))
     r = create_renderer("puppet")
     r.prepare(rgb, pose)
     body = r.rig.layers.index("body")
@@ -450,10 +438,7 @@ def test_shoes_the_segmentation_misses_are_cut_out_with_the_feet(data_dir):
 def test_hair_over_an_arm_stays_with_the_head(data_dir):
     """anyone-3.png: a lock of her hair falls over her right upper arm. It goes to the body (the head moves
     it) instead of flying up with the arm; nothing of her other arm, with no hair over it, moves."""
-    extract = pytest.importorskip("pose.extract")
-    bgr = cv2.imread(str(data_dir / "ref" / "anyone-3.png"))
-    rgb = cv2.cvtColor(cv2.resize(bgr, (288, 432), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    pose = extract.detect_image(rgb)
+    rgb, pose = _reference(data_dir, "anyone-3.png", (288, 432))
     r = create_renderer("puppet")
     r.prepare(rgb, pose)
     rig = r.rig
