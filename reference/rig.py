@@ -213,12 +213,17 @@ class Rig:
         torso_affine: the torso moves by this blend of the least-squares affine map of neck, shoulders and
             hips (1: follows a sideways turn, but also every jitter of the hip keypoints) and their
             similarity (0: rigid + uniform scale); default 0.5.
+        torso_stiffness: how firmly the torso keeps its reference length, neck to mid-hip
+            (:meth:`steady_torso`): 0 takes the driving hips as they are, 1 slides them along the driving
+            torso's direction to the reference length; default 1.
     """
 
     def __init__(self, reference_pose: PoseFrame, score_threshold: float = 0.3, leg_layers: bool = True,
-                 thigh_body_fraction: float = 0.7, torso_affine: float = 0.5) -> None:
+                 thigh_body_fraction: float = 0.7, torso_affine: float = 0.5, torso_stiffness: float = 1.0) -> None:
         if not 0.0 <= float(torso_affine) <= 1.0:
             raise ConfigError(f"rig torso_affine={torso_affine} must be in [0, 1]")
+        if not 0.0 <= float(torso_stiffness) <= 1.0:
+            raise ConfigError(f"rig torso_stiffness={torso_stiffness} must be in [0, 1]")
         if not 0.0 <= float(thigh_body_fraction) <= 1.0:
             raise ConfigError(f"rig thigh_body_fraction={thigh_body_fraction} must be in [0, 1]")
         self.threshold = float(score_threshold)
@@ -226,6 +231,7 @@ class Rig:
         self.thigh_body_fraction = float(thigh_body_fraction)
         self.shared_bone_offset = SHARED_BONE_OFFSET
         self.torso_affine = float(torso_affine)
+        self.torso_stiffness = float(torso_stiffness)
         vis = reference_pose.visible(self.threshold)[layout.BODY]
         legs = [B[n] for n in ("right_knee", "left_knee", "right_ankle", "left_ankle")]
         guessed = vis[legs] & (reference_pose.keypoints[legs, 2] < max(REF_LEG_SCORE, self.threshold))
@@ -247,6 +253,7 @@ class Rig:
                 vis[h] = True
         self.ref_joints = xy
         self.ref_visible = vis
+        self.torso_length = float(np.linalg.norm(_mid_hip(xy) - xy[B["neck"]]))
         self.ref_hand_dirs = {side: _hand_direction(reference_pose, side, self.threshold) for side in ("left", "right")}
         self.ref_face = reference_pose.xy[layout.FACE].astype(np.float64)
         self.ref_face_visible = reference_pose.visible(self.threshold)[layout.FACE]
@@ -770,6 +777,36 @@ class Rig:
         moved = self.ref_joints @ m[:, :2].T + m[:, 2]
         return np.where(vis[:, None], out, moved)
 
+    def steady_torso(self, joints: np.ndarray) -> np.ndarray:
+        """Hips slid along the torso so that the neck to mid-hip distance keeps the reference's length.
+
+        Body detectors place the hips under clothes (skirts, dresses, loose shirts) with a bias that comes
+        and goes with the pose: on the bundled dance the mediapipe hips rise 5-15 px for seconds while the
+        dancer's waistband stays put, and the skirt, pinned to the hips, jumps with them. Shoulders and neck
+        are seen and sit steadier. Both hips move by the same vector, along the driving neck -> mid-hip
+        direction (the lean is kept, and the hip width), so that the torso's length becomes the blend
+        ``(1 - torso_stiffness) * driving + torso_stiffness * reference``. A 2-D puppet's torso cannot
+        foreshorten convincingly anyway (it would squash the clothes' texture), so it stays its length.
+
+        Args:
+            joints: ``(18, 2)`` complete joints of a frame (:meth:`complete_joints`); not modified.
+
+        Returns:
+            ``(18, 2)`` joints, the hips moved (a copy).
+        """
+        out = np.array(joints, dtype=np.float64, copy=True)
+        if self.torso_stiffness <= 0.0:
+            return out
+        axis = _mid_hip(out) - out[B["neck"]]
+        length = float(np.linalg.norm(axis))
+        if length < 1e-3 or self.torso_length < 1e-3:
+            return out
+        target = (1.0 - self.torso_stiffness) * length + self.torso_stiffness * self.torso_length
+        shift = axis * (target / length - 1.0)
+        out[B["right_hip"]] += shift
+        out[B["left_hip"]] += shift
+        return out
+
     def head_transform(self, pose: PoseFrame, min_points: int = MIN_FACE_POINTS) -> np.ndarray | None:
         """Similarity of the face landmarks visible in both the reference and ``pose`` (``None`` if too few).
 
@@ -892,6 +929,10 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
             if len(around):
                 out[y0:y + h + 1, x0:x + w + 1][piece > 0] = np.bincount(around).argmax()
     return out
+
+
+def _mid_hip(joints: np.ndarray) -> np.ndarray:
+    return 0.5 * (joints[B["right_hip"]] + joints[B["left_hip"]])
 
 
 def _polyline_x(chain: np.ndarray, y: float) -> float | None:

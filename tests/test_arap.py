@@ -178,6 +178,36 @@ def test_torso_affine_blend_and_rig_validation():
         _standing_rig(torso_affine=-0.1)
 
 
+def test_steady_torso_keeps_the_reference_torso_length_along_the_driving_lean():
+    from pose.errors import ConfigError
+    from pose.sequence import PoseFrame
+
+    stiff, kps = _standing_rig()  # neck (100, 60), hips (90, 150) and (110, 150): torso 90 px
+    new = kps.copy()
+    new[[8, 11], 1] -= 12.0  # the detected hips rise 12 px (under a skirt), the shoulders stay
+    cur = stiff.complete_joints(PoseFrame(new, 200, 300))
+    out = stiff.steady_torso(cur)
+    np.testing.assert_allclose(out[[8, 11]], [[90.0, 150.0], [110.0, 150.0]], atol=1e-9)  # back to 90 px
+    np.testing.assert_array_equal(np.delete(out, [8, 11], axis=0), np.delete(cur, [8, 11], axis=0))
+    assert cur[8, 1] == 138.0  # the input is not modified
+
+    lean = kps.copy()
+    lean[[8, 11], 0] += 30.0  # the hips swing 30 px to the side (a lean): direction kept, length restored
+    lean[[8, 11], 1] -= 20.0
+    out = stiff.steady_torso(stiff.complete_joints(PoseFrame(lean, 200, 300)))
+    mid = 0.5 * (out[8] + out[11])
+    assert abs(np.linalg.norm(mid - out[1]) - 90.0) < 1e-9
+    np.testing.assert_allclose((mid - out[1]) / 90.0, np.array([30.0, 70.0]) / np.hypot(30.0, 70.0))
+    np.testing.assert_allclose(out[11] - out[8], [20.0, 0.0])  # hip width and tilt kept
+
+    half, _ = _standing_rig(torso_stiffness=0.5)
+    free, _ = _standing_rig(torso_stiffness=0.0)
+    np.testing.assert_allclose(half.steady_torso(cur)[[8, 11], 1], [144.0, 144.0])
+    np.testing.assert_array_equal(free.steady_torso(cur), cur)
+    with pytest.raises(ConfigError, match="torso_stiffness"):
+        _standing_rig(torso_stiffness=1.5)
+
+
 def _with_hand(kps: np.ndarray, side: str, angle_deg: float) -> np.ndarray:
     """Add a hand (wrist + 4 knuckles, 20 px long) at the body wrist, pointing ``angle_deg`` off the forearm."""
     from pose import layout

@@ -100,6 +100,9 @@ class PuppetOptions:
         thigh_body_fraction: the upper part of each thigh (this fraction of its length) stays in the body
             layer and blends both thighs (default 0.7; skirts, shorts).
         torso_affine: blend of the torso's affine (1) and similarity (0) fit (default 0.5).
+        torso_stiffness: the torso keeps the reference's neck to mid-hip length (1, default), follows the
+            driving hips (0), or a blend (:meth:`Rig.steady_torso`): detected hips under a skirt wander
+            while the waist does not.
         body_underlay: the body layer continues under limbs that notch its outline in the reference (a hand
             on the hip, an arm along the side) up to this many limb radii wide, coloured from the body's
             own pixels around them, so a limb moving away reveals clothes instead of the background plate
@@ -142,6 +145,7 @@ class PuppetOptions:
     loose_feather: float = 0.0
     thigh_body_fraction: float = 0.7
     torso_affine: float = 0.5
+    torso_stiffness: float = 1.0
     body_underlay: float = 1.0
     limb_underlay: bool = True
     colour_split: bool = True
@@ -178,6 +182,8 @@ class PuppetOptions:
                               "must be in [0, 0.05)")
         if not 0.0 <= float(self.torso_affine) <= 1.0:
             raise ConfigError(f"puppet option torso_affine={self.torso_affine} must be in [0, 1]")
+        if not 0.0 <= float(self.torso_stiffness) <= 1.0:
+            raise ConfigError(f"puppet option torso_stiffness={self.torso_stiffness} must be in [0, 1]")
         if not 0.0 <= float(self.body_underlay) <= 4.0:
             raise ConfigError(f"puppet option body_underlay={self.body_underlay} must be in [0, 4]")
         if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
@@ -350,7 +356,8 @@ class PuppetRenderer(Renderer):
                                    probability=prob)
             if opt.hole_threshold < 1.0:
                 hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
-        rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine)
+        rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
+                  opt.torso_stiffness)
         region = alpha > 0.02
         labels = rig.skirt_hem(ref, rig.label_layers(region))
         if opt.colour_split:
@@ -487,8 +494,8 @@ class PuppetRenderer(Renderer):
         rig = self.rig
         if rig is None or self.background is None:
             raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
-        joints = rig.complete_joints(pose, self._last_joints)
-        self._last_joints = joints
+        self._last_joints = rig.complete_joints(pose, self._last_joints)
+        joints = rig.steady_torso(self._last_joints)
         bends = None
         if self.options.hands_from_keypoints:
             bends = self._hand_bends = rig.hand_bends(joints, pose, self._hand_bends)
