@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 B = layout.B
 TORSO_JOINTS = (B["neck"], B["right_shoulder"], B["left_shoulder"], B["right_hip"], B["left_hip"])
 HEAD_JOINTS = (B["neck"], B["nose"], B["right_eye"], B["left_eye"], B["right_ear"], B["left_ear"])
+# The skull: the ears' midpoint stays on the skull's axis when the head turns, while the eyes and nose
+# swing sideways with the turn (a 2-D head drawn in one view cannot follow them without sliding).
+SKULL_JOINTS = (B["neck"], B["right_ear"], B["left_ear"])
 
 # name: (kind, proximal joint, distal joint, layer)
 BONES: dict[str, tuple[str, int, int, str]] = {
@@ -213,13 +216,17 @@ class Rig:
         torso_affine: the torso moves by this blend of the least-squares affine map of neck, shoulders and
             hips (1: follows a sideways turn, but also every jitter of the hip keypoints) and their
             similarity (0: rigid + uniform scale); default 0.5.
+        head_from_ears: the head follows the neck and the ears, the skull's axis, rather than also the
+            eyes and nose, which slide sideways when the head turns (default True; see
+            :meth:`bone_transforms`).
         torso_stiffness: how firmly the torso keeps its reference length, neck to mid-hip
             (:meth:`steady_torso`): 0 takes the driving hips as they are, 1 slides them along the driving
             torso's direction to the reference length; default 1.
     """
 
     def __init__(self, reference_pose: PoseFrame, score_threshold: float = 0.3, leg_layers: bool = True,
-                 thigh_body_fraction: float = 0.7, torso_affine: float = 0.5, torso_stiffness: float = 1.0) -> None:
+                 thigh_body_fraction: float = 0.7, torso_affine: float = 0.5, torso_stiffness: float = 1.0,
+                 head_from_ears: bool = True) -> None:
         if not 0.0 <= float(torso_affine) <= 1.0:
             raise ConfigError(f"rig torso_affine={torso_affine} must be in [0, 1]")
         if not 0.0 <= float(torso_stiffness) <= 1.0:
@@ -232,6 +239,7 @@ class Rig:
         self.shared_bone_offset = SHARED_BONE_OFFSET
         self.torso_affine = float(torso_affine)
         self.torso_stiffness = float(torso_stiffness)
+        self.head_from_ears = bool(head_from_ears)
         vis = reference_pose.visible(self.threshold)[layout.BODY]
         legs = [B[n] for n in ("right_knee", "left_knee", "right_ankle", "left_ankle")]
         guessed = vis[legs] & (reference_pose.keypoints[legs, 2] < max(REF_LEG_SCORE, self.threshold))
@@ -856,8 +864,12 @@ class Rig:
         return out
 
     def bone_transforms(self, joints: np.ndarray, pose: PoseFrame | None = None,
-                        hand_bends: dict[str, float] | None = None) -> np.ndarray:
+                        hand_bends: dict[str, float] | None = None, seen: np.ndarray | None = None) -> np.ndarray:
         """Affine map of every bone from the reference to a frame.
+
+        The head follows the similarity of the neck and both ears (:data:`SKULL_JOINTS`) when the rig has
+        ``head_from_ears`` and both ears are seen in the reference and in the frame, else of the neck,
+        nose, eyes and ears (:data:`HEAD_JOINTS`).
 
         Args:
             joints: ``(18, 2)`` complete joints of the frame (:meth:`complete_joints`).
@@ -865,6 +877,8 @@ class Rig:
                 the head follows their similarity (:meth:`head_transform`) instead of the body head joints.
             hand_bends: extra rotation of each hand about its wrist (:meth:`hand_bends`); without it the
                 hands continue their forearms.
+            seen: ``(18,)`` bool, the body joints detected in this frame rather than filled in by
+                :meth:`complete_joints` (default: all).
 
         Returns:
             ``(B, 2, 3)`` float64 matrices, ``new = M @ [x, y, 1]``.
@@ -880,6 +894,9 @@ class Rig:
                 m = self.head_transform(pose) if pose is not None else None
                 if m is None:
                     idx = [j for j in HEAD_JOINTS if self.ref_visible[j]]
+                    skull = self.head_from_ears and all(self.ref_visible[j] for j in SKULL_JOINTS)
+                    if skull and (seen is None or all(seen[j] for j in SKULL_JOINTS)):
+                        idx = list(SKULL_JOINTS)
                     m = fit_similarity(ref[idx], joints[idx])
             elif kind == "limb":
                 m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=True)

@@ -208,6 +208,31 @@ def test_steady_torso_keeps_the_reference_torso_length_along_the_driving_lean():
         _standing_rig(torso_stiffness=1.5)
 
 
+def test_head_follows_the_ears_when_the_face_turns():
+    from pose.sequence import PoseFrame
+    from reference.rig import Rig
+
+    _, kps = _standing_rig()
+    kps[16], kps[17] = (88, 30, 1.0), (112, 30, 1.0)  # ears beside the eyes (95, 25), (105, 25)
+    skull, ears = Rig(PoseFrame(kps, 200, 300)), Rig(PoseFrame(kps, 200, 300), head_from_ears=False)
+    k = skull.bone_names.index("head")
+    turned = kps.copy()
+    turned[[0, 14, 15], 0] += 6.0  # the head turns: nose and eyes slide sideways, the skull stays
+    joints = skull.complete_joints(PoseFrame(turned, 200, 300))
+    np.testing.assert_allclose(skull.bone_transforms(joints)[k], [[1, 0, 0], [0, 1, 0]], atol=1e-9)
+    slid = ears.bone_transforms(joints)[k]
+    assert slid[0, 2] > 2.0  # the features drag the whole head (hair outline) sideways
+    moved = turned.copy()
+    moved[[0, 14, 15, 16, 17], 0] += 10.0  # the whole head moves: both rigs follow it
+    joints = skull.complete_joints(PoseFrame(moved, 200, 300))
+    assert skull.bone_transforms(joints)[k][0, 2] > 5.0
+    lost = turned.copy()
+    lost[17, 2] = 0.0  # one ear not detected (filled in): the features drive the head again
+    joints = skull.complete_joints(PoseFrame(lost, 200, 300), last=joints)
+    seen = PoseFrame(lost, 200, 300).visible(skull.threshold)[:18]
+    np.testing.assert_allclose(skull.bone_transforms(joints, seen=seen)[k], ears.bone_transforms(joints)[k])
+
+
 def _with_hand(kps: np.ndarray, side: str, angle_deg: float) -> np.ndarray:
     """Add a hand (wrist + 4 knuckles, 20 px long) at the body wrist, pointing ``angle_deg`` off the forearm."""
     from pose import layout

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from animate.renderer import Renderer
+from pose import layout
 from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
@@ -91,6 +92,9 @@ class PuppetOptions:
             the reference part cleanly.
         head_from_face: the head follows the similarity of the face landmarks when they are found, else
             the nose, eyes, ears and neck (default False: the face landmarks scored worse, docs/PUPPET.md).
+        head_from_ears: the body head (used unless ``head_from_face``) follows the neck and both ears
+            when they are detected, the skull's axis, instead of also the eyes and nose, which slide
+            sideways as the head turns while the hair outline does not (default True).
         hands_from_keypoints: each hand turns about its wrist to the direction of the detected hand (wrist ->
             knuckles) when found, and eases back to its forearm's line when lost (default True; otherwise the
             hands rigidly continue the forearms).
@@ -140,6 +144,7 @@ class PuppetOptions:
     arap_handle_weight: float = 1000.0
     leg_layers: bool = True
     head_from_face: bool = False
+    head_from_ears: bool = True
     hands_from_keypoints: bool = True
     edge_feather: float = 0.004
     loose_feather: float = 0.0
@@ -357,7 +362,7 @@ class PuppetRenderer(Renderer):
             if opt.hole_threshold < 1.0:
                 hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
-                  opt.torso_stiffness)
+                  opt.torso_stiffness, opt.head_from_ears)
         region = alpha > 0.02
         labels = rig.skirt_hem(ref, rig.label_layers(region))
         if opt.colour_split:
@@ -499,7 +504,8 @@ class PuppetRenderer(Renderer):
         bends = None
         if self.options.hands_from_keypoints:
             bends = self._hand_bends = rig.hand_bends(joints, pose, self._hand_bends)
-        transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None, bends)
+        transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None, bends,
+                                         seen=pose.visible(rig.threshold)[layout.BODY])
         order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering,
                            previous=self._last_order)
         self._last_order = order
