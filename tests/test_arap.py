@@ -208,6 +208,34 @@ def test_steady_torso_keeps_the_reference_torso_length_along_the_driving_lean():
         _standing_rig(torso_stiffness=1.5)
 
 
+def test_skirt_over_a_squashed_thigh_keeps_half_its_length():
+    from pose.errors import ConfigError
+    from pose.sequence import PoseFrame
+
+    rig, kps = _standing_rig()  # right thigh (90, 150) -> (88, 210)
+    squat = kps.copy()
+    squat[[8, 11], 1] += 12.0  # hips drop 12 px, knees stay: the thighs are 20 % shorter on screen
+    squat[[1, 2, 5, 0, 14, 15], 1] += 12.0
+    joints = rig.steady_torso(rig.complete_joints(PoseFrame(squat, 200, 300)))
+    full = rig.bone_transforms(joints)
+    body = rig.body_transforms(joints, full)
+    k = rig.bone_names.index("right_thigh")
+    knee = np.array([88.0, 210.0, 1.0])
+    np.testing.assert_allclose(full[k] @ knee, joints[9], atol=1e-9)  # the leg layer reaches the knee
+    hip = joints[8]
+    reach = np.linalg.norm(body[k] @ knee - hip) / np.linalg.norm(knee[:2] - [90.0, 150.0])
+    full_reach = np.linalg.norm(joints[9] - hip) / np.linalg.norm(knee[:2] - [90.0, 150.0])
+    assert abs(reach - (1.0 + 0.5 * (full_reach - 1.0))) < 1e-9  # half the squash
+    np.testing.assert_allclose((body[k] @ knee - hip) / np.linalg.norm(body[k] @ knee - hip),
+                               (joints[9] - hip) / np.linalg.norm(joints[9] - hip), atol=1e-9)  # same turn
+    others = [i for i in range(len(rig.bones)) if rig.bones[i].name not in ("right_thigh", "left_thigh")]
+    np.testing.assert_array_equal(body[others], full[others])
+    stiff, _ = _standing_rig(skirt_stretch=1.0)
+    assert stiff.body_transforms(joints, full) is full
+    with pytest.raises(ConfigError, match="skirt_stretch"):
+        _standing_rig(skirt_stretch=2.0)
+
+
 def test_head_follows_the_ears_when_the_face_turns():
     from pose.sequence import PoseFrame
     from reference.rig import Rig

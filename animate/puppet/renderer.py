@@ -104,6 +104,9 @@ class PuppetOptions:
         thigh_body_fraction: the upper part of each thigh (this fraction of its length) stays in the body
             layer and blends both thighs (default 0.7; skirts, shorts).
         torso_affine: blend of the torso's affine (1) and similarity (0) fit (default 0.5).
+        skirt_stretch: the body layer's share of the thighs (skirts, shorts) stretches and squashes with
+            the thighs' on-screen length by only this fraction, turning with them fully (default 0.5;
+            :meth:`Rig.body_transforms`): cloth hangs from the waist in a squat.
         torso_stiffness: the torso keeps the reference's neck to mid-hip length (1, default), follows the
             driving hips (0), or a blend (:meth:`Rig.steady_torso`): detected hips under a skirt wander
             while the waist does not.
@@ -151,6 +154,7 @@ class PuppetOptions:
     thigh_body_fraction: float = 0.7
     torso_affine: float = 0.5
     torso_stiffness: float = 1.0
+    skirt_stretch: float = 0.5
     body_underlay: float = 1.0
     limb_underlay: bool = True
     colour_split: bool = True
@@ -189,6 +193,8 @@ class PuppetOptions:
             raise ConfigError(f"puppet option torso_affine={self.torso_affine} must be in [0, 1]")
         if not 0.0 <= float(self.torso_stiffness) <= 1.0:
             raise ConfigError(f"puppet option torso_stiffness={self.torso_stiffness} must be in [0, 1]")
+        if not 0.0 <= float(self.skirt_stretch) <= 1.0:
+            raise ConfigError(f"puppet option skirt_stretch={self.skirt_stretch} must be in [0, 1]")
         if not 0.0 <= float(self.body_underlay) <= 4.0:
             raise ConfigError(f"puppet option body_underlay={self.body_underlay} must be in [0, 4]")
         if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
@@ -362,7 +368,7 @@ class PuppetRenderer(Renderer):
             if opt.hole_threshold < 1.0:
                 hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
-                  opt.torso_stiffness, opt.head_from_ears)
+                  opt.torso_stiffness, opt.head_from_ears, opt.skirt_stretch)
         region = alpha > 0.02
         labels = rig.skirt_hem(ref, rig.label_layers(region))
         if opt.colour_split:
@@ -494,8 +500,9 @@ class PuppetRenderer(Renderer):
         """Render one frame (keeps the last known joints for the next call)."""
         return self._draw(*self._plan(pose))
 
-    def _plan(self, pose: PoseFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Joints, bone transforms and draw order of one frame; updates the frame-to-frame state."""
+    def _plan(self, pose: PoseFrame) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+        """Joints, bone transforms (``"*"``: every layer; ``"body"``: the body layer's) and draw order of one
+        frame; updates the frame-to-frame state."""
         rig = self.rig
         if rig is None or self.background is None:
             raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
@@ -509,9 +516,9 @@ class PuppetRenderer(Renderer):
         order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering,
                            previous=self._last_order)
         self._last_order = order
-        return joints, transforms, order
+        return joints, {"*": transforms, "body": rig.body_transforms(joints, transforms)}, order
 
-    def _draw(self, joints: np.ndarray, transforms: np.ndarray, order: list[str]) -> np.ndarray:
+    def _draw(self, joints: np.ndarray, transforms: dict[str, np.ndarray], order: list[str]) -> np.ndarray:
         """Deform and composite the layers in ``order`` over the background (no state: thread-safe)."""
         by_name = {layer.name: layer for layer in self.layers}
         # RGBA working canvas: the premultiplied layers composite with whole-pixel uint8 ops (the 4th
@@ -519,7 +526,7 @@ class PuppetRenderer(Renderer):
         canvas = cv2.cvtColor(self.background, cv2.COLOR_RGB2RGBA)
         for name in order:
             layer = by_name[name]
-            verts = self._deform(layer, joints, transforms)
+            verts = self._deform(layer, joints, transforms.get(name, transforms["*"]))
             self._composite(canvas, layer, verts)
         return cv2.cvtColor(canvas, cv2.COLOR_RGBA2RGB)
 
