@@ -395,6 +395,14 @@ class Rig:
         Returns:
             ``(H, W)`` int8 layer index into :attr:`layers`, -1 outside the mask.
         """
+        return self._label(mask, step, shared=True)
+
+    def bone_layers(self, mask: np.ndarray, step: int = 2) -> np.ndarray:
+        """The layer of each character pixel's nearest bone, without the body's share of the thighs or the
+        skirt (what :meth:`label_layers` starts from); ``(H, W)`` int8, -1 outside ``mask``."""
+        return self._label(mask, step, shared=False)
+
+    def _label(self, mask: np.ndarray, step: int, shared: bool) -> np.ndarray:
         h, w = mask.shape
         ys, xs = np.mgrid[0:h:step, 0:w:step]
         pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
@@ -402,7 +410,8 @@ class Rig:
         layer_of_bone = np.array([self.layers.index(b.layer) for b in self.bones], np.int8)
         nearest = np.argmin(scores, axis=1)
         coarse = layer_of_bone[nearest]
-        if self.leg_layers and "body" in self.layers:
+        shared = shared and self.leg_layers and "body" in self.layers
+        if shared:
             for k, bone in enumerate(self.bones):
                 if bone.name.endswith("thigh"):
                     sel = nearest == k
@@ -412,7 +421,7 @@ class Rig:
         full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
         full = np.asarray(full, np.int8)
         full[~mask] = -1
-        if self.leg_layers and "body" in self.layers:
+        if shared:
             legs = np.isin(full, [self.layers.index(lay) for lay in LEG_LAYERS if lay in self.layers])
             full[legs & self.skirt_region(mask)] = self.layers.index("body")
         return full
@@ -942,9 +951,10 @@ class Rig:
         return out
 
 
-def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTION) -> np.ndarray:
+def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTION,
+                   owners: np.ndarray | None = None) -> np.ndarray:
     """Give every small piece of a layer cut off from the layer's largest piece to the layer that borders it
-    most.
+    most (or, with ``owners``, to the bordering layer whose bones are nearest to most of the piece).
 
     Labelling by nearest bone (and by colour) can leave a few pixels of a layer apart from the rest of it, e.g.
     a lock of hair beyond a hand. Such an island would move with bones it does not touch (and leave an ARAP
@@ -956,6 +966,10 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
     Args:
         labels: ``(H, W)`` int8 layer labels, -1 outside the character (not modified).
         keep_fraction: pieces at least this fraction of their layer's largest piece keep their label.
+        owners: ``(H, W)`` int8 layer of each pixel's nearest bone (:meth:`Rig.bone_layers`). A piece then
+            joins, among the layers bordering it, the one that owns most of its pixels, when there is one:
+            the top of a thigh that a hand resting on it cuts off from the shorts (the body's share of the
+            thigh) goes back to its leg rather than to the hand that borders it more.
 
     Returns:
         ``(H, W)`` int8 labels.
@@ -976,8 +990,16 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
             border = (cv2.dilate(piece, ring) > 0) & (piece == 0)
             around = out[y0:y + h + 1, x0:x + w + 1][border]
             around = around[(around >= 0) & (around != li)]
-            if len(around):
-                out[y0:y + h + 1, x0:x + w + 1][piece > 0] = np.bincount(around).argmax()
+            if not len(around):
+                continue
+            target = int(np.bincount(around).argmax())
+            if owners is not None:
+                owned = owners[y0:y + h + 1, x0:x + w + 1][piece > 0]
+                votes = np.bincount(owned[owned >= 0], minlength=int(around.max()) + 1)[: int(around.max()) + 1]
+                votes = np.where(np.isin(np.arange(len(votes)), around), votes, 0)
+                if votes.max() > 0:
+                    target = int(votes.argmax())
+            out[y0:y + h + 1, x0:x + w + 1][piece > 0] = target
     return out
 
 

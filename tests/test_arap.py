@@ -390,6 +390,35 @@ def test_absorb_islands_keeps_large_pieces():
     assert (absorb_islands(labels, keep_fraction=1.01)[34:55, 5:35] == 1).all()  # everything small: joins the arm
 
 
+def test_absorb_islands_gives_a_thigh_cut_off_by_a_hand_back_to_its_leg():
+    """A hand resting on the thigh cuts the body's share of the thigh off the shorts; it borders the hand
+    more than the leg below it, but the thigh's bone is the leg's."""
+    from reference.rig import absorb_islands
+
+    labels = np.full((80, 40), -1, np.int8)
+    labels[5:40, 5:35] = 2            # body: the shorts
+    labels[40:50, 10:30] = 2          # body: its share of the thigh, below the shorts
+    labels[50:75, 10:30] = 0          # the leg
+    labels[38:51, 5:12] = 3           # the hand along the thigh's outer side ...
+    labels[38:41, 12:30] = 3          # ... and over the shorts' hem
+    owners = np.where(labels >= 0, 2, -1).astype(np.int8)
+    owners[40:75, 10:30] = 0          # the thigh's pixels are nearest to the leg's bones
+    owners[38:51, 5:12] = 3
+    assert (absorb_islands(labels)[41:50, 12:30] == 3).all()  # by border alone it went with the hand
+    out = absorb_islands(labels, owners=owners)
+    assert (out[41:50, 12:30] == 0).all() and (out[5:38, 5:35] == 2).all() and (out[38:51, 5:12] == 3).all()
+    owners[40:75, 10:30] = 1          # owned by a layer that does not border it: the border decides
+    assert (absorb_islands(labels, owners=owners)[41:50, 12:30] == 3).all()
+
+
+def test_rig_bone_layers_leave_the_thigh_top_to_the_leg():
+    rig, _ = _standing_rig(thigh_body_fraction=0.5)
+    mask = np.ones((300, 200), bool)
+    assert rig.layers[rig.label_layers(mask, step=1)[160, 88]] == "body"
+    owners = rig.bone_layers(mask, step=1)
+    assert rig.layers[owners[160, 88]] == "right_leg" and rig.layers[owners[100, 100]] == "body"
+
+
 def test_hidden_limb_finds_where_the_body_covers_an_arm():
     """A hand-made right arm (shoulder (80, 60) -> elbow (70, 100) -> wrist (65, 140)) 10 px wide, with a
     bite out of its outer side where the body (a ruffle) lies over it: the bite is the arm's hidden part;

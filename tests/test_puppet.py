@@ -290,6 +290,20 @@ def test_colour_split_gives_the_shorts_beside_the_arms_back_to_the_body(data_dir
     assert denim[True] < 0.25 * denim[False], denim  # 31 vs 293 px when written
 
 
+def test_a_thigh_under_a_resting_hand_stays_with_the_leg(data_dir):
+    """anyone-3.png at 410x616: her right hand rests on the thigh just below the shorts and cuts the body's
+    share of the thigh off from them. That piece went with the hand, which borders it most (all 20 points
+    along the thigh's upper part were arm, and rose with it); its bones are the leg's, so it joins the leg."""
+    rgb, pose = _reference(data_dir, "anyone-3.png", (410, 616))
+    r = create_renderer("puppet")
+    r.prepare(rgb, pose)
+    hip, knee = pose.xy[B["right_hip"]], pose.xy[B["right_knee"]]
+    points = np.round(hip + np.linspace(0.3, 0.6, 20)[:, None] * (knee - hip)).astype(int)
+    names = [r.rig.layers[r.labels[y, x]] for x, y in points]
+    assert names.count("right_arm") <= 5, names  # the hand over the thigh's top, no more
+    assert names.count("right_leg") + names.count("body") >= 15, names
+
+
 def test_arap_prepares_when_labelling_leaves_islands(data_dir):
     """At 448x768 the labels of musepose_ref.png leave stray pieces of a layer (hair beyond a hand); they join
     their surroundings, so every ARAP mesh has handles (a piece without them made the solve singular)."""

@@ -373,7 +373,7 @@ class PuppetRenderer(Renderer):
         labels = rig.skirt_hem(ref, rig.label_layers(region))
         if opt.colour_split:
             labels = rig.hair_over_arms(ref, rig.refine_limb_labels(ref, labels))
-        labels = absorb_islands(labels)
+        labels = absorb_islands(labels, owners=rig.bone_layers(region))
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
