@@ -261,6 +261,27 @@ def test_head_follows_the_ears_when_the_face_turns():
     np.testing.assert_allclose(skull.bone_transforms(joints, seen=seen)[k], ears.bone_transforms(joints)[k])
 
 
+def test_head_keeps_its_size_when_the_shoulders_rise():
+    from pose.sequence import PoseFrame
+    from reference.rig import Rig
+
+    _, kps = _standing_rig()
+    kps[16], kps[17] = (88, 30, 1.0), (112, 30, 1.0)
+    rig = Rig(PoseFrame(kps, 200, 300), torso_stiffness=0.0)
+    k, t = rig.bone_names.index("head"), rig.bone_names.index("torso")
+    shrug = kps.copy()
+    shrug[[1, 2, 5], 1] -= 12.0  # neck and shoulders rise 12 px towards the ears (the neck-ear distance halves)
+    m = rig.bone_transforms(rig.complete_joints(PoseFrame(shrug, 200, 300)))
+    head_scale = np.sqrt(abs(np.linalg.det(m[k][:, :2])))
+    assert abs(head_scale - np.sqrt(abs(np.linalg.det(m[t][:, :2])))) < 1e-9  # the torso's size, not the fit's
+    assert head_scale > 0.85  # the neck/ear similarity alone would shrink the head to about 0.6
+    np.testing.assert_allclose(m[k] @ [100.0, 30.0, 1.0], [100.0, 30.0], atol=1.5)  # the skull stays by the ears
+    grown = kps.copy()
+    grown[:18, :2] = (kps[:18, :2] - [100.0, 150.0]) * 1.2 + [100.0, 150.0]  # the dancer comes closer
+    m = rig.bone_transforms(rig.complete_joints(PoseFrame(grown, 200, 300)))
+    assert abs(np.sqrt(abs(np.linalg.det(m[k][:, :2]))) - 1.2) < 1e-6
+
+
 def _with_hand(kps: np.ndarray, side: str, angle_deg: float) -> np.ndarray:
     """Add a hand (wrist + 4 knuckles, 20 px long) at the body wrist, pointing ``angle_deg`` off the forearm."""
     from pose import layout
