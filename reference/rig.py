@@ -100,6 +100,10 @@ HIDDEN_LIMB_START = 0.15
 # Hair over an arm (:meth:`Rig.hair_over_arms`) must also be this many times likelier under the head's colours
 # than under the body's beside the arm: a sleeve of the shirt's colour is not hair.
 HAIR_BODY_RATIO = 1.5
+# Rim of an arm (its pixels within 2 px of the outside) needed, as a fraction of its core's area, before the
+# colour check trusts the rim to say which core colours are the arm's own (:meth:`Rig.refine_limb_labels`);
+# an arm lying across the body barely meets the outside, and its rim shows only a few of its colours.
+RIM_MIN_FRACTION = 0.15
 # Below the hips, a row of the reference whose character pixels run unbroken from one leg bone to the other
 # and reach farther than this many limb radii from both is cloth hanging between the legs (a skirt or a
 # dress, :meth:`Rig.skirt_region`): legs that merely touch are never that far apart.
@@ -549,6 +553,13 @@ class Rig:
         whose colour is ``ratio`` times likelier under the body's histogram is relabelled body, if it touches
         the body. Legs and the head's disc are left alone.
 
+        When a bone runs along the arm's inner edge, its core lies partly on the dress or the hair beside the
+        arm and would vouch for their colours. Where the arm meets the outside along enough of its length
+        (its rim: arm pixels within 2 px of the background, at least :data:`RIM_MIN_FRACTION` of the core's
+        area), a core colour that is ``ratio`` ** 2 times rarer on the rim than in the core, and ``ratio``
+        times likelier beside the arm than on the rim, is dropped from the core first. A sleeve coloured
+        like the shirt also lines the arm's rim and stays in the core.
+
         Args:
             image: ``(H, W, 3)`` uint8 RGB reference.
             labels: ``(H, W)`` int8 labels from :meth:`label_layers` (not modified).
@@ -565,6 +576,7 @@ class Rig:
         h, w = labels.shape
         codes = _colour_codes(image, bins)
         head = self.head_zone((h, w))
+        outside = cv2.dilate((labels < 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         for lay in ("right_arm", "left_arm"):
             if lay not in self.layers:
                 continue
@@ -577,8 +589,18 @@ class Rig:
             beside = (labels == body) & (d < 2.0 * self.limb_radius) & ~head
             if core.sum() < 20 or beside.sum() < 20:
                 continue
-            p_arm = _colour_density(codes[core], bins)
             p_body = _colour_density(codes[beside], bins)
+            # the core can lie on the body's clothes or hair when the bone runs along the arm's inner edge: a
+            # colour of the core that the arm hardly shows where it meets the outside (its rim: ratio**2
+            # times rarer there) and that is the body's (ratio times likelier beside it) is not the arm's
+            rim = arm & outside & (d < self.limb_radius)
+            if rim.sum() >= max(20.0, RIM_MIN_FRACTION * core.sum()):
+                p_rim, p_core = _colour_density(codes[rim], bins), _colour_density(codes[core], bins)
+                foreign = (p_body > ratio * p_rim) & (ratio * ratio * p_rim < p_core)
+                clean = core & ~foreign[codes]
+                if clean.sum() >= 20:
+                    core = clean
+            p_arm = _colour_density(codes[core], bins)
             candidate = arm & ~core & ~head & (p_body[codes] > ratio * p_arm[codes])
             candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
             if not candidate.any():
