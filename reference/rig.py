@@ -116,6 +116,10 @@ SKIRT_PANEL_RADII = 1.5
 SKIRT_EDGE_RADII = 0.5
 # ... scanned only while the hip line is within this angle of the image's horizontal (an upright reference).
 SKIRT_MAX_TILT = np.deg2rad(30.0)
+# How far the head's skull weight (:meth:`Rig.bone_transforms`) moves per frame towards 1 (both ears seen) or
+# 0 (an ear lost): a skeleton video's ears come and go with the head's turn (39 times in the 136 frames of
+# anyone-video-2's), and switching fits at once made the head jump sideways.
+SKULL_FADE = 0.25
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -900,13 +904,23 @@ class Rig:
             out[side] = float(np.clip(bend, -MAX_HAND_BEND, MAX_HAND_BEND))
         return out
 
+    def skull_target(self, seen: np.ndarray | None = None) -> float:
+        """1.0 when the head can follow the skull (:data:`SKULL_JOINTS`) in a frame: ``head_from_ears`` is on
+        and both ears are seen in the reference and in ``seen`` (``(18,)`` bool, default: all); else 0.0."""
+        if not (self.head_from_ears and all(self.ref_visible[j] for j in SKULL_JOINTS)):
+            return 0.0
+        return 1.0 if seen is None or all(seen[j] for j in SKULL_JOINTS) else 0.0
+
     def bone_transforms(self, joints: np.ndarray, pose: PoseFrame | None = None,
-                        hand_bends: dict[str, float] | None = None, seen: np.ndarray | None = None) -> np.ndarray:
+                        hand_bends: dict[str, float] | None = None, seen: np.ndarray | None = None,
+                        skull_weight: float | None = None) -> np.ndarray:
         """Affine map of every bone from the reference to a frame.
 
         The head follows the similarity of the neck and both ears (:data:`SKULL_JOINTS`) when the rig has
         ``head_from_ears`` and both ears are seen in the reference and in the frame, else of the neck,
-        nose, eyes and ears (:data:`HEAD_JOINTS`); its rotation and position, that is: its size follows
+        nose, eyes and ears (:data:`HEAD_JOINTS`), or a blend of the two (``skull_weight``: a renderer
+        fades between them over a few frames, so a skeleton video whose ears come and go does not make
+        the head jump); its rotation and position, that is: its size follows
         the torso's, about the middle of those joints (without the neck). The fit's own scale comes from
         the neck-to-ears distance, which shrinks 9 % on average and up to 40 % on the bundled dance as the
         head tilts and the shoulders rise, and from the ears' spread, which grows as the head turns to the
@@ -920,6 +934,9 @@ class Rig:
                 hands continue their forearms.
             seen: ``(18,)`` bool, the body joints detected in this frame rather than filled in by
                 :meth:`complete_joints` (default: all).
+            skull_weight: weight of the skull fit in the head's transform, in [0, 1] (default:
+                :meth:`skull_target` of ``seen``); ignored when the reference's ears are not both seen or
+                ``head_from_ears`` is off.
 
         Returns:
             ``(B, 2, 3)`` float64 matrices, ``new = M @ [x, y, 1]``.
@@ -936,12 +953,14 @@ class Rig:
             elif kind == "head":
                 m = self.head_transform(pose) if pose is not None else None
                 if m is None:
-                    idx = [j for j in HEAD_JOINTS if self.ref_visible[j]]
-                    skull = self.head_from_ears and all(self.ref_visible[j] for j in SKULL_JOINTS)
-                    if skull and (seen is None or all(seen[j] for j in SKULL_JOINTS)):
-                        idx = list(SKULL_JOINTS)
-                    m = _rescaled(fit_similarity(ref[idx], joints[idx]), torso_scale,
-                                  ref[[j for j in idx if j != B["neck"]] or idx].mean(axis=0))
+                    w = self.skull_target(seen) if skull_weight is None else float(skull_weight)
+                    w = float(np.clip(w, 0.0, 1.0)) if self.skull_target() > 0.0 else 0.0
+                    m = np.zeros((2, 3))
+                    for idx, share in ((list(SKULL_JOINTS), w),
+                                       ([j for j in HEAD_JOINTS if self.ref_visible[j]], 1.0 - w)):
+                        if share > 0.0:
+                            pivot = ref[[j for j in idx if j != B["neck"]] or idx].mean(axis=0)
+                            m += share * _rescaled(fit_similarity(ref[idx], joints[idx]), torso_scale, pivot)
             elif kind == "limb":
                 m = _limb_transform(ref[ja], ref[jb], joints[ja], joints[jb], stretch=1.0)
             else:  # end bone: rigid continuation of the parent limb, pinned at its distal joint

@@ -261,6 +261,38 @@ def test_head_follows_the_ears_when_the_face_turns():
     np.testing.assert_allclose(skull.bone_transforms(joints, seen=seen)[k], ears.bone_transforms(joints)[k])
 
 
+def test_head_fades_between_the_skull_and_the_face_when_the_ears_come_and_go():
+    import cv2
+
+    from animate.puppet import PuppetRenderer
+    from pose.sequence import PoseFrame
+    from reference.rig import SKULL_FADE
+
+    _, kps = _standing_rig()
+    kps[16], kps[17] = (88, 30, 1.0), (112, 30, 1.0)
+    turned = kps.copy()
+    turned[[0, 14, 15], 0] += 6.0
+    lost = turned.copy()
+    lost[17, 2] = 0.0  # a skeleton video drops the far ear in some frames
+    ref = np.full((300, 200, 3), 255, np.uint8)
+    cv2.rectangle(ref, (80, 15), (120, 290), (200, 80, 60), -1)
+    r = PuppetRenderer(threads=1)
+    r.prepare(ref, PoseFrame(kps, 200, 300), mask=(ref[..., 0] < 250).astype(np.float32))
+    rig, k = r.rig, r.rig.bone_names.index("head")
+    joints = rig.complete_joints(PoseFrame(turned, 200, 300))
+    skull, face = rig.bone_transforms(joints, skull_weight=1.0)[k], rig.bone_transforms(joints, skull_weight=0.0)[k]
+    np.testing.assert_allclose(rig.bone_transforms(joints, skull_weight=0.25)[k], 0.25 * skull + 0.75 * face)
+    assert abs(skull[0, 2] - face[0, 2]) > 2.0
+    weights, shifts = [], []
+    for frame in [turned, turned, lost, turned, lost, lost, lost, lost, lost]:
+        _, transforms, _ = r._plan(PoseFrame(frame, 200, 300))
+        weights.append(r._skull_weight)
+        shifts.append(transforms["*"][k][0, 2])
+    assert weights[:2] == [1.0, 1.0] and weights[-1] == 0.0
+    assert max(abs(a - b) for a, b in zip(weights, weights[1:])) <= SKULL_FADE + 1e-12
+    assert max(abs(a - b) for a, b in zip(shifts, shifts[1:])) < 0.5 * abs(skull[0, 2] - face[0, 2])
+
+
 def test_head_keeps_its_size_when_the_shoulders_rise():
     from pose.sequence import PoseFrame
     from reference.rig import Rig

@@ -35,7 +35,7 @@ from pose import layout
 from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
-from reference.rig import Rig, absorb_islands
+from reference.rig import SKULL_FADE, Rig, absorb_islands
 from reference.segmentation import (
     SegmentationConfig,
     coarse_mask,
@@ -343,6 +343,7 @@ class PuppetRenderer(Renderer):
         self._last_joints: np.ndarray | None = None
         self._last_order: list[str] | None = None
         self._hand_bends: dict[str, float] | None = None
+        self._skull_weight: float | None = None
 
     # --- prepare ------------------------------------------------------------------------------------
     def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
@@ -429,6 +430,7 @@ class PuppetRenderer(Renderer):
         self._last_joints = None
         self._last_order = None
         self._hand_bends = None
+        self._skull_weight = None
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
 
@@ -511,8 +513,13 @@ class PuppetRenderer(Renderer):
         bends = None
         if self.options.hands_from_keypoints:
             bends = self._hand_bends = rig.hand_bends(joints, pose, self._hand_bends)
+        target = rig.skull_target(pose.visible(rig.threshold)[layout.BODY])
+        if self._skull_weight is None:
+            self._skull_weight = target
+        else:  # fade between the skull and the face-feature fits instead of switching (SKULL_FADE)
+            self._skull_weight += float(np.clip(target - self._skull_weight, -SKULL_FADE, SKULL_FADE))
         transforms = rig.bone_transforms(joints, pose if self.options.head_from_face else None, bends,
-                                         seen=pose.visible(rig.threshold)[layout.BODY])
+                                         skull_weight=self._skull_weight)
         order = draw_order([l.name for l in self.layers], pose, joints, self.options.layering,
                            previous=self._last_order)
         self._last_order = order
