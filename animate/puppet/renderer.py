@@ -94,7 +94,7 @@ class PuppetOptions:
             the nose, eyes, ears and neck (default False: the face landmarks scored worse, docs/PUPPET.md).
         head_from_ears: the body head (used unless ``head_from_face``) follows the neck and both ears
             when they are detected, the skull's axis, instead of also the eyes and nose, which slide
-            sideways as the head turns while the hair outline does not (default True).
+            sideways as the head turns while the hair outline does not (default True). Skinning only.
         hands_from_keypoints: each hand turns about its wrist to the direction of the detected hand (wrist ->
             knuckles) when found, and eases back to its forearm's line when lost (default True; otherwise the
             hands rigidly continue the forearms).
@@ -106,7 +106,8 @@ class PuppetOptions:
         torso_affine: blend of the torso's affine (1) and similarity (0) fit (default 0.5).
         skirt_stretch: the body layer's share of the thighs (skirts, shorts) stretches and squashes with
             the thighs' on-screen length by only this fraction, turning with them fully (default 0.5;
-            :meth:`Rig.body_transforms`): cloth hangs from the waist in a squat.
+            :meth:`Rig.body_transforms`): cloth hangs from the waist in a squat. Skinning only (ARAP moves
+            the layers by their joint handles).
         torso_stiffness: the torso keeps the reference's neck to mid-hip length (1, default), follows the
             driving hips (0), or a blend (:meth:`Rig.steady_torso`): detected hips under a skirt wander
             while the waist does not.
