@@ -262,6 +262,8 @@ def test_head_follows_the_ears_when_the_face_turns():
 
 
 def test_head_fades_between_the_skull_and_the_face_when_the_ears_come_and_go():
+    from itertools import pairwise
+
     import cv2
 
     from animate.puppet import PuppetRenderer
@@ -289,8 +291,8 @@ def test_head_fades_between_the_skull_and_the_face_when_the_ears_come_and_go():
         weights.append(r._skull_weight)
         shifts.append(transforms["*"][k][0, 2])
     assert weights[:2] == [1.0, 1.0] and weights[-1] == 0.0
-    assert max(abs(a - b) for a, b in zip(weights, weights[1:])) <= SKULL_FADE + 1e-12
-    assert max(abs(a - b) for a, b in zip(shifts, shifts[1:])) < 0.5 * abs(skull[0, 2] - face[0, 2])
+    assert max(abs(a - b) for a, b in pairwise(weights)) <= SKULL_FADE + 1e-12
+    assert max(abs(a - b) for a, b in pairwise(shifts)) < 0.5 * abs(skull[0, 2] - face[0, 2])
 
 
 def test_head_keeps_its_size_when_the_shoulders_rise():
