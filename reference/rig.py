@@ -916,15 +916,15 @@ class Rig:
                         skull_weight: float | None = None) -> np.ndarray:
         """Affine map of every bone from the reference to a frame.
 
-        The head follows the similarity of the neck and both ears (:data:`SKULL_JOINTS`) when the rig has
-        ``head_from_ears`` and both ears are seen in the reference and in the frame, else of the neck,
-        nose, eyes and ears (:data:`HEAD_JOINTS`), or a blend of the two (``skull_weight``: a renderer
-        fades between them over a few frames, so a skeleton video whose ears come and go does not make
-        the head jump); its rotation and position, that is: its size follows
-        the torso's, about the middle of those joints (without the neck). The fit's own scale comes from
-        the neck-to-ears distance, which shrinks 9 % on average and up to 40 % on the bundled dance as the
-        head tilts and the shoulders rise, and from the ears' spread, which grows as the head turns to the
-        camera; a head keeps its size.
+        The head's rotation and position come from the similarity of the neck and both ears
+        (:data:`SKULL_JOINTS`) when the rig has ``head_from_ears`` and both ears are seen in the reference
+        and in the frame, else from that of the neck, nose, eyes and ears (:data:`HEAD_JOINTS`), or from a
+        blend of the two (``skull_weight``: a renderer fades between them over a few frames, so that a
+        skeleton video whose ears come and go does not make the head jump). Its size is the torso's, kept
+        about the middle of the fitted joints other than the neck: the fit's own scale comes from the
+        neck-to-ears distance, which shrinks 9 % on average and up to 40 % on the bundled dance as the head
+        tilts and the shoulders rise, and from the ears' spread, which grows as the head turns to the
+        camera, while a head keeps its size.
 
         Args:
             joints: ``(18, 2)`` complete joints of the frame (:meth:`complete_joints`).
