@@ -31,6 +31,7 @@ import numpy as np
 from pose import layout
 from pose.errors import ConfigError, NoPersonError
 from pose.sequence import PoseFrame
+from reference.colour import colour_codes, colour_density
 
 logger = logging.getLogger(__name__)
 
@@ -520,9 +521,9 @@ class Rig:
         below = legs & (np.arange(h)[:, None] > last + self.limb_radius)
         if below.sum() < 20:
             return out
-        codes = _colour_codes(image, bins)
-        p_skirt = _colour_density(codes[skirt], bins)
-        p_leg = _colour_density(codes[below], bins)
+        codes = colour_codes(image, bins)
+        p_skirt = colour_density(codes[skirt], bins)
+        p_leg = colour_density(codes[below], bins)
         clothy = p_skirt[codes] > p_leg[codes]
         body = self.layers.index("body")
         xs = np.flatnonzero(skirt[last])
@@ -578,7 +579,7 @@ class Rig:
             return out
         body = self.layers.index("body")
         h, w = labels.shape
-        codes = _colour_codes(image, bins)
+        codes = colour_codes(image, bins)
         head = self.head_zone((h, w))
         outside = cv2.dilate((labels < 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         for lay in ("right_arm", "left_arm"):
@@ -593,18 +594,18 @@ class Rig:
             beside = (labels == body) & (d < 2.0 * self.limb_radius) & ~head
             if core.sum() < 20 or beside.sum() < 20:
                 continue
-            p_body = _colour_density(codes[beside], bins)
+            p_body = colour_density(codes[beside], bins)
             # the core can lie on the body's clothes or hair when the bone runs along the arm's inner edge: a
             # colour of the core that the arm hardly shows where it meets the outside (its rim: ratio**2
             # times rarer there) and that is the body's (ratio times likelier beside it) is not the arm's
             rim = arm & outside & (d < self.limb_radius)
             if rim.sum() >= max(20.0, RIM_MIN_FRACTION * core.sum()):
-                p_rim, p_core = _colour_density(codes[rim], bins), _colour_density(codes[core], bins)
+                p_rim, p_core = colour_density(codes[rim], bins), colour_density(codes[core], bins)
                 foreign = (p_body > ratio * p_rim) & (ratio * ratio * p_rim < p_core)
                 clean = core & ~foreign[codes]
                 if clean.sum() >= 20:
                     core = clean
-            p_arm = _colour_density(codes[core], bins)
+            p_arm = colour_density(codes[core], bins)
             candidate = arm & ~core & ~head & (p_body[codes] > ratio * p_arm[codes])
             candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
             if not candidate.any():
@@ -646,8 +647,8 @@ class Rig:
         head = zone & (labels == body)
         if head.sum() < 20:
             return out
-        codes = _colour_codes(image, bins)
-        p_head = _colour_density(codes[head], bins)[codes]
+        codes = colour_codes(image, bins)
+        p_head = colour_density(codes[head], bins)[codes]
         for lay in ("right_arm", "left_arm"):
             if lay not in self.layers:
                 continue
@@ -659,8 +660,8 @@ class Rig:
             beside = (labels == body) & ~zone & (near < 2.0 * self.limb_radius)
             if lower.sum() < 20 or beside.sum() < 20:
                 continue
-            p_arm = _colour_density(codes[lower], bins)[codes]
-            p_body = _colour_density(codes[beside], bins)[codes]
+            p_arm = colour_density(codes[lower], bins)[codes]
+            p_body = colour_density(codes[beside], bins)[codes]
             hairy = p_head > ratio * p_arm
             candidate = arm & ~lower & hairy & (p_head > HAIR_BODY_RATIO * p_body)
             candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
@@ -1074,20 +1075,6 @@ def _polyline_x(chain: np.ndarray, y: float) -> float | None:
         if p[1] <= y <= q[1]:
             return float(p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]))
     return None
-
-
-def _colour_codes(image: np.ndarray, bins: int) -> np.ndarray:
-    """``(H, W)`` index of each pixel's colour among ``bins`` ** 3 RGB cells (``bins`` per channel)."""
-    q = (image.astype(np.int32) * bins) // 256
-    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
-
-
-def _colour_density(codes: np.ndarray, bins: int) -> np.ndarray:
-    """Normalised, slightly smoothed histogram of quantised colours (``bins`` ** 3 entries)."""
-    hist = np.bincount(codes.ravel(), minlength=bins ** 3).astype(np.float32).reshape(bins, bins, bins)
-    hist = cv2.GaussianBlur(hist.reshape(bins, bins * bins), (3, 3), 0).reshape(bins, bins, bins)  # within-plane
-    hist = hist.ravel() + 1e-3 * hist.sum() / bins ** 3
-    return hist / hist.sum()
 
 
 def _angle(v: np.ndarray) -> float:
