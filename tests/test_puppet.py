@@ -62,7 +62,9 @@ def test_identity_pose_reproduces_the_reference(reference, puppet):
     out = next(iter(puppet.render(_seq(pose))))
     assert out.shape == rgb.shape and out.dtype == np.uint8
     assert structural_similarity(out, rgb, channel_axis=2, data_range=255) > 0.9
-    assert np.abs(out.astype(float) - rgb).mean() < 4.0
+    # 3.8 with the plate's colour fringe off, 4.1 with it: the hair tips the segmentation missed are
+    # inpainted away instead of floating in the plate (test_plate_loses_hair_tips_coloured_like_the_character)
+    assert np.abs(out.astype(float) - rgb).mean() < 4.5
 
 
 def test_moved_arm_changes_the_arm_not_the_legs(reference, puppet):
@@ -408,11 +410,12 @@ def test_plate_loses_the_uncertain_fringe_of_limbs_coloured_like_the_background(
     pose = extract.detect_image(rgb)
     wall = np.median(rgb[:40].reshape(-1, 3), axis=0)
     ghosts = {}
-    for threshold in (1.0, 0.5):
-        r = create_renderer("puppet", hole_threshold=threshold)
+    for threshold, colour in ((1.0, 0.0), (0.5, 0.0), (1.0, 4.0)):
+        r = create_renderer("puppet", hole_threshold=threshold, hole_colour_ratio=colour)
         r.prepare(rgb, pose)
-        ghosts[threshold] = int((np.abs(r.background.astype(int) - wall).max(axis=2) > 30).sum())
-    assert ghosts[1.0] > 100 and ghosts[0.5] < 0.25 * ghosts[1.0], ghosts
+        ghosts[threshold, colour] = int((np.abs(r.background.astype(int) - wall).max(axis=2) > 30).sum())
+    assert ghosts[1.0, 0.0] > 100 and ghosts[0.5, 0.0] < 0.25 * ghosts[1.0, 0.0], ghosts
+    assert ghosts[1.0, 4.0] < 0.25 * ghosts[1.0, 0.0], ghosts  # the colour fringe alone also catches them
 
     alpha = np.zeros((100, 100), np.float32)
     alpha[20:80, 40:60] = 1.0
@@ -423,6 +426,38 @@ def test_plate_loses_the_uncertain_fringe_of_limbs_coloured_like_the_background(
     assert fringe[15:85, 35:65].all() and not fringe[5:15, 85:95].any()
     with pytest.raises(ConfigError, match="hole_threshold"):
         create_renderer("puppet", hole_threshold=0.0)
+
+
+def test_plate_loses_hair_tips_coloured_like_the_character(data_dir):
+    """musepose_ref.png: the segmentation stops short of the blonde hair tips beside her face, which then
+    floated in the background plate as yellow wisps once the head moved. The colour fringe (pixels next to
+    the cut-out coloured like its outline, not like the night sky around it) takes them into the plate's
+    hole."""
+    from animate.puppet.inpaint import colour_fringe
+
+    rgb, pose = _reference(data_dir, "musepose_ref.png", (W, H))
+    nose = pose.xy[B["nose"]]
+    rows = slice(int(nose[1] - 0.1 * H), int(nose[1] + 0.12 * H))
+    cols = slice(int(nose[0] - 0.15 * H), int(nose[0] + 0.15 * H))
+    wisps = {}
+    for ratio in (4.0, 0.0):
+        r = create_renderer("puppet", hole_colour_ratio=ratio)
+        r.prepare(rgb, pose)
+        plate = r.background.astype(int)[rows, cols]
+        wisps[ratio] = int(((plate[..., 0] > 190) & (plate[..., 1] > 150) & (plate[..., 2] < 150)).sum())
+    assert wisps[0.0] > 200 and wisps[4.0] < 0.1 * wisps[0.0], wisps  # 615 -> 8 px when written
+
+    image = np.full((100, 100, 3), (40, 30, 90), np.uint8)  # a night sky ...
+    image[20:80, 40:60] = (250, 210, 90)                     # ... a blonde character ...
+    image[20:80, 60:63] = (250, 210, 90)                     # ... whose hair tips the cut-out missed
+    image[5:10, 90:95] = (250, 210, 90)                      # a lamp of the same colour, far away
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[20:80, 40:60] = 1.0
+    fringe = colour_fringe(image, alpha, 4.0, reach=0.05)
+    assert fringe[22:78, 60:63].all() and not fringe[5:10, 90:95].any() and not fringe[alpha > 0].any()
+    assert not fringe[:, :38].any()  # the sky beside the character stays
+    with pytest.raises(ConfigError, match="hole_colour_ratio"):
+        create_renderer("puppet", hole_colour_ratio=0.5)
 
 
 def test_long_dress_stays_one_piece_when_the_legs_spread(data_dir):

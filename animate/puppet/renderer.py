@@ -45,7 +45,7 @@ from reference.segmentation import (
 
 from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
-from .inpaint import inpaint_background, uncertain_fringe
+from .inpaint import colour_fringe, inpaint_background, uncertain_fringe
 from .layering import draw_order
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class PuppetOptions:
             plate although they are not cut out (default 0.5; 1 = off): the tight mask leaves out the
             uncertain fringe of limbs coloured like the background, which otherwise stays behind as a ghost
             outline when the limb moves. Not used with a given mask.
+        hole_colour_ratio: the plate also loses the pixels next to the cut-out whose colour is this many
+            times likelier under the character's outline colours than under the background's around it
+            (:func:`~animate.puppet.inpaint.colour_fringe`; default 4, 0 = off): hair tips and glows the
+            segmentation missed would float in the plate. Not used with a given mask.
         skinning_power: skinning weight falloff exponent (default 5).
         layer_margin: layer meshes grow past their region by this fraction of the height (default 0.008).
         score_threshold: driving keypoints below this score count as missing (default 0.3).
@@ -142,6 +146,7 @@ class PuppetOptions:
     mask_snap: float = 0.012
     refine_feet: bool = True
     hole_threshold: float = 0.5
+    hole_colour_ratio: float = 4.0
     skinning_power: float = 5.0
     layer_margin: float = 0.008
     score_threshold: float = 0.3
@@ -181,6 +186,8 @@ class PuppetOptions:
             raise ConfigError(f"puppet option mask_threshold={self.mask_threshold} must be in (0, 1)")
         if not 0.0 < float(self.hole_threshold) <= 1.0:
             raise ConfigError(f"puppet option hole_threshold={self.hole_threshold} must be in (0, 1]")
+        if not (float(self.hole_colour_ratio) == 0.0 or float(self.hole_colour_ratio) > 1.0):
+            raise ConfigError(f"puppet option hole_colour_ratio={self.hole_colour_ratio} must be 0 (off) or > 1")
         if not float(self.skinning_power) > 0:
             raise ConfigError(f"puppet option skinning_power={self.skinning_power} must be > 0")
         if not 0.0 <= float(self.layer_margin) < 0.1:
@@ -369,6 +376,8 @@ class PuppetRenderer(Renderer):
                                    probability=prob)
             if opt.hole_threshold < 1.0:
                 hole = np.maximum(alpha, uncertain_fringe(alpha, prob, opt.hole_threshold))
+            if opt.hole_colour_ratio > 0:
+                hole = np.maximum(alpha if hole is None else hole, colour_fringe(ref, alpha, opt.hole_colour_ratio))
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
                   opt.torso_stiffness, opt.head_from_ears, opt.skirt_stretch)
         region = alpha > 0.02
