@@ -123,6 +123,10 @@ class PuppetOptions:
             upper arm, :meth:`Rig.hidden_limb`), the arm is completed in its own colours in an extra layer
             drawn right behind the body: hidden while the arm stays, it fills the arm's notch once the arm
             moves away (default True; skinning only).
+        leg_underlay: each leg layer continues under the body's share of its thigh (``thigh_body_fraction``),
+            coloured from the leg's own pixels (default True): where the body layer's part of the thigh
+            stretches less than the leg (``skirt_stretch``), or a thigh swings out from under a skirt, the
+            leg's skin shows instead of a seam of background plate.
         colour_split: arm pixels coloured like the body beside the arm rather than like the arm's core (a
             strip of the top or the shorts next to an arm hanging along the body), and hair that falls over
             an arm from the head (:meth:`Rig.hair_over_arms`), go to the body layer (default True).
@@ -163,6 +167,7 @@ class PuppetOptions:
     skirt_stretch: float = 0.5
     body_underlay: float = 1.0
     limb_underlay: bool = True
+    leg_underlay: bool = True
     colour_split: bool = True
     threads: int = 2
     progress: bool = False
@@ -384,7 +389,8 @@ class PuppetRenderer(Renderer):
         labels = rig.skirt_hem(ref, rig.label_layers(region))
         if opt.colour_split:
             labels = rig.hair_over_arms(ref, rig.refine_limb_labels(ref, labels))
-        labels = absorb_islands(labels, owners=rig.bone_layers(region))
+        owners = rig.bone_layers(region)
+        labels = absorb_islands(labels, owners=owners)
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
@@ -399,6 +405,14 @@ class PuppetRenderer(Renderer):
         for li, name in enumerate(rig.layers):
             own = (labels == li).astype(np.uint8)
             image = ref
+            if opt.leg_underlay and name in ("right_leg", "left_leg") and "body" in rig.layers:
+                # the leg continues under the body's share of its thigh, in the leg's own colours: a gap
+                # between the two (the skirt hangs, the thigh stretches) or a thigh swung out from under a
+                # skirt shows skin, not the background plate
+                hidden = (labels == rig.layers.index("body")) & (owners == li)
+                if hidden.any():
+                    image = extend_colours(ref, own.astype(bool), hidden)
+                    own = own | hidden.astype(np.uint8)
             if name == "body" and underlay is not None and underlay.any():
                 # the body continues under the limbs that notch it (a hand on the hip, an arm along the
                 # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
