@@ -50,6 +50,9 @@ from .layering import draw_order
 
 logger = logging.getLogger(__name__)
 
+#: How far (in limb radii) a leg layer continues under the body's share of its thigh (``leg_underlay``).
+LEG_UNDERLAY_RADII = 1.5
+
 DEFORMATIONS = ("skinning", "arap")
 # Map value that ``cv2.remap`` reads as "outside" (border constant = transparent).
 _OUTSIDE = -1.0e4
@@ -319,15 +322,20 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray) ->
     todo = target & ~source
     if not todo.any() or not source.any():
         return out
-    img = image.astype(np.float32)
-    w = source.astype(np.float32)
+    h, w = todo.shape
+    weight = source.astype(np.float32)
     for sigma in (2.0, 6.0, 18.0, 54.0):
-        den = cv2.GaussianBlur(w, (0, 0), sigma)
-        reach = todo & (den > 0.05)
+        # each scale only looks at the pixels still to fill and their kernel's reach around them
+        ys, xs = np.nonzero(todo)
+        pad = int(4 * sigma) + 2  # OpenCV's float Gaussian kernel reaches 4 sigma: the crop changes nothing
+        win = (slice(max(0, ys.min() - pad), min(h, ys.max() + pad + 1)),
+               slice(max(0, xs.min() - pad), min(w, xs.max() + pad + 1)))
+        den = cv2.GaussianBlur(weight[win], (0, 0), sigma)
+        reach = todo[win] & (den > 0.05)
         if reach.any():
-            num = cv2.GaussianBlur(img * w[..., None], (0, 0), sigma)
-            out[reach] = np.clip(num[reach] / den[reach, None] + 0.5, 0, 255).astype(np.uint8)
-            todo &= ~reach
+            num = cv2.GaussianBlur(image[win].astype(np.float32) * weight[win][..., None], (0, 0), sigma)
+            out[win][reach] = np.clip(num[reach] / den[reach, None] + 0.5, 0, 255).astype(np.uint8)
+            todo[win] &= ~reach
         if not todo.any():
             break
     return out
@@ -410,6 +418,9 @@ class PuppetRenderer(Renderer):
                 # between the two (the skirt hangs, the thigh stretches) or a thigh swung out from under a
                 # skirt shows skin, not the background plate
                 hidden = (labels == rig.layers.index("body")) & (owners == li)
+                # only a band next to the leg's own pixels: the rest stays under the body (and costs raster time)
+                reach = max(1, int(round(LEG_UNDERLAY_RADII * rig.limb_radius)))
+                hidden &= cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
                 if hidden.any():
                     image = extend_colours(ref, own.astype(bool), hidden)
                     own = own | hidden.astype(np.uint8)
