@@ -419,7 +419,7 @@ class PuppetRenderer(Renderer):
                 # skirt shows skin, not the background plate
                 hidden = (labels == rig.layers.index("body")) & (owners == li)
                 # only a band next to the leg's own pixels: the rest stays under the body (and costs raster time)
-                reach = max(1, int(round(LEG_UNDERLAY_RADII * rig.limb_radius)))
+                reach = max(1, round(LEG_UNDERLAY_RADII * rig.limb_radius))
                 hidden &= cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
                 if hidden.any():
                     image = extend_colours(ref, own.astype(bool), hidden)
