@@ -404,36 +404,49 @@ class Rig:
         Returns:
             ``(H, W)`` int8 layer index into :attr:`layers`, -1 outside the mask.
         """
-        return self._label(mask, step, shared=True)
+        return self.layer_maps(mask, step)[0]
 
     def bone_layers(self, mask: np.ndarray, step: int = 2) -> np.ndarray:
         """The layer of each character pixel's nearest bone, without the body's share of the thighs or the
         skirt (what :meth:`label_layers` starts from); ``(H, W)`` int8, -1 outside ``mask``."""
-        return self._label(mask, step, shared=False)
+        return self.layer_maps(mask, step)[1]
 
-    def _label(self, mask: np.ndarray, step: int, shared: bool) -> np.ndarray:
+    def layer_maps(self, mask: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`label_layers` and :meth:`bone_layers` from one nearest-bone pass (the costly part of both).
+
+        Args:
+            mask: ``(H, W)`` bool character mask.
+            step: computed on every ``step``-th pixel and upsampled (nearest) for speed.
+
+        Returns:
+            ``(labels, owners)``, both ``(H, W)`` int8 layer indices into :attr:`layers`, -1 outside the mask.
+        """
         h, w = mask.shape
         ys, xs = np.mgrid[0:h:step, 0:w:step]
         pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
         scores = self.bone_scores(pts)
         layer_of_bone = np.array([self.layers.index(b.layer) for b in self.bones], np.int8)
         nearest = np.argmin(scores, axis=1)
-        coarse = layer_of_bone[nearest]
-        shared = shared and self.leg_layers and "body" in self.layers
+        owners = layer_of_bone[nearest]
+        labels = owners.copy()
+        shared = self.leg_layers and "body" in self.layers
         if shared:
             for k, bone in enumerate(self.bones):
                 if bone.name.endswith("thigh"):
                     sel = nearest == k
-                    coarse[sel & (_segment_param(pts, bone.a, bone.b) < self.thigh_body_fraction)] = \
+                    labels[sel & (_segment_param(pts, bone.a, bone.b) < self.thigh_body_fraction)] = \
                         self.layers.index("body")
-        coarse = coarse.reshape(ys.shape)
-        full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
-        full = np.asarray(full, np.int8)
-        full[~mask] = -1
+        maps = []
+        for coarse in (labels, owners):
+            coarse = coarse.reshape(ys.shape)
+            full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
+            full = np.asarray(full, np.int8)
+            full[~mask] = -1
+            maps.append(full)
         if shared:
-            legs = np.isin(full, [self.layers.index(lay) for lay in LEG_LAYERS if lay in self.layers])
-            full[legs & self.skirt_region(mask)] = self.layers.index("body")
-        return full
+            legs = np.isin(maps[0], [self.layers.index(lay) for lay in LEG_LAYERS if lay in self.layers])
+            maps[0][legs & self.skirt_region(mask)] = self.layers.index("body")
+        return maps[0], maps[1]
 
     def skirt_region(self, mask: np.ndarray) -> np.ndarray:
         """Cloth that hangs between the legs in the reference: a skirt or a dress, to move with the body.
@@ -1015,7 +1028,8 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
     Args:
         labels: ``(H, W)`` int8 layer labels, -1 outside the character (not modified).
         keep_fraction: pieces at least this fraction of their layer's largest piece keep their label.
-        owners: ``(H, W)`` int8 layer of each pixel's nearest bone (:meth:`Rig.bone_layers`). A piece then
+        owners: ``(H, W)`` int8 layer of each pixel's nearest bone (:meth:`Rig.bone_layers`, or the second
+            map of :meth:`Rig.layer_maps`). A piece then
             joins, among the layers bordering it, the one that owns most of its pixels, when there is one:
             the top of a thigh that a hand resting on it cuts off from the shorts (the body's share of the
             thigh) goes back to its leg rather than to the hand that borders it more.

@@ -394,10 +394,10 @@ class PuppetRenderer(Renderer):
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
                   opt.torso_stiffness, opt.head_from_ears, opt.skirt_stretch)
         region = alpha > 0.02
-        labels = rig.skirt_hem(ref, rig.label_layers(region))
+        labels, owners = rig.layer_maps(region)
+        labels = rig.skirt_hem(ref, labels)
         if opt.colour_split:
             labels = rig.hair_over_arms(ref, rig.refine_limb_labels(ref, labels))
-        owners = rig.bone_layers(region)
         labels = absorb_islands(labels, owners=owners)
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
