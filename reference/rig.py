@@ -304,8 +304,7 @@ class Rig:
     def _make_bone(self, name: str, kind: str, ja: int, jb: int, lay: str) -> Bone | None:
         xy, vis = self.ref_joints, self.ref_visible
         if kind == "torso":
-            mid_hip = 0.5 * (xy[B["right_hip"]] + xy[B["left_hip"]])
-            return Bone(name, kind, lay, xy[B["neck"]].copy(), mid_hip)
+            return Bone(name, kind, lay, xy[B["neck"]].copy(), _mid_hip(xy))
         if kind == "head":
             eyes = [j for j in (B["right_eye"], B["left_eye"], B["nose"]) if vis[j]]
             if not eyes:
@@ -341,7 +340,7 @@ class Rig:
         j = self.ref_joints
         poly = j[[B["right_shoulder"], B["left_shoulder"], B["left_hip"], B["right_hip"]]].copy()
         if not any(b.name.endswith("_thigh") for b in self.bones):
-            poly[2:] += 0.5 * (j[B["right_hip"]] + j[B["left_hip"]]) - j[B["neck"]]
+            poly[2:] += _mid_hip(j) - j[B["neck"]]
         return poly
 
     # --- distances, labels, weights ---------------------------------------------------------------
@@ -926,8 +925,7 @@ class Rig:
         return 1.0 if seen is None or all(seen[j] for j in SKULL_JOINTS) else 0.0
 
     def bone_transforms(self, joints: np.ndarray, pose: PoseFrame | None = None,
-                        hand_bends: dict[str, float] | None = None, seen: np.ndarray | None = None,
-                        skull_weight: float | None = None) -> np.ndarray:
+                        hand_bends: dict[str, float] | None = None, skull_weight: float | None = None) -> np.ndarray:
         """Affine map of every bone from the reference to a frame.
 
         The head's rotation and position come from the similarity of the neck and both ears
@@ -946,11 +944,9 @@ class Rig:
                 the head follows their similarity (:meth:`head_transform`) instead of the body head joints.
             hand_bends: extra rotation of each hand about its wrist (:meth:`hand_bends`); without it the
                 hands continue their forearms.
-            seen: ``(18,)`` bool, the body joints detected in this frame rather than filled in by
-                :meth:`complete_joints` (default: all).
             skull_weight: weight of the skull fit in the head's transform, in [0, 1] (default:
-                :meth:`skull_target` of ``seen``); ignored when the reference's ears are not both seen or
-                ``head_from_ears`` is off.
+                :meth:`skull_target` with every joint seen; pass ``skull_target(seen)`` for one frame's own
+                joints); ignored when the reference's ears are not both seen or ``head_from_ears`` is off.
 
         Returns:
             ``(B, 2, 3)`` float64 matrices, ``new = M @ [x, y, 1]``.
@@ -967,8 +963,8 @@ class Rig:
             elif kind == "head":
                 m = self.head_transform(pose) if pose is not None else None
                 if m is None:
-                    w = self.skull_target(seen) if skull_weight is None else float(skull_weight)
-                    w = float(np.clip(w, 0.0, 1.0)) if self.skull_target() > 0.0 else 0.0
+                    skull = self.skull_target()
+                    w = skull if skull_weight is None or skull == 0.0 else float(np.clip(skull_weight, 0.0, 1.0))
                     m = np.zeros((2, 3))
                     for idx, share in ((list(SKULL_JOINTS), w),
                                        ([j for j in HEAD_JOINTS if self.ref_visible[j]], 1.0 - w)):
@@ -1056,12 +1052,11 @@ def absorb_islands(labels: np.ndarray, keep_fraction: float = ISLAND_KEEP_FRACTI
             if not len(around):
                 continue
             target = int(np.bincount(around).argmax())
-            if owners is not None:
+            if owners is not None:  # the bordering layer that owns most of the piece, if any owns some
                 owned = owners[y0:y + h + 1, x0:x + w + 1][piece > 0]
-                votes = np.bincount(owned[owned >= 0], minlength=int(around.max()) + 1)[: int(around.max()) + 1]
-                votes = np.where(np.isin(np.arange(len(votes)), around), votes, 0)
-                if votes.max() > 0:
-                    target = int(votes.argmax())
+                votes = {int(lay): int((owned == lay).sum()) for lay in np.unique(around)}
+                best = max(votes, key=votes.get)
+                target = best if votes[best] > 0 else target
             out[y0:y + h + 1, x0:x + w + 1][piece > 0] = target
     return out
 

@@ -258,7 +258,8 @@ def test_head_follows_the_ears_when_the_face_turns():
     lost[17, 2] = 0.0  # one ear not detected (filled in): the features drive the head again
     joints = skull.complete_joints(PoseFrame(lost, 200, 300), last=joints)
     seen = PoseFrame(lost, 200, 300).visible(skull.threshold)[:18]
-    np.testing.assert_allclose(skull.bone_transforms(joints, seen=seen)[k], ears.bone_transforms(joints)[k])
+    np.testing.assert_allclose(skull.bone_transforms(joints, skull_weight=skull.skull_target(seen))[k],
+                               ears.bone_transforms(joints)[k])
 
 
 def test_head_fades_between_the_skull_and_the_face_when_the_ears_come_and_go():
