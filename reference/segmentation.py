@@ -227,13 +227,21 @@ def skeleton_mask(pose: PoseFrame, shape: tuple[int, int], width: float, thresho
             pb = tuple(int(round(v)) for v in xy[b])
             cv2.line(out, pa, pb, 1, thickness)
     for side in ("left", "right"):
-        ids = [layout.B[f"{side}_ankle"]] + _FOOT_POINTS[side]
-        pts = [xy[i] for i in ids if vis[i]]
-        if len(pts) >= 2 and vis[ids[0]]:
-            hull = cv2.convexHull(np.round(np.array(pts)).astype(np.int32))
+        pts = _foot_points(pose, side, threshold)
+        if pts is not None:
+            hull = cv2.convexHull(np.round(pts).astype(np.int32))
             cv2.fillConvexPoly(out, hull, 1)
             cv2.polylines(out, [hull], True, 1, thickness)
     return out
+
+
+def _foot_points(pose: PoseFrame, side: str, threshold: float) -> np.ndarray | None:
+    """``(P, 2)`` the foot's ankle (first) and its visible heel / toes, ``None`` without the ankle or any of
+    them: the points whose outline :func:`skeleton_mask` fills and :func:`refine_feet` grows from."""
+    vis, xy = pose.visible(threshold), pose.xy
+    ankle = layout.B[f"{side}_ankle"]
+    ids = [i for i in _FOOT_POINTS[side] if vis[i]]
+    return xy[[ankle] + ids] if vis[ankle] and ids else None
 
 
 def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int = 4,
@@ -257,14 +265,11 @@ def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int
     """
     h, w = mask.shape
     add = np.zeros((h, w), bool)
-    vis, xy = pose.visible(threshold), pose.xy
     for side in ("left", "right"):
-        ankle = layout.B[f"{side}_ankle"]
-        ids = [i for i in _FOOT_POINTS[side] if vis[i]]
-        if not vis[ankle] or not ids:
+        pts = _foot_points(pose, side, threshold)
+        if pts is None:
             continue
-        pts = xy[[ankle] + ids]
-        length = float(np.max(np.linalg.norm(pts - xy[ankle], axis=1)))
+        length = float(np.max(np.linalg.norm(pts - pts[0], axis=1)))
         reach = max(2, round(FOOT_REACH * length))
         x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 2 * reach
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2 * reach
