@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from pose.errors import InputError
+from pose.outliers import DEFAULT_MAX_JUMP
 
 from .cli_args import frame_index, positive_int, size_arg
 
@@ -33,8 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--end", type=frame_index, default=None, help="stop before this frame")
     p.add_argument("--step", type=positive_int, default=1, help="use every STEP-th frame")
     p.add_argument("--detect-every", default="auto", type=_detect_every,
-                   help="run the detector on every Nth frame and interpolate between (default auto: ~12 "
+                   help="run the detector on every Nth frame and interpolate between (default auto: ~8 "
                         "detections per second of video; 1 = every frame)")
+    p.add_argument("--max-scale-jump", type=_scale_jump, default=DEFAULT_MAX_JUMP, metavar="X",
+                   help="drop a detection whose body is over X times larger or smaller than the detections within "
+                        f"1 s around it (a half-hidden person's collapsed skeleton); 0 keeps all (default {DEFAULT_MAX_JUMP})")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run_extract)
 
@@ -58,6 +62,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("poses", help="pose file (.json/.npz)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_show)
+
+
+def _scale_jump(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value == 0:
+        return None
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"expected 0 (off) or a number > 1, got {text!r}")
+    return value
 
 
 def _detect_every(text: str) -> int | str:
@@ -104,7 +120,7 @@ def run_extract(args: argparse.Namespace) -> int:
     seq = extract_poses(
         args.video, detector=args.detector, smoothing=not args.no_smoothing, max_interp_gap=args.max_gap,
         start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,
-        detect_every=args.detect_every,
+        detect_every=args.detect_every, max_scale_jump=args.max_scale_jump,
     )
     save_sequence(seq, args.output, overwrite=args.overwrite)
     log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pose.errors import ConfigError
+from pose.outliers import DEFAULT_MAX_JUMP
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,16 @@ class PoseConfig:
             the last detected pose (and are counted in the run's statistics).
         detect_every: run the detector on every Nth frame and interpolate in between (``"auto"``: about
             8 detections per second of video, see :func:`pose.extract.auto_detect_every`; 1 = every frame).
+        max_scale_jump: drop detections whose body is more than this many times larger or smaller than the
+            detections within a second around them (a collapsed skeleton of a person half out of the frame,
+            :mod:`pose.outliers`); they are then filled like frames without a person. ``None`` keeps all.
     """
 
     detector: str = "mediapipe"
     detector_options: dict = field(default_factory=dict)
     max_interp_gap: int = 8
     detect_every: int | str = "auto"
+    max_scale_jump: float | None = DEFAULT_MAX_JUMP
 
 
 @dataclass
@@ -368,6 +373,13 @@ def parse_size(text: str, name: str = "size") -> tuple[int, int]:
     return w, h
 
 
+def _max_scale_jump(c: _Checker, value: Any) -> float | None:
+    jump = c.optional_number("pose.max_scale_jump", value)
+    if jump is not None and not jump > 1.0:
+        raise c.fail("pose.max_scale_jump", "null or a number > 1", value)
+    return jump
+
+
 def _detect_every(c: "_Checker", value: Any) -> int | str:
     if value == "auto":
         return value
@@ -399,6 +411,7 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
             detector_options=c.mapping("pose.detector_options", p["detector_options"]),
             max_interp_gap=c.integer("pose.max_interp_gap", p["max_interp_gap"]),
             detect_every=_detect_every(c, p["detect_every"]),
+            max_scale_jump=_max_scale_jump(c, p["max_scale_jump"]),
         ),
         smoothing=SmoothingConfig(
             enabled=c.boolean("smoothing.enabled", s["enabled"]),

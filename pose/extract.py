@@ -1,8 +1,9 @@
 """Driving video -> :class:`~pose.sequence.PoseSequence`, and reference image -> :class:`PoseFrame`.
 
 :func:`extract_poses` streams frames from a video file or a folder of frames (never holding the video in
-memory), runs a pose detector on each, then fills short gaps (:func:`pose.gaps.fill_gaps`) and smooths the
-tracks (:func:`pose.smoothing.smooth_sequence`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
+memory), runs a pose detector on each, drops detections whose body size jumps away from the track around
+them (:mod:`pose.outliers`: a collapsed skeleton of a person half out of the frame), then fills the gaps
+(:func:`pose.gaps.fill_gaps`) and smooths the tracks (:func:`pose.smoothing.smooth_sequence`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
 recognised from their first frame and read back with :mod:`pose.skeleton_parse` instead of being detected.
 
 Speed (the default mediapipe detector is the bottleneck: Holistic costs ~40-50 ms of CPU per frame):
@@ -48,6 +49,7 @@ from tqdm import tqdm
 from . import layout
 from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
+from .outliers import DEFAULT_MAX_JUMP, implausible_frames
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
 from .video import VideoSource, first_frame, index_packets, open_video, read_image, to_rgb
 
@@ -611,6 +613,7 @@ def extract_poses(
     max_size: int | Literal["auto"] | None = "auto",
     detect_skeleton: bool = True,
     while_detecting: Callable[[], Any] | None = None,
+    max_scale_jump: float | None = DEFAULT_MAX_JUMP,
 ) -> PoseSequence:
     """Extract one person's whole-body poses from every frame of a video.
 
@@ -650,6 +653,10 @@ def extract_poses(
             start), or before detecting when no workers are used: other start-up work (e.g. preparing the
             character) then overlaps the detection. It may create mediapipe graphs; if it raises, the workers
             are stopped and the exception propagates.
+        max_scale_jump: reject a detection whose body is more than this many times larger or smaller than
+            the detections within a second of it (a collapsed skeleton from a person half out of the frame,
+            :func:`pose.outliers.implausible_frames`); rejected frames are filled like frames without a
+            person and listed in ``meta["rejected_frames"]``. ``None`` keeps every detection. Default 1.6.
 
     Returns:
         :class:`PoseSequence` in source-frame pixels with ``meta`` recording source, detector and options.
@@ -783,6 +790,7 @@ def extract_poses(
             f"no person detected in any of the {int(keyframe.sum())} frames of {path} the detector ran on; check "
             f"that one person is fully visible, or try another detector (available: mediapipe, openpose)"
         )
+    rejected = _reject_implausible(kps, status, src_fps / step, max_scale_jump, path)
     if every > 1:
         kps, status = interpolate_between_keyframes(kps, status, keyframe)
     det_opts = detector.options() if isinstance(detector, Detector) else options
@@ -796,6 +804,8 @@ def extract_poses(
         "workers": n_workers,
         "detect_every": every,
         "detections": int(keyframe.sum()),
+        "max_scale_jump": max_scale_jump,
+        "rejected_frames": [int(t) for t in rejected],
         "frames_decoded": int(decoded),
         "fill_gaps": bool(fill_gaps), "max_interp_gap": int(max_interp_gap),
         "smoothing": _smoothing_meta(smoothing),
@@ -807,6 +817,23 @@ def extract_poses(
     logger.info("%s: %d frames (detector on every %d), detection rate %.1f%%, %.1f frames/s", path, len(seq),
                 every, 100 * seq.detection_rate(), len(seq) / max(t_detect, 1e-9))
     return _postprocess(seq, fill_gaps, max_interp_gap, smoothing)
+
+
+def _reject_implausible(kps: np.ndarray, status: np.ndarray, fps: float, max_jump: float | None,
+                        path: Path) -> np.ndarray:
+    """Mark detections with an implausible body size (:mod:`pose.outliers`) ``MISSING``, in place."""
+    if max_jump is None:
+        return np.zeros(0, np.int64)
+    bad = implausible_frames(kps, status == FrameStatus.DETECTED, fps, max_jump=max_jump)
+    if bad.any():
+        kps[bad] = np.nan
+        kps[bad, :, 2] = 0.0
+        status[bad] = FrameStatus.MISSING
+        shown = ", ".join(str(int(t)) for t in np.flatnonzero(bad)[:10]) + (", ..." if bad.sum() > 10 else "")
+        logger.warning("%s: %d detections rejected: the body is over %.2gx larger or smaller than within a second "
+                       "around (frames %s); they are filled like frames without a person", path, int(bad.sum()),
+                       max_jump, shown)
+    return np.flatnonzero(bad)
 
 
 def _looks_like_skeleton(path: Path) -> bool:
