@@ -172,18 +172,23 @@ def alpha_mask(image: ImageLike) -> np.ndarray | None:
     ``(H, W)`` uint8 mask (255 = opaque, i.e. character) when the image has an alpha channel that is neither
     (almost) fully opaque nor (almost) fully transparent, else ``None``.
     """
-    import cv2
-
     alpha = None
     if isinstance(image, (str, os.PathLike)):
-        raw = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        from pose.video import decode_image
+
+        try:
+            raw = decode_image(image)
+        except InputError:  # reported by load_rgb, which reads the same file
+            raw = None
         if raw is not None and raw.ndim == 3 and raw.shape[2] == 4:
             alpha = raw[:, :, 3]
     elif isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] == 4:
             alpha = image[:, :, 3]
     elif getattr(image, "mode", None) in ("RGBA", "LA", "PA"):
-        alpha = np.asarray(image.getchannel("A"))
+        from PIL import ImageOps
+
+        alpha = np.asarray(ImageOps.exif_transpose(image).getchannel("A"))
     if alpha is None:
         return None
     alpha = np.asarray(alpha, dtype=np.float64) / float(np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0)

@@ -67,7 +67,7 @@ def to_rgb(image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     Args:
         image: numpy array ``(H, W)`` gray, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, of
             dtype uint8, uint16 (scaled by 255/65535), bool, or float (taken to be in [0, 1]); or a PIL image
-            (any mode).
+            (any mode; turned upright by its EXIF orientation).
         background: RGB colour that transparent pixels are composited over (default white).
 
     Returns:
@@ -82,6 +82,9 @@ def to_rgb(image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
         except ImportError:  # pragma: no cover - pillow is a dependency
             Image = None
         if Image is not None and isinstance(image, Image.Image):
+            from PIL import ImageOps
+
+            image = ImageOps.exif_transpose(image)  # upright, like read_image
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
             image = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
         else:
@@ -116,7 +119,8 @@ def _to_float01(arr: np.ndarray) -> np.ndarray:
 def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8 RGB.
 
-    Handles 8/16-bit, grayscale, and RGBA (composited over ``background``, default white).
+    Handles 8/16-bit, grayscale, and RGBA (composited over ``background``, default white), and turns the
+    image upright by its EXIF orientation (:func:`decode_image`).
 
     Args:
         path: image file (PNG, JPEG, BMP, WebP, TIFF).
@@ -125,10 +129,22 @@ def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE
     Raises:
         InputError: the file is missing or cannot be decoded as an image.
     """
+    return to_rgb(decode_image(path), background)
+
+
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file as stored: ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, in the
+    file's bit depth, turned upright by its EXIF orientation (phone photos store the pixels sideways and
+    say how to turn them).
+
+    Raises:
+        InputError: the file is missing or cannot be decoded as an image.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image {p} does not exist; check the path")
-    # np.fromfile + imdecode also works for non-ASCII paths, unlike cv2.imread.
+    # np.fromfile + imdecode also works for non-ASCII paths, unlike cv2.imread; IMREAD_UNCHANGED keeps
+    # 16 bits and alpha but ignores the EXIF orientation, applied below.
     data = np.fromfile(str(p), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
@@ -137,7 +153,42 @@ def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return to_rgb(img, background)
+    return upright(img, exif_orientation(p))
+
+
+#: EXIF "Orientation" tag.
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation (1-8) of an image file; 1 (as stored) when it has none or cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:  # reads the header only
+            value = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return int(value) if value in range(1, 9) else 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels ``(H, W, ...)`` the way EXIF ``orientation`` says they are to be shown.
+
+    1: as stored; 2: mirrored left-right; 3: turned 180 degrees; 4: mirrored top-bottom; 5: transposed
+    (mirrored about the main diagonal); 6: stored turned 90 degrees counter-clockwise (shown turned
+    clockwise); 7: mirrored about the other diagonal; 8: stored turned clockwise.
+    """
+    turn = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
 
 
 def natural_key(name: str) -> list:

@@ -417,8 +417,9 @@ def test_start_past_the_end_is_a_clear_error(data_dir):
 
 def test_phone_video_with_a_rotation_flag_is_detected_upright(tmp_path, data_dir, raw_every_frame):
     """A phone filming upright stores landscape frames and a display rotation; the dancer must be found
-    upright, in the displayed (portrait) frame's pixels, on every path (seek, keyframe select, workers)."""
-    from pose.video import ffmpeg_exe, open_video
+    upright, in the displayed (portrait) frame's pixels, on every path (seek, keyframe select, workers).
+    (tests/test_video.py checks the decoded frames themselves.)"""
+    from pose.video import ffmpeg_exe
 
     side = tmp_path / "stored_sideways.mp4"
     phone = tmp_path / "phone.mp4"
@@ -426,10 +427,6 @@ def test_phone_video_with_a_rotation_flag_is_detected_upright(tmp_path, data_dir
     subprocess.run([*ffmpeg, "-i", str(data_dir / "dance_short.mp4"), "-vf", "transpose=1", "-c:v", "libx264",
                     "-crf", "12", str(side)], check=True)
     subprocess.run([*ffmpeg, "-display_rotation", "90", "-i", str(side), "-c", "copy", str(phone)], check=True)
-    with open_video(phone) as video, open_video(data_dir / "dance_short.mp4") as original:
-        assert (video.source_width, video.source_height) == (360, 640)
-        for a, b in zip(video, original):
-            assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 6
     for workers, every, start in ((1, 1, 0), (2, 2, 4)):
         seq = extract_poses(phone, detect_every=every, workers=workers, fill_gaps=False, smoothing=None,
                             progress=False, start=start)

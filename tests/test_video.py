@@ -369,3 +369,43 @@ def test_header_probe_is_cached_per_file_version(data_dir, tmp_path, monkeypatch
     with open_video(clip) as src:
         assert src.frame_count == 10
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_image_applies_the_exif_orientation(tmp_path, data_dir, orientation):
+    """Phone photos store the pixels sideways with an EXIF orientation; they are read upright, as PIL's
+    ImageOps.exif_transpose shows them (and so is their alpha, for the character mask)."""
+    from PIL import Image, ImageOps
+
+    from animate.api import alpha_mask, load_rgb
+    from pose.video import EXIF_ORIENTATION_TAG
+
+    stored = Image.open(data_dir / "dance_000.jpg").convert("RGB").resize((90, 160))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION_TAG] = orientation
+    path = tmp_path / f"photo_{orientation}.png"  # lossless, so the comparison is exact
+    stored.save(path, exif=exif)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert shown.shape[:2] == ((90, 160) if orientation >= 5 else (160, 90))
+    assert np.array_equal(read_image(path), shown)
+    assert np.array_equal(load_rgb(Image.open(path)), shown)
+
+    rgba = stored.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.tile((np.arange(90) < 30).astype(np.uint8) * 255, (160, 1))))
+    rgba.save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).getchannel("A"))
+    assert np.array_equal(alpha_mask(path), expected) and np.array_equal(alpha_mask(Image.open(path)), expected)
+
+
+def test_phone_photo_jpeg_is_upright(tmp_path, data_dir):
+    """A JPEG stored sideways with orientation 6 (the usual portrait phone photo) reads as the portrait."""
+    from PIL import Image
+
+    upright = Image.open(data_dir / "dance_000.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "IMG_0001.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)
+    got = read_image(path)
+    assert got.shape == (960, 540, 3)
+    assert np.abs(got.astype(int) - np.asarray(upright)).mean() < 4
