@@ -882,6 +882,52 @@ def with_margins(rgb: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         yield pad, cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
+#: A person whose visible keypoints span less than this fraction of the image's height and of its width is
+#: detected again on a crop around them (:func:`zoom_window`). Mediapipe finds a character that is 25 % of
+#: the image's height (a full-body figure in a wide shot) but places the ankles at the knees, and its
+#: segmentation of the whole image is empty; on the crop both are right.
+ZOOM_BELOW = 0.5
+
+#: Side of that crop in multiples of the keypoints' extent: the head's top, hair, a wide skirt and the
+#: feet lie outside the keypoints, and the first, coarse detection can place them too close together.
+ZOOM_CONTEXT = 2.2
+
+
+def zoom_window(pose: PoseFrame, threshold: float = 0.3) -> tuple[int, int, int, int] | None:
+    """Crop ``(x0, y0, x1, y1)`` (pixels, clipped to the image) around a person who is small in their image.
+
+    Returns ``None`` when the visible keypoints span at least :data:`ZOOM_BELOW` of the image's height or
+    width (nothing to gain), or no keypoint is visible. The crop is a square of :data:`ZOOM_CONTEXT` times
+    the keypoints' larger extent, centred on them.
+    """
+    box = pose.bbox(threshold)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    if y1 - y0 >= ZOOM_BELOW * pose.height or x1 - x0 >= ZOOM_BELOW * pose.width:
+        return None
+    half = 0.5 * ZOOM_CONTEXT * max(x1 - x0, y1 - y0, 1.0)
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    window = (max(0, int(np.floor(cx - half))), max(0, int(np.floor(cy - half))),
+              min(pose.width, int(np.ceil(cx + half))), min(pose.height, int(np.ceil(cy + half))))
+    return window if window[2] - window[0] >= 2 and window[3] - window[1] >= 2 else None
+
+
+def _zoom_in(detector: Detector, rgb: np.ndarray, frame: PoseFrame, label: str) -> PoseFrame:
+    """Detect again on the :func:`zoom_window` around a small person; ``frame`` itself when not small or
+    when the crop shows nobody."""
+    window = zoom_window(frame)
+    if window is None:
+        return frame
+    x0, y0, x1, y1 = window
+    found = detector(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+    if not found.has_person:
+        return frame
+    h, w = rgb.shape[:2]
+    logger.info("the person in %s is small; detected again on the %dx%d crop around them", label, x1 - x0, y1 - y0)
+    return found.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]), w, h)
+
+
 def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame:
     """Detect on copies of ``rgb`` with margins (:func:`with_margins`); the pose comes back in ``rgb``'s pixels."""
     h, w = rgb.shape[:2]
@@ -897,6 +943,9 @@ def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame
 def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
                  detector_options: dict | None = None, detect_skeleton: bool = True) -> PoseFrame:
     """Detect the person in one image (e.g. the reference character).
+
+    A person not found as framed is looked for with margins around the image (:data:`PAD_RETRIES`); a
+    person found small in the image is detected again on a crop around them (:func:`zoom_window`).
 
     Args:
         image: image file path, ``(H, W, 3|4)`` array or PIL image (see :func:`pose.video.to_rgb`).
@@ -920,6 +969,7 @@ def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
         frame = detector(rgb)
         if not frame.has_person:
             frame = _detect_padded(detector, rgb, label)
+        frame = _zoom_in(detector, rgb, frame, label)
     else:
         name, options = str(detector), dict(detector_options or {})
         if detect_skeleton and name != "skeleton":
@@ -931,8 +981,10 @@ def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
             options.setdefault("static_image_mode", True)
         with create_detector(name, **options) as det:
             frame = det(rgb)
-            if not frame.has_person and name != "skeleton":
-                frame = _detect_padded(det, rgb, label)
+            if name != "skeleton":
+                if not frame.has_person:
+                    frame = _detect_padded(det, rgb, label)
+                frame = _zoom_in(det, rgb, frame, label)
     if not frame.has_person:
         raise NoPersonError(
             f"no person detected in {label}; use an image with one clearly visible full body, or give the pose "

@@ -125,17 +125,33 @@ def prepare_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -
     return alpha
 
 
-def coarse_mask(image: np.ndarray, model: str = "holistic") -> np.ndarray:
+def coarse_mask(image: np.ndarray, model: str = "holistic", pose: PoseFrame | None = None) -> np.ndarray:
     """Character probability from a mediapipe segmentation model.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         model: ``"holistic"`` or ``"selfie"``.
+        pose: the character's pose on ``image``, if known. A character that is small in the image
+            (:func:`pose.extract.zoom_window`) is segmented on a crop around them (the models see the whole
+            image at 256 px and find nothing there); outside the crop the probability is 0.
 
     Returns:
         ``(H, W)`` float32 probability in [0, 1] (all zeros when the holistic model finds no person).
     """
     image = _check_image(image)
+    if pose is not None:
+        from pose.extract import zoom_window
+
+        window = zoom_window(pose if (pose.width, pose.height) == image.shape[1::-1]
+                             else pose.resized(image.shape[1], image.shape[0]))
+        if window is not None:
+            x0, y0, x1, y1 = window
+            crop = coarse_mask(np.ascontiguousarray(image[y0:y1, x0:x1]), model)
+            if (crop >= 0.5).any():
+                logger.info("small character: segmented on the %dx%d crop around them", x1 - x0, y1 - y0)
+                prob = np.zeros(image.shape[:2], np.float32)
+                prob[y0:y1, x0:x1] = crop
+                return prob
     try:
         import mediapipe as mp
     except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency

@@ -381,7 +381,7 @@ class PuppetRenderer(Renderer):
         if mask is not None:
             alpha = prepare_mask(mask, (h, w))
         else:
-            prob = coarse_mask(ref, opt.segmentation)
+            prob = coarse_mask(ref, opt.segmentation, reference_pose)
             alpha = segment_person(ref, reference_pose,
                                    SegmentationConfig(model=opt.segmentation, refine=opt.refine_mask,
                                                       threshold=opt.mask_threshold, snap=opt.mask_snap,
