@@ -61,7 +61,7 @@ def test_small_character_is_detected_on_a_crop(wide_shot):
 
 
 def test_small_character_is_segmented_on_a_crop(wide_shot):
-    wide, truth, mask = wide_shot
+    wide, _, mask = wide_shot
     assert not (coarse_mask(wide) >= 0.5).any()  # the model sees nothing in the whole frame
     prob = coarse_mask(wide, pose=detect_image(wide))
     got = prob >= 0.5
