@@ -3,7 +3,10 @@
 :func:`extract_poses` streams frames from a video file or a folder of frames (never holding the video in
 memory), runs a pose detector on each, drops detections whose body size jumps away from the track around
 them (:mod:`pose.outliers`: a collapsed skeleton of a person half out of the frame), then fills the gaps
-(:func:`pose.gaps.fill_gaps`) and smooths the tracks (:func:`pose.smoothing.smooth_sequence`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
+(:func:`pose.gaps.fill_gaps`) and smooths the tracks (:func:`pose.smoothing.smooth_sequence`). When the
+detector finds the person in too few frames, a person too small for it (a dancer on a wide stage) is
+searched for tile by tile on a few frames, and the video detected again inside a window around them
+(:mod:`pose.person_search`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
 recognised from their first frame and read back with :mod:`pose.skeleton_parse` instead of being detected.
 
 Speed (the default mediapipe detector is the bottleneck: Holistic costs ~40-50 ms of CPU per frame):
@@ -614,6 +617,7 @@ def extract_poses(
     detect_skeleton: bool = True,
     while_detecting: Callable[[], Any] | None = None,
     max_scale_jump: float | None = DEFAULT_MAX_JUMP,
+    find_small_person: bool = True,
 ) -> PoseSequence:
     """Extract one person's whole-body poses from every frame of a video.
 
@@ -657,6 +661,11 @@ def extract_poses(
             the detections within a second of it (a collapsed skeleton from a person half out of the frame,
             :func:`pose.outliers.implausible_frames`); rejected frames are filled like frames without a
             person and listed in ``meta["rejected_frames"]``. ``None`` keeps every detection. Default 1.6.
+        find_small_person: when the mediapipe detector finds the person in fewer than
+            :data:`SEARCH_BELOW` of the frames, search a few frames tile by tile for a person too small for it
+            (:mod:`pose.person_search`) and, if found, detect again with every frame cropped to a window
+            around them (kept if it finds more; the window is recorded in ``detector_options["crop"]``).
+            Default True.
 
     Returns:
         :class:`PoseSequence` in source-frame pixels with ``meta`` recording source, detector and options.
@@ -721,70 +730,98 @@ def extract_poses(
     n_expected = None if total is None else len(range(0, total, step))
     every = (auto_detect_every(src_fps / step, n_expected, detector=name, is_folder=is_folder)
              if detect_every == "auto" else int(detect_every))
-    bar = tqdm(total=n_expected, desc=f"poses {path.name}", unit="frame", disable=not progress)
-    n_workers = 1
-    try:
-        if isinstance(detector, Detector):
-            overlap()
-            detector.reset()
-            with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
-                frames = _StepSource(src, step)
-                parts = [(*_detect_stream(detector, frames, every, 0, True, bar.update), frames.read)]
-        else:
-            n_workers = auto_workers(n_expected, every) if workers == "auto" else int(workers)
-            if is_folder or total is None or name == "skeleton":
-                n_workers = 1
-            stop = start + total if total is not None else None
-            ranges = []
-            if stop is not None and n_workers > 1:
-                if index is not None and step == 1:
-                    ranges = _balanced_chunks(start, stop, n_workers, every, index.keyframes,
-                                              DECODE_COST_PER_MEGAPIXEL * width * height / 1e6)
-                else:
-                    ranges = _chunks(start, stop, step, n_workers, every)
-            # A forked child must not call OpenCV (its thread pool does not survive fork): folders decode with
-            # OpenCV, and the detector resizes with it when frames arrive larger than its working size.
-            det_size = _detector_max_size(name, options)
-            resizes = det_size is not None and (max_size is None or max_size > det_size)
-            method = _worker_start_method(name, allow_fork=not (is_folder or resizes))
-            if len(ranges) > 1 and method is None:
-                logger.warning("cannot start pose worker processes from a main module that is not a file on disk "
-                               "(%s); using 1 worker", getattr(sys.modules.get("__main__"), "__file__", "?"))
-            if len(ranges) <= 1 and method == "fork":
-                # one forked worker: this process never creates a graph, so later calls can still fork
-                ranges = [(start, end)]
-            if ranges and method is not None:
-                if end is None:
-                    ranges[-1] = (ranges[-1][0], None)  # to the true end, whatever the header said
-                while method is not None:
-                    try:
-                        parts, _ = _run_parallel(str(path), name, options, ranges, step, max_size, fps, every,
-                                                 bar, method, PIN_WORKERS,
-                                                 after_start=lambda: (overlap(), _import_postprocessing()),
-                                                 exact_stop=stop if index is not None else None)
-                        n_workers = len(ranges)
-                        break
-                    except _WorkerLost as exc:
-                        retry = None
-                        if method == "fork":
-                            _FORK_STATE["failed"] = True  # e.g. a mediapipe graph nobody reported: stop forking
-                            retry = _worker_start_method(name)
-                        logger.warning("%s; extracting %s again %s", exc, path,
-                                       f"with {retry} workers" if retry else "in this process")
-                        bar.reset()
-                        method = retry
-            if not (ranges and method is not None):
-                n_workers = 1
+
+    def detect_all(options: dict) -> tuple[list, int]:
+        """Run the detector (with ``options``) over the range; ``(parts, workers used)``."""
+        bar = tqdm(total=n_expected, desc=f"poses {path.name}", unit="frame", disable=not progress)
+        n_workers = 1
+        try:
+            if isinstance(detector, Detector):
                 overlap()
-                parts = [_detect_range(str(path), name, options, start, end, step, max_size, fps, every,
-                                       progress_cb=bar.update, count=total if index is not None else None)]
-    finally:
-        bar.close()
+                detector.reset()
+                with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
+                    frames = _StepSource(src, step)
+                    parts = [(*_detect_stream(detector, frames, every, 0, True, bar.update), frames.read)]
+            else:
+                n_workers = auto_workers(n_expected, every) if workers == "auto" else int(workers)
+                if is_folder or total is None or name == "skeleton":
+                    n_workers = 1
+                stop = start + total if total is not None else None
+                ranges = []
+                if stop is not None and n_workers > 1:
+                    if index is not None and step == 1:
+                        ranges = _balanced_chunks(start, stop, n_workers, every, index.keyframes,
+                                                  DECODE_COST_PER_MEGAPIXEL * width * height / 1e6)
+                    else:
+                        ranges = _chunks(start, stop, step, n_workers, every)
+                # A forked child must not call OpenCV (its thread pool does not survive fork): folders decode with
+                # OpenCV, and the detector resizes with it when frames arrive larger than its working size.
+                det_size = _detector_max_size(name, options)
+                resizes = det_size is not None and (max_size is None or max_size > det_size)
+                method = _worker_start_method(name, allow_fork=not (is_folder or resizes))
+                if len(ranges) > 1 and method is None:
+                    logger.warning("cannot start pose worker processes from a main module that is not a file on disk "
+                                   "(%s); using 1 worker", getattr(sys.modules.get("__main__"), "__file__", "?"))
+                if len(ranges) <= 1 and method == "fork":
+                    # one forked worker: this process never creates a graph, so later calls can still fork
+                    ranges = [(start, end)]
+                if ranges and method is not None:
+                    if end is None:
+                        ranges[-1] = (ranges[-1][0], None)  # to the true end, whatever the header said
+                    while method is not None:
+                        try:
+                            parts, _ = _run_parallel(str(path), name, options, ranges, step, max_size, fps, every,
+                                                     bar, method, PIN_WORKERS,
+                                                     after_start=lambda: (overlap(), _import_postprocessing()),
+                                                     exact_stop=stop if index is not None else None)
+                            n_workers = len(ranges)
+                            break
+                        except _WorkerLost as exc:
+                            retry = None
+                            if method == "fork":
+                                _FORK_STATE["failed"] = True  # e.g. a mediapipe graph nobody reported: stop forking
+                                retry = _worker_start_method(name)
+                            logger.warning("%s; extracting %s again %s", exc, path,
+                                           f"with {retry} workers" if retry else "in this process")
+                            bar.reset()
+                            method = retry
+                if not (ranges and method is not None):
+                    n_workers = 1
+                    overlap()
+                    parts = [_detect_range(str(path), name, options, start, end, step, max_size, fps, every,
+                                           progress_cb=bar.update, count=total if index is not None else None)]
+        finally:
+            bar.close()
+        return parts, n_workers
+
+    parts, n_workers = detect_all(options)
     kps, status, keyframe = _assemble(parts)
     decoded = sum(int(p[4]) for p in parts)
-    t_detect = time.perf_counter() - t0
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
+    rate = float(np.mean(status[keyframe] == FrameStatus.DETECTED)) if keyframe.any() else 0.0
+    if (find_small_person and name == "mediapipe" and not isinstance(detector, Detector) and "crop" not in options
+            and rate < SEARCH_BELOW):
+        from .person_search import SEARCH_FRAMES, search_window
+
+        picks = np.unique(np.linspace(0, len(kps) - 1, SEARCH_FRAMES).round().astype(int))
+        window = search_window(path, name, options, [start + int(i) * step for i in picks], fps=fps,
+                               max_size=max_size)
+        if window is not None:
+            logger.warning("%s: the detector found the person in %.0f%% of the frames; a search found them small, "
+                           "within x %.2f-%.2f, y %.2f-%.2f of the frame: detecting again inside that window", path,
+                           100 * rate, window[0], window[2], window[1], window[3])
+            cropped = {**options, "crop": [round(v, 6) for v in window]}
+            again, workers_again = detect_all(cropped)
+            k2, s2, kf2 = _assemble(again)
+            decoded += sum(int(p[4]) for p in again)
+            rate2 = float(np.mean(s2[kf2] == FrameStatus.DETECTED)) if kf2.any() else 0.0
+            if len(k2) == len(kps) and rate2 > rate:
+                kps, status, keyframe, options, n_workers = k2, s2, kf2, cropped, workers_again
+            else:
+                logger.warning("%s: the window did not help (%.0f%% of the frames); keeping the first pass", path,
+                               100 * rate2)
+    t_detect = time.perf_counter() - t0
     if not np.any(status == FrameStatus.DETECTED):
         raise NoPersonError(
             f"no person detected in any of the {int(keyframe.sum())} frames of {path} the detector ran on; check "
@@ -863,6 +900,9 @@ def _postprocess(seq: PoseSequence, fill_gaps: bool, max_interp_gap: int, smooth
             seq = smooth_sequence(seq, None if smoothing is True else smoothing)
     return seq
 
+
+#: Detection rate (of the keyframes) below which :func:`extract_poses` searches for a small person.
+SEARCH_BELOW = 0.5
 
 #: Margins (fraction of the longer side, every side, edge pixels repeated) of the retries of
 #: :func:`detect_image` when the image as framed shows no person. Mediapipe's person detector misses

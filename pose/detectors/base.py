@@ -66,6 +66,54 @@ def check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+class CroppedDetector(Detector):
+    """Runs another detector on a fixed window of every image and maps its poses back to the whole image.
+
+    For a person too small in the frame for the detector to find (a dancer on a wide stage): the window is
+    found once per video (:mod:`pose.person_search`) and every frame is cropped to it before detection.
+
+    Args:
+        inner: the detector to run on the window.
+        crop: ``(x0, y0, x1, y1)``, the window as fractions of the image's width and height.
+    """
+
+    def __init__(self, inner: Detector, crop: tuple[float, float, float, float]) -> None:
+        self.inner = inner
+        self.crop = check_crop(crop)
+        self.name = inner.name
+        self.tracks_across_frames = inner.tracks_across_frames
+
+    def __call__(self, rgb: np.ndarray) -> PoseFrame:
+        rgb = check_rgb(rgb)
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = self.crop
+        c0, r0 = round(x0 * w), round(y0 * h)
+        c1, r1 = max(c0 + 1, round(x1 * w)), max(r0 + 1, round(y1 * h))
+        found = self.inner(np.ascontiguousarray(rgb[r0:r1, c0:c1]))
+        return found.transformed(np.array([[1.0, 0.0, c0], [0.0, 1.0, r0]]), w, h)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def options(self) -> dict:
+        return {**self.inner.options(), "crop": [round(v, 6) for v in self.crop]}
+
+
+def check_crop(crop) -> tuple[float, float, float, float]:
+    """Validate a detection window ``[x0, y0, x1, y1]`` (fractions of the image); returned as floats."""
+    try:
+        window = tuple(float(v) for v in crop)
+    except (TypeError, ValueError):
+        window = ()
+    if len(window) != 4 or not (0.0 <= window[0] < window[2] <= 1.0 and 0.0 <= window[1] < window[3] <= 1.0):
+        raise DetectorError(f"detector option crop={crop!r} must be [x0, y0, x1, y1] fractions of the image "
+                            "with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    return window
+
+
 # name -> "module:Class", imported on first use.
 _REGISTRY: dict[str, str] = {
     "mediapipe": "pose.detectors.mediapipe_holistic:MediapipeHolisticDetector",
@@ -102,14 +150,18 @@ def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
     Args:
         name: ``"mediapipe"`` (default, CPU, offline), ``"openpose"`` (controlnet-aux, needs a local
             annotator folder) or ``"skeleton"`` (reads rendered OpenPose skeleton images).
-        **options: passed to the detector's constructor (see each class).
+        **options: passed to the detector's constructor (see each class), except ``crop``
+            (``[x0, y0, x1, y1]`` fractions of the image): detect on that window only
+            (:class:`CroppedDetector`).
 
     Raises:
         DetectorError: unknown name, missing optional package or model files, invalid option.
     """
+    crop = options.pop("crop", None)
+    window = None if crop is None else check_crop(crop)
     cls = detector_class(name)
     try:
         inspect.signature(cls).bind(**options)
     except TypeError as exc:
         raise DetectorError(f"invalid option for pose detector {name!r} ({exc}); see help({cls.__module__}.{cls.__name__})") from exc
-    return cls(**options)
+    return cls(**options) if window is None else CroppedDetector(cls(**options), window)

@@ -1,0 +1,86 @@
+"""A dancer too small in a wide video for mediapipe's person detector (pose.person_search), on the real
+dance clip shrunk into a 1280x720 scene, and the window detector behind it."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from pose import layout
+from pose.detectors.base import CroppedDetector, Detector, create_detector
+from pose.errors import DetectorError, NoPersonError
+from pose.extract import extract_poses
+from pose.person_search import _starts
+from pose.sequence import PoseFrame
+from pose.video import VideoWriter, open_video
+
+SCALE = 0.3  # the 640 px tall clip becomes 192 px tall: the dancer is about 27 % of the frame's height
+TOP, LEFT = 264, 600
+
+
+@pytest.fixture(scope="module")
+def wide_stage(tmp_path_factory, data_dir):
+    """tests/data/dance_short.mp4 shrunk into a 1280x720 frame (edges repeated), and the clip's own poses
+    mapped into it."""
+    path = tmp_path_factory.mktemp("stage") / "stage.mp4"
+    size = (round(360 * SCALE), round(640 * SCALE))
+    with open_video(data_dir / "dance_short.mp4") as src, VideoWriter(path, 24, (1280, 720)) as out:
+        for frame in src:
+            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            out.write(cv2.copyMakeBorder(small, TOP, 720 - TOP - size[1], LEFT, 1280 - LEFT - size[0],
+                                         cv2.BORDER_REPLICATE))
+    truth = extract_poses(data_dir / "dance_short.mp4", detect_every=1, workers=1, fill_gaps=False,
+                          smoothing=None, progress=False)
+    return path, truth.transformed(np.array([[SCALE, 0, LEFT], [0, SCALE, TOP]]), 1280, 720)
+
+
+def test_small_dancer_is_found_in_a_window(wide_stage):
+    path, truth = wide_stage
+    with pytest.raises(NoPersonError):  # what the detector alone sees
+        extract_poses(path, detect_every=1, workers=1, progress=False, find_small_person=False)
+    seq = extract_poses(path, detect_every=2, workers=2, fill_gaps=False, smoothing=None, progress=False)
+    assert seq.detection_rate() == 1.0 and (seq.width, seq.height) == (1280, 720)
+    x0, y0, x1, y1 = seq.meta["detector_options"]["crop"]
+    assert x1 - x0 < 0.5 and y1 - y0 < 0.8 and x0 < LEFT / 1280 and y0 < TOP / 720
+    body = slice(0, 14)  # nose, neck, arms, legs
+    err = np.linalg.norm(seq.keypoints[:, body, :2] - truth.keypoints[:, body, :2], axis=-1)
+    assert np.nanmedian(err) < 0.015 * 640 * SCALE
+
+
+class _Centre(Detector):
+    """Puts the nose and neck at fixed spots of whatever image it gets; remembers the image size."""
+
+    name = "centre"
+
+    def __call__(self, rgb):
+        self.seen = rgb.shape[:2]
+        kps = np.zeros((layout.NUM_KEYPOINTS, 3), np.float32)
+        kps[0] = (rgb.shape[1] / 2, rgb.shape[0] / 2, 1.0)
+        kps[1] = (0.0, 0.0, 1.0)
+        return PoseFrame(kps, rgb.shape[1], rgb.shape[0])
+
+
+def test_cropped_detector_maps_back_to_the_whole_image():
+    det = CroppedDetector(_Centre(), (0.25, 0.5, 0.75, 1.0))
+    found = det(np.zeros((200, 400, 3), np.uint8))
+    assert det.inner.seen == (100, 200) and (found.width, found.height) == (400, 200)
+    assert found.keypoints[0, :2].tolist() == [200.0, 150.0] and found.keypoints[1, :2].tolist() == [100.0, 100.0]
+    with pytest.raises(DetectorError, match="crop"):
+        CroppedDetector(_Centre(), (0.5, 0.0, 0.4, 1.0))
+    with pytest.raises(DetectorError, match="crop"):
+        create_detector("mediapipe", crop=[0, 0, 1])
+    with create_detector("mediapipe", static_image_mode=True, crop=[0.1, 0.2, 0.6, 0.9]) as wrapped:
+        assert isinstance(wrapped, CroppedDetector) and wrapped.options()["crop"] == [0.1, 0.2, 0.6, 0.9]
+
+
+@pytest.mark.parametrize("length, side", [(100, 100), (100, 40), (1280, 432), (7, 3)])
+def test_tiles_cover_the_axis_with_half_overlap(length, side):
+    starts = _starts(length, side)
+    covered = np.zeros(length, bool)
+    for s in starts:
+        covered[s:s + side] = True
+    assert covered.all() and starts[0] == 0 and starts[-1] + side == max(length, side)
+    assert all(0 < b - a <= max(1, side // 2) for a, b in itertools.pairwise(starts))
