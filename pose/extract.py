@@ -731,8 +731,9 @@ def extract_poses(
     every = (auto_detect_every(src_fps / step, n_expected, detector=name, is_folder=is_folder)
              if detect_every == "auto" else int(detect_every))
 
-    def detect_all(options: dict) -> tuple[list, int]:
-        """Run the detector (with ``options``) over the range; ``(parts, workers used)``."""
+    def detect_all(options: dict, single: bool = False) -> tuple[list, int]:
+        """Run the detector (with ``options``; in this process alone with ``single``) over the range;
+        ``(parts, workers used)``."""
         bar = tqdm(total=n_expected, desc=f"poses {path.name}", unit="frame", disable=not progress)
         n_workers = 1
         try:
@@ -744,6 +745,8 @@ def extract_poses(
                     parts = [(*_detect_stream(detector, frames, every, 0, True, bar.update), frames.read)]
             else:
                 n_workers = auto_workers(n_expected, every) if workers == "auto" else int(workers)
+                if single:
+                    n_workers = 1
                 if is_folder or total is None or name == "skeleton":
                     n_workers = 1
                 stop = start + total if total is not None else None
@@ -797,6 +800,14 @@ def extract_poses(
     parts, n_workers = detect_all(options)
     kps, status, keyframe = _assemble(parts)
     decoded = sum(int(p[4]) for p in parts)
+    switch = _person_switch(kps, status, np.cumsum([int(p[3]) for p in parts])[:-1], src_fps / step)
+    if switch is not None:
+        logger.warning("%s: the pose workers tracked different people on either side of frame %d (more than one "
+                       "person in the video?); detecting again in one process, which follows one person throughout",
+                       path, start + switch * step)
+        parts, n_workers = detect_all(options, single=True)
+        kps, status, keyframe = _assemble(parts)
+        decoded += sum(int(p[4]) for p in parts)
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     rate = float(np.mean(status[keyframe] == FrameStatus.DETECTED)) if keyframe.any() else 0.0
@@ -854,6 +865,36 @@ def extract_poses(
     logger.info("%s: %d frames (detector on every %d), detection rate %.1f%%, %.1f frames/s", path, len(seq),
                 every, 100 * seq.detection_rate(), len(seq) / max(t_detect, 1e-9))
     return _postprocess(seq, fill_gaps, max_interp_gap, smoothing)
+
+
+#: Where two pose workers' ranges meet, their poses (last detection before, first after) whose torsos lie more
+#: than this many torso lengths apart are two different people (each worker starts tracking afresh).
+SWITCH_TORSOS = 0.5
+_TORSO = [layout.B[n] for n in ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip")]
+
+
+def _person_switch(kps: np.ndarray, status: np.ndarray, boundaries: np.ndarray, fps: float) -> int | None:
+    """The first range boundary (sequence position) across which the detections jump to another person.
+
+    Compares the last detection before each boundary with the first one after it, when both lie within a
+    second of it: the mean displacement of the torso points seen in both, in torso lengths (neck to the
+    middle of the hips), above :data:`SWITCH_TORSOS`.
+    """
+    detected = np.flatnonzero(status == FrameStatus.DETECTED)
+    for b in boundaries:
+        before, after = detected[detected < b], detected[detected >= b]
+        if not len(before) or not len(after) or after[0] - before[-1] > fps:
+            continue
+        p, q = kps[before[-1]], kps[after[0]]
+        seen = keypoint_valid(p[_TORSO], 0.3) & keypoint_valid(q[_TORSO], 0.3)
+        if seen.sum() < 2 or not (seen[0] and (seen[3] or seen[4])):
+            continue
+        hips = [i for i in (3, 4) if seen[i]]
+        torso = 0.5 * sum(float(np.linalg.norm(k[_TORSO][0, :2] - k[_TORSO][hips, :2].mean(axis=0))) for k in (p, q))
+        shift = float(np.linalg.norm(p[_TORSO][seen, :2].mean(axis=0) - q[_TORSO][seen, :2].mean(axis=0)))
+        if torso > 0 and shift > SWITCH_TORSOS * torso:
+            return int(b)
+    return None
 
 
 def _reject_implausible(kps: np.ndarray, status: np.ndarray, fps: float, max_jump: float | None,

@@ -433,3 +433,35 @@ def test_phone_video_with_a_rotation_flag_is_detected_upright(tmp_path, data_dir
         assert (seq.width, seq.height) == (360, 640) and len(seq) == 24 - start
         body = seq.keypoints[:, layout.BODY]
         assert _median_px(body, raw_every_frame.keypoints[start:, layout.BODY]) < 3.0
+
+
+def test_two_dancers_one_is_followed_across_the_workers(tmp_path, data_dir, monkeypatch):
+    """Two dancers side by side: each pose worker starts tracking afresh and the second one picked the other
+    dancer; the switch at the workers' boundary is seen and the video detected again in one process."""
+    import pose.extract as extract_module
+    from pose.video import open_video
+
+    frames = list(open_video(data_dir / "dance_short.mp4"))
+    duo = tmp_path / "duo.mp4"
+    with VideoWriter(duo, 24, (720, 640)) as w:
+        for i, frame in enumerate(frames):
+            w.write(np.concatenate([frame, frames[(i + 12) % len(frames)][:, ::-1]], axis=1))
+    common = {"workers": 2, "detect_every": 2, "fill_gaps": False, "smoothing": None, "progress": False}
+    monkeypatch.setattr(extract_module, "SWITCH_TORSOS", 1e9)  # the check off: the failure it is for
+    mixed = extract_poses(duo, **common)
+    assert mixed.meta["workers"] == 2 and len(set(mixed.keypoints[:, B["neck"], 0] > 360)) == 2
+    monkeypatch.undo()
+    seq = extract_poses(duo, **common)
+    assert seq.meta["workers"] == 1 and seq.detection_rate() == 1.0
+    assert len(set(seq.keypoints[:, B["neck"], 0] > 360)) == 1
+
+
+def test_person_switch_rule(dance_short_poses):
+    from pose.extract import _person_switch
+
+    kps, status = dance_short_poses.keypoints.copy(), np.zeros(24, np.uint8)
+    assert _person_switch(kps, status, np.array([12]), 24.0) is None  # one dancer moving
+    kps[12:, :, 0] += 300  # someone else, 300 px to the right, from frame 12 on
+    assert _person_switch(kps, status, np.array([6, 12]), 24.0) == 12
+    status[2:22] = FrameStatus.MISSING  # the detections around the boundary are a second apart: no verdict
+    assert _person_switch(kps, status, np.array([12]), 8.0) is None
