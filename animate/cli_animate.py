@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("reference", metavar="REFERENCE", help="character image (PNG/JPEG; transparency composited on white)")
     p.add_argument("driving", metavar="DRIVING", help="driving video, skeleton video (*_kps.mp4) or pose file (.json/.npz)")
-    p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
+    p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .mov, .mkv, .avi, .webm (VP9) or .gif")
     p.add_argument("--size", type=size_arg, help="output WxH (default: the reference's aspect at 768 px height)")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the driving video's)")
     p.add_argument("--start", type=frame_index, help="first driving frame (default 0)")

@@ -531,7 +531,7 @@ def evaluate_self_reenactment(
     from .writers import check_output_path
 
     out = Path(out_dir)
-    report_path = check_output_path(out / "report.json", overwrite=True)
+    report_path = check_output_path(out / "report.json", overwrite=True, video=False)
     with open_video(video, end=1) as src:
         first = next(iter(src), None)
     if first is None:

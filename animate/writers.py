@@ -28,31 +28,36 @@ from pose.video import ffmpeg_exe
 
 logger = logging.getLogger(__name__)
 
-#: AAC bit rate of the muxed audio track.
+#: Bit rate of the muxed audio track (AAC, or Opus in .webm).
 AUDIO_BITRATE = "192k"
 #: seconds allowed for one ffmpeg mux/probe call before it is treated as failed.
 FFMPEG_TIMEOUT_S = 600
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: bool = True) -> Path:
     """Check that ``path`` may be written, creating its folder if needed.
 
     Args:
         path: the output file.
         overwrite: allow replacing an existing file.
+        video: the file is a video: its suffix must be a known format (:func:`pose.video.video_format`).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        OutputError: the file exists and ``overwrite`` is False, the path is a folder, or its folder cannot
-            be created or written.
+        OutputError: the file exists and ``overwrite`` is False, the path is a folder, a video's format is
+            unknown, or its folder cannot be created or written.
     """
+    from pose.video import video_format
+
     path = Path(os.path.expanduser(str(path)))
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+    if video:
+        video_format(path)  # an unknown container fails now, not after the rendering
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -95,10 +100,14 @@ def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: s
         cmd += ["-ss", f"{start:.6f}"]
     if duration is not None:
         cmd += ["-t", f"{duration:.6f}"]
-    cmd += [
-        "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-shortest", "-movflags", "+faststart", str(output),
-    ]
+    from pose.video import video_format
+
+    codec = video_format(output).audio or "aac"
+    cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+            "-c:a", codec, "-b:a", AUDIO_BITRATE, "-shortest"]
+    if Path(output).suffix.lower() in (".mp4", ".mov", ".m4v"):
+        cmd += ["-movflags", "+faststart"]
+    cmd += [str(output)]
     logger.debug("muxing audio: %s", " ".join(cmd))
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
@@ -142,7 +151,8 @@ def write_video(
 
     Args:
         frames: iterable of ``(H, W, 3)`` uint8 RGB frames, all of one size (consumed lazily).
-        path: output video file (``.mp4``); its folder is created if missing.
+        path: output video file (a suffix of :data:`pose.video.VIDEO_FORMATS`: ``.mp4``, ``.webm``, ``.gif``...);
+            its folder is created if missing.
         fps: frame rate of the output.
         audio_from: a video/audio file whose audio track is copied, trimmed to
             ``[audio_start, audio_start + frames / fps)``; ``None`` or a file without audio gives a
@@ -172,9 +182,14 @@ def write_video(
     if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
         raise InputError(f"frames for {path} must be (H, W, 3) uint8 RGB, got {first.shape} {first.dtype}")
 
+    from pose.video import video_format
+
     with_audio = audio_from is not None and has_audio(audio_from)
     if audio_from is not None and not with_audio:
         logger.info("%s has no audio track; %s will be silent", audio_from, path.name)
+    if with_audio and video_format(path).audio is None:
+        logger.info("%s cannot hold audio; the audio of %s is left out", path.name, audio_from)
+        with_audio = False
     counter = [0]
     finalize = _audio_finalizer(audio_from, audio_start, fps, counter) if with_audio else None
     h, w = first.shape[:2]

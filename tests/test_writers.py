@@ -157,3 +157,45 @@ def test_bad_frames(tmp_path):
     with pytest.raises(InputError, match="fps"):
         write_video(_frames(1), tmp_path / "i.mp4", 0)
     assert os.listdir(tmp_path) == []
+
+
+def _codecs(path: Path) -> list[str]:
+    """``video:<codec>`` / ``audio:<codec>`` of each stream of ``path`` (from ffmpeg's header)."""
+    import re
+
+    res = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False)
+    return [f"{kind.lower()}:{codec}" for kind, codec in re.findall(r"Stream #\S+: (Video|Audio): (\w+)", res.stderr)]
+
+
+@pytest.mark.parametrize("suffix, streams, max_mse", [
+    (".webm", ["video:vp9", "audio:opus"], 65.0),  # 30 dB PSNR
+    (".mkv", ["video:h264", "audio:aac"], 65.0),
+    (".gif", ["video:gif"], 200.0),  # no audio in a GIF: left out, not an error
+])
+def test_other_containers(tmp_path, clip_with_audio, suffix, streams, max_mse):
+    out = write_video(_frames(12), tmp_path / f"e{suffix}", FPS, audio_from=clip_with_audio)
+    assert _codecs(out) == streams
+    frames = _decode_video(out)[:12]
+    expected = np.stack(list(_frames(12)))
+    assert len(frames) == 12 and np.mean((frames.astype(float) - expected) ** 2) < max_mse
+    assert sorted(os.listdir(tmp_path)) == [f"e{suffix}"]  # no temp file, no GIF palette left
+
+
+def test_unknown_container_fails_before_anything_is_written(tmp_path):
+    for name in ("frames.png", "clip.flv"):
+        with pytest.raises(OutputError, match=r"unknown format.*\.mp4.*\.webm.*\.gif"):
+            check_output_path(tmp_path / name)
+        with pytest.raises(OutputError, match="unknown format"):
+            write_video(_frames(2), tmp_path / name, FPS)
+    assert os.listdir(tmp_path) == []
+    assert check_output_path(tmp_path / "report.json", video=False).name == "report.json"
+
+
+def test_gif_interrupted_leaves_nothing(tmp_path):
+    def frames():
+        yield from _frames(3)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_video(frames(), tmp_path / "h.gif", FPS)
+    assert os.listdir(tmp_path) == []
