@@ -24,7 +24,7 @@ Steps of one run:
    :class:`~pose.sequence.PoseFrame` in the reference image's pixels or already on the canvas).
 4. **Driving poses**: a video (detected, gaps filled, smoothed), a skeleton video, a saved pose file
    (``.json``/``.npz``) or a :class:`~pose.sequence.PoseSequence`; ``start``/``end`` frame range; frames
-   still without a person are held at the nearest pose with a person and counted
+   still without a person are held at the last pose with a person (the first one, before it) and counted
    (:attr:`Animator.last_stats`); resampled to the output fps.
 5. **Retarget** onto the reference body and canvas, **render** with the configured renderer, **write**
    streamed through :func:`animate.writers.write_video` (atomic; audio of the driving video kept).
@@ -71,7 +71,7 @@ class AnimateStats:
         canvas: the character's canvas ``(width, height)``.
         detected, interpolated, held: driving frames by how their pose was obtained. ``interpolated`` and
             ``held`` count the frames the detector ran on without finding the person (short gaps are
-            interpolated, the rest held at a neighbouring pose); frames between detector keyframes
+            interpolated, the rest held at the last pose seen); frames between detector keyframes
             (``pose.detect_every`` > 1) count as ``detected``.
         reference_pose: ``"detected"`` or ``"given"``.
         renderer: renderer name.
@@ -657,7 +657,7 @@ class Animator:
         )
         if held or interpolated:
             logger.warning(
-                "driving %s: %d of %d frames had no person (%d interpolated, %d held at a neighbouring pose, %d of them here)",
+                "driving %s: %d of %d frames had no person (%d interpolated, %d held at the last pose seen, %d of them here)",
                 _name(driving), held + interpolated, len(raw), interpolated, held, held_here,
             )
         audio_from = None

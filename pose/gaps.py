@@ -10,9 +10,11 @@ when the rest of the body was detected, and whole-frame misses (status ``MISSING
   from the neighbouring detections, so curved motion (an arm swinging) is followed between keyframes and
   linear motion is reproduced exactly, without the overshoot of a global cubic spline; ``method="linear"``
   joins the two bounding detections with a straight line. The score is always interpolated linearly;
-* a longer gap, or one at the start or end of the sequence, holds the temporally nearest detection of
-  that keypoint (the previous one on ties). For frames where the person *was* detected, long per-keypoint
-  gaps are left missing unless ``hold_keypoints=True``: holding one hand at a stale position while the arm
+* a longer gap, or one at the end of the sequence, holds the last detection of that keypoint before it,
+  and a gap at the start holds the first one after it: a dancer who walks out of the frame freezes in
+  their last pose until they come back, and the pose changes when the video shows them again (not in
+  the middle of the gap, as holding the nearest detection did). For frames where the person *was*
+  detected, long per-keypoint gaps are left missing unless ``hold_keypoints=True``: holding one hand at a stale position while the arm
   moves on looks worse than not drawing it.
 
 Filled keypoints get ``score = source_score * score_decay`` (``source_score`` is the interpolated or the
@@ -151,7 +153,7 @@ def fill_gaps(
     hold_keypoints: bool = False,
     method: str = INTERPOLATION_METHODS[0],
 ) -> PoseSequence:
-    """Interpolate short gaps and hold the nearest detection across long ones (see module docstring).
+    """Interpolate short gaps and hold the last detection across long ones (see module docstring).
 
     Args:
         seq: input sequence; it is not modified.
@@ -204,11 +206,10 @@ def fill_gaps(
     if method == "makima" and ti.size:
         spline_fill(kps, valid, interp, new)
 
-    # Nearest detection (previous one on ties).
+    # The last detection before the gap; the first one after it for a gap at the start.
     ti, ki = np.nonzero(hold)
     p, q = prev[ti, ki], nxt[ti, ki]
-    use_prev = (p >= 0) & ((q >= n) | ((ti - p) <= (q - ti)))
-    new[ti, ki] = kps[np.where(use_prev, p, q), ki]
+    new[ti, ki] = kps[np.where(p >= 0, p, q), ki]
 
     filled = interp | hold
     new[..., 2][filled] *= np.float32(score_decay)

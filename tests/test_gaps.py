@@ -71,14 +71,14 @@ def test_input_is_not_modified():
     np.testing.assert_array_equal(seq.status, status)
 
 
-def test_long_gap_holds_nearest_detection_and_is_flagged():
+def test_long_gap_holds_the_last_detection_and_is_flagged():
     full = _sequence()
     seq = _drop_frames(full, range(10, 22))  # 12 frames > 8
     out = fill_gaps(seq, max_interp_gap=8)
     assert (out.status[10:22] == FrameStatus.HELD).all()
-    # first half holds frame 9, second half frame 22 (ties go to the previous detection)
-    np.testing.assert_allclose(out.keypoints[10:16, layout.BODY, :2], np.repeat(full.keypoints[9:10, layout.BODY, :2], 6, 0))
-    np.testing.assert_allclose(out.keypoints[16:22, layout.BODY, :2], np.repeat(full.keypoints[22:23, layout.BODY, :2], 6, 0))
+    # the whole gap holds frame 9: the pose changes when the person is seen again, at frame 22
+    np.testing.assert_allclose(out.keypoints[10:22, layout.BODY, :2], np.repeat(full.keypoints[9:10, layout.BODY, :2], 12, 0))
+    np.testing.assert_allclose(out.keypoints[22, layout.BODY, :2], full.keypoints[22, layout.BODY, :2])
     assert np.allclose(out.keypoints[10:22, layout.BODY, 2], 0.9 * DEFAULT_SCORE_DECAY)
     assert (out.confidence[10:22] == 0).all()
 
