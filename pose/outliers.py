@@ -107,8 +107,10 @@ def implausible_frames(keypoints: np.ndarray, detected: np.ndarray, fps: float, 
     bad = np.zeros(len(log_scale), bool)
     reach = window_s * fps
     limit = np.log(max_jump)
-    for t in frames:
-        near = frames[(np.abs(frames - t) <= reach) & (frames != t)]
+    lo = np.searchsorted(frames, frames - reach, side="left")
+    hi = np.searchsorted(frames, frames + reach, side="right")
+    for i, t in enumerate(frames):
+        near = np.concatenate([frames[lo[i]:i], frames[i + 1:hi[i]]])
         if len(near) >= MIN_NEIGHBOURS and abs(log_scale[t] - np.median(log_scale[near])) > limit:
             bad[t] = True
     return bad
