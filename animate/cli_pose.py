@@ -175,8 +175,17 @@ def run_show(args: argparse.Namespace) -> int:
         f"mean confidence: {summary['mean_confidence']:.3f}",
         f"gaps:            {len(gaps)}" + (": " + ", ".join(f"{a}-{b - 1}" for a, b in gaps[:10]) if gaps else ""),
     ]
+    meta = summary["meta"]
     for key in ("source", "detector", "reference"):
-        if key in summary["meta"]:
-            lines.append(f"{key + ':':<17}{summary['meta'][key]}")
+        if key in meta:
+            lines.append(f"{key + ':':<17}{meta[key]}")
+    crop = (meta.get("detector_options") or {}).get("crop")
+    if crop:
+        lines.append(f"{'window:':<17}x {crop[0]:.2f}-{crop[2]:.2f}, y {crop[1]:.2f}-{crop[3]:.2f} of the frame "
+                     "(a small person, detected inside it)")
+    rejected = meta.get("rejected_frames") or []
+    if rejected:
+        shown = ", ".join(str(t) for t in rejected[:10]) + (", ..." if len(rejected) > 10 else "")
+        lines.append(f"{'rejected:':<17}{len(rejected)} implausible detections (frames {shown})")
     print("\n".join(lines))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -93,7 +95,7 @@ def test_half_hidden_dancer_is_held_not_collapsed(half_hidden_clip):
     assert np.all(np.abs(filled[np.isfinite(filled)] - 1.0) < 0.25)
 
 
-def test_max_scale_jump_in_config_and_cli(tmp_path, half_hidden_clip):
+def test_max_scale_jump_in_config_and_cli(tmp_path, half_hidden_clip, capsys):
     yaml = tmp_path / "c.yaml"
     yaml.write_text("pose:\n  max_scale_jump: null\n")
     assert load_config(yaml).pose.max_scale_jump is None
@@ -106,5 +108,10 @@ def test_max_scale_jump_in_config_and_cli(tmp_path, half_hidden_clip):
     from pose.io import load_sequence
 
     assert load_sequence(out).meta["rejected_frames"] == []
+    assert cli_main(["pose", "extract", str(half_hidden_clip), "-o", str(out), "--overwrite",
+                     "--detect-every", "1"]) == 0
+    capsys.readouterr()
+    assert cli_main(["pose", "show", str(out)]) == 0
+    assert re.search(r"rejected: +\d+ implausible detections \(frames 1\d", capsys.readouterr().out)
     with pytest.raises(SystemExit):
         cli_main(["pose", "extract", str(half_hidden_clip), "-o", str(out), "--max-scale-jump", "0.5"])

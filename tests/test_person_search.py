@@ -37,7 +37,7 @@ def wide_stage(tmp_path_factory, data_dir):
     return path, truth.transformed(np.array([[SCALE, 0, LEFT], [0, SCALE, TOP]]), 1280, 720)
 
 
-def test_small_dancer_is_found_in_a_window(wide_stage):
+def test_small_dancer_is_found_in_a_window(wide_stage, capsys):
     path, truth = wide_stage
     with pytest.raises(NoPersonError):  # what the detector alone sees
         extract_poses(path, detect_every=1, workers=1, progress=False, find_small_person=False)
@@ -45,6 +45,13 @@ def test_small_dancer_is_found_in_a_window(wide_stage):
     assert seq.detection_rate() == 1.0 and (seq.width, seq.height) == (1280, 720)
     x0, y0, x1, y1 = seq.meta["detector_options"]["crop"]
     assert x1 - x0 < 0.5 and y1 - y0 < 0.8 and x0 < LEFT / 1280 and y0 < TOP / 720
+    from animate.cli import main as cli_main
+    from pose.io import save_sequence
+
+    save_sequence(seq, path.with_suffix(".json"))
+    capsys.readouterr()
+    assert cli_main(["pose", "show", str(path.with_suffix(".json"))]) == 0
+    assert "a small person, detected inside it" in capsys.readouterr().out
     body = slice(0, 14)  # nose, neck, arms, legs
     err = np.linalg.norm(seq.keypoints[:, body, :2] - truth.keypoints[:, body, :2], axis=-1)
     assert np.nanmedian(err) < 0.015 * 640 * SCALE
