@@ -797,17 +797,23 @@ def extract_poses(
             bar.close()
         return parts, n_workers
 
-    parts, n_workers = detect_all(options)
-    kps, status, keyframe = _assemble(parts)
-    decoded = sum(int(p[4]) for p in parts)
-    switch = _person_switch(kps, status, np.cumsum([int(p[3]) for p in parts])[:-1], src_fps / step)
-    if switch is not None:
-        logger.warning("%s: the pose workers tracked different people on either side of frame %d (more than one "
-                       "person in the video?); detecting again in one process, which follows one person throughout",
-                       path, start + switch * step)
-        parts, n_workers = detect_all(options, single=True)
+    def detect_one_person(options: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """:func:`detect_all`, again in one process when the workers followed different people;
+        ``(keypoints, status, keyframe, workers, frames decoded)``."""
+        parts, n_workers = detect_all(options)
         kps, status, keyframe = _assemble(parts)
-        decoded += sum(int(p[4]) for p in parts)
+        decoded = sum(int(p[4]) for p in parts)
+        switch = _person_switch(kps, status, np.cumsum([int(p[3]) for p in parts])[:-1], src_fps / step)
+        if switch is not None:
+            logger.warning("%s: the pose workers tracked different people on either side of frame %d (more than "
+                           "one person in the video?); detecting again in one process, which follows one person "
+                           "throughout", path, start + switch * step)
+            parts, n_workers = detect_all(options, single=True)
+            kps, status, keyframe = _assemble(parts)
+            decoded += sum(int(p[4]) for p in parts)
+        return kps, status, keyframe, n_workers, decoded
+
+    kps, status, keyframe, n_workers, decoded = detect_one_person(options)
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     rate = float(np.mean(status[keyframe] == FrameStatus.DETECTED)) if keyframe.any() else 0.0
@@ -823,9 +829,8 @@ def extract_poses(
                            "within x %.2f-%.2f, y %.2f-%.2f of the frame: detecting again inside that window", path,
                            100 * rate, window[0], window[2], window[1], window[3])
             cropped = {**options, "crop": [round(v, 6) for v in window]}
-            again, workers_again = detect_all(cropped)
-            k2, s2, kf2 = _assemble(again)
-            decoded += sum(int(p[4]) for p in again)
+            k2, s2, kf2, workers_again, decoded_again = detect_one_person(cropped)
+            decoded += decoded_again
             rate2 = float(np.mean(s2[kf2] == FrameStatus.DETECTED)) if kf2.any() else 0.0
             if len(k2) == len(kps) and rate2 > rate:
                 kps, status, keyframe, options, n_workers = k2, s2, kf2, cropped, workers_again
@@ -889,9 +894,10 @@ def _person_switch(kps: np.ndarray, status: np.ndarray, boundaries: np.ndarray, 
         seen = keypoint_valid(p[_TORSO], 0.3) & keypoint_valid(q[_TORSO], 0.3)
         if seen.sum() < 2 or not (seen[0] and (seen[3] or seen[4])):
             continue
+        a, c = p[_TORSO, :2], q[_TORSO, :2]
         hips = [i for i in (3, 4) if seen[i]]
-        torso = 0.5 * sum(float(np.linalg.norm(k[_TORSO][0, :2] - k[_TORSO][hips, :2].mean(axis=0))) for k in (p, q))
-        shift = float(np.linalg.norm(p[_TORSO][seen, :2].mean(axis=0) - q[_TORSO][seen, :2].mean(axis=0)))
+        torso = 0.5 * sum(float(np.linalg.norm(k[0] - k[hips].mean(axis=0))) for k in (a, c))
+        shift = float(np.linalg.norm(a[seen].mean(axis=0) - c[seen].mean(axis=0)))
         if torso > 0 and shift > SWITCH_TORSOS * torso:
             return int(b)
     return None
