@@ -1000,9 +1000,10 @@ def zoom_window(pose: PoseFrame, threshold: float = 0.3) -> tuple[int, int, int,
     return window if window[2] - window[0] >= 2 and window[3] - window[1] >= 2 else None
 
 
-def _zoom_in(detector: Detector, rgb: np.ndarray, frame: PoseFrame, label: str) -> PoseFrame:
-    """Detect again on the :func:`zoom_window` around a small person; ``frame`` itself when not small or
-    when the crop shows nobody."""
+def zoom_in(detector: Detector, rgb: np.ndarray, frame: PoseFrame, label: str) -> PoseFrame:
+    """Detect again, with ``detector``, on the :func:`zoom_window` around the small person of ``frame`` (a
+    pose on ``rgb``; ``label`` names the image in the log); ``frame`` itself when the person is not small or
+    the crop shows nobody."""
     window = zoom_window(frame)
     if window is None:
         return frame
@@ -1056,7 +1057,7 @@ def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
         frame = detector(rgb)
         if not frame.has_person:
             frame = _detect_padded(detector, rgb, label)
-        frame = _zoom_in(detector, rgb, frame, label)
+        frame = zoom_in(detector, rgb, frame, label)
     else:
         name, options = str(detector), dict(detector_options or {})
         if detect_skeleton and name != "skeleton":
@@ -1071,7 +1072,7 @@ def detect_image(image, detector: str | Detector = DEFAULT_DETECTOR, *,
             if name != "skeleton":
                 if not frame.has_person:
                     frame = _detect_padded(det, rgb, label)
-                frame = _zoom_in(det, rgb, frame, label)
+                frame = zoom_in(det, rgb, frame, label)
     if not frame.has_person:
         raise NoPersonError(
             f"no person detected in {label}; use an image with one clearly visible full body, or give the pose "

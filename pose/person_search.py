@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .detectors.base import Detector, create_detector
-from .extract import _zoom_in
+from .extract import zoom_in
 from .sequence import PoseFrame
 from .video import open_video
 
@@ -51,8 +51,9 @@ def _starts(length: int, side: int) -> list[int]:
 
 
 def find_person(rgb: np.ndarray, detector: Detector) -> PoseFrame:
-    """The person in ``rgb`` found on the whole frame or, failing that, on the smallest set of tiles that
-    shows them (the most confident tile wins), refined on a crop around them; empty when nobody is found.
+    """The person in ``rgb``, found on the whole frame or, failing that, on the largest tiles (of
+    :data:`TILE_SIDES`) on which any is found (the most confident tile wins), then detected again on a crop
+    around them; empty when nobody is found.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 frame.
@@ -73,7 +74,7 @@ def find_person(rgb: np.ndarray, detector: Detector) -> PoseFrame:
             if best is not None:
                 found = best
                 break
-    return _zoom_in(detector, rgb, found, "a searched frame") if found.has_person else found
+    return zoom_in(detector, rgb, found, "a searched frame") if found.has_person else found
 
 
 def search_window(path: str | Path, name: str, options: dict, positions: list[int], *,
