@@ -179,10 +179,13 @@ def run_show(args: argparse.Namespace) -> int:
     for key in ("source", "detector", "reference"):
         if key in meta:
             lines.append(f"{key + ':':<17}{meta[key]}")
-    crop = (meta.get("detector_options") or {}).get("crop")
-    if crop:
+    det_opts = meta.get("detector_options") or {}
+    if det_opts.get("crop"):
+        crop = det_opts["crop"]
         lines.append(f"{'window:':<17}x {crop[0]:.2f}-{crop[2]:.2f}, y {crop[1]:.2f}-{crop[3]:.2f} of the frame "
                      "(a small person, detected inside it)")
+    elif det_opts.get("follow"):
+        lines.append(f"{'window:':<17}following a small person from keyframe to keyframe")
     rejected = meta.get("rejected_frames") or []
     if rejected:
         shown = ", ".join(str(t) for t in rejected[:10]) + (", ..." if len(rejected) > 10 else "")

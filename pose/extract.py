@@ -5,8 +5,8 @@ memory), runs a pose detector on each, drops detections whose body size jumps aw
 them (:mod:`pose.outliers`: a collapsed skeleton of a person half out of the frame), then fills the gaps
 (:func:`pose.gaps.fill_gaps`) and smooths the tracks (:func:`pose.smoothing.smooth_sequence`). When the
 detector finds the person in too few frames, a person too small for it (a dancer on a wide stage) is
-searched for tile by tile on a few frames, and the video detected again inside a window around them
-(:mod:`pose.person_search`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
+searched for tile by tile on a few frames, and the video detected again inside a window around them, or
+following them (:mod:`pose.person_search`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
 recognised from their first frame and read back with :mod:`pose.skeleton_parse` instead of being detected.
 
 Speed (the default mediapipe detector is the bottleneck: Holistic costs ~40-50 ms of CPU per frame):
@@ -664,7 +664,9 @@ def extract_poses(
         find_small_person: when the mediapipe detector finds the person in fewer than
             :data:`SEARCH_BELOW` of the frames, search a few frames tile by tile for a person too small for it
             (:mod:`pose.person_search`) and, if found, detect again with every frame cropped to a window
-            around them (kept if it finds more; the window is recorded in ``detector_options["crop"]``).
+            around every place they were found (``detector_options["crop"]``) or, when that is not enough
+            (a dancer crossing the frame), following them from keyframe to keyframe
+            (``detector_options["follow"]``); a pass is kept when it finds the person in more frames.
             Default True.
 
     Returns:
@@ -817,26 +819,31 @@ def extract_poses(
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     rate = float(np.mean(status[keyframe] == FrameStatus.DETECTED)) if keyframe.any() else 0.0
-    if (find_small_person and name == "mediapipe" and not isinstance(detector, Detector) and "crop" not in options
-            and rate < SEARCH_BELOW):
+    if (find_small_person and name == "mediapipe" and not isinstance(detector, Detector)
+            and not {"crop", "follow"} & set(options) and rate < SEARCH_BELOW):
         from .person_search import SEARCH_FRAMES, search_window
 
         picks = np.unique(np.linspace(0, len(kps) - 1, SEARCH_FRAMES).round().astype(int))
-        window = search_window(path, name, options, [start + int(i) * step for i in picks], fps=fps,
+        search = search_window(path, name, options, [start + int(i) * step for i in picks], fps=fps,
                                max_size=max_size)
-        if window is not None:
-            logger.warning("%s: the detector found the person in %.0f%% of the frames; a search found them small, "
-                           "within x %.2f-%.2f, y %.2f-%.2f of the frame: detecting again inside that window", path,
-                           100 * rate, window[0], window[2], window[1], window[3])
-            cropped = {**options, "crop": [round(v, 6) for v in window]}
-            k2, s2, kf2, workers_again, decoded_again = detect_one_person(cropped)
+        # a fixed window around every place the person was found (cheap: tracking, parallel workers) while
+        # it helps, else following them from keyframe to keyframe (a dancer crossing a wide stage)
+        tries = ([{**options, "crop": [round(v, 6) for v in search.window]}] if search.window else [])
+        tries += [{**options, "follow": True}] if search.found else []
+        for opts in tries:
+            how = "inside a window around them" if "crop" in opts else "following them from frame to frame"
+            logger.warning("%s: the detector found the person in %.0f%% of the frames; a search found them small "
+                           "in %d of %d frames: detecting again %s", path, 100 * rate, search.found,
+                           search.searched, how)
+            k2, s2, kf2, workers_again, decoded_again = detect_one_person(opts)
             decoded += decoded_again
             rate2 = float(np.mean(s2[kf2] == FrameStatus.DETECTED)) if kf2.any() else 0.0
-            if len(k2) == len(kps) and rate2 > rate:
-                kps, status, keyframe, options, n_workers = k2, s2, kf2, cropped, workers_again
-            else:
-                logger.warning("%s: the window did not help (%.0f%% of the frames); keeping the first pass", path,
-                               100 * rate2)
+            if len(k2) != len(kps) or rate2 <= rate:
+                logger.warning("%s: that found the person in %.0f%% of the frames; not kept", path, 100 * rate2)
+                continue
+            kps, status, keyframe, options, n_workers, rate = k2, s2, kf2, opts, workers_again, rate2
+            if rate >= SEARCH_BELOW:
+                break
     t_detect = time.perf_counter() - t0
     if not np.any(status == FrameStatus.DETECTED):
         raise NoPersonError(

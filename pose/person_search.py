@@ -15,11 +15,12 @@ were not searched is missed there, and those frames are filled like any other mi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .detectors.base import Detector, create_detector
+from .detectors.base import Detector, check_rgb, create_detector
 from .extract import zoom_in
 from .sequence import PoseFrame
 from .video import open_video
@@ -39,7 +40,8 @@ WINDOW_MARGIN = 0.6
 """Margin added on every side of the found boxes, in multiples of the person's keypoint height."""
 
 MIN_GAIN = 0.8
-"""A window at least this fraction of the frame in both directions is no help: no window is returned."""
+"""A window whose long side is at least this fraction of the frame's long side is no help (the detector
+shrinks its input by the long side): no window is returned."""
 
 
 def _starts(length: int, side: int) -> list[int]:
@@ -77,34 +79,47 @@ def find_person(rgb: np.ndarray, detector: Detector) -> PoseFrame:
     return zoom_in(detector, rgb, found, "a searched frame") if found.has_person else found
 
 
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search_window` found.
+
+    Attributes:
+        found: searched frames in which the person was found.
+        searched: frames searched.
+        window: ``(x0, y0, x1, y1)`` (fractions of the frame) around every place they were found, with a
+            margin; ``None`` when nobody was found or its long side would be nearly the frame's (a dancer
+            who crosses the stage: :class:`FollowingDetector` is then the way).
+    """
+
+    found: int
+    searched: int
+    window: tuple[float, float, float, float] | None
+
+
 def search_window(path: str | Path, name: str, options: dict, positions: list[int], *,
-                  fps: float | None = None, max_size: int | None = None) -> tuple[float, float, float, float] | None:
-    """Window ``(x0, y0, x1, y1)`` (fractions of the frame) around a person too small for the detector.
+                  fps: float | None = None, max_size: int | None = None) -> SearchResult:
+    """Look for a person too small for the detector on a few frames (:func:`find_person`).
 
     Args:
         path: the video file or frame folder.
         name: detector name; its single-image mode is used.
         options: the detector's options.
         positions: source frame indices to search (:data:`SEARCH_FRAMES` of them, spread over the range).
+            The search stops after :data:`GIVE_UP_AFTER` frames without anybody.
         fps: the frame-rate override used for reading, if any.
         max_size: the decoding size used for detection.
-
-    Returns:
-        The window, or ``None`` when the person was not found in any searched frame or the window would
-        cover (nearly) the whole frame.
     """
     boxes: list[tuple[float, float, float, float]] = []
     heights: list[float] = []
     aspect = 1.0  # frame height / width
-    opts = {k: v for k, v in options.items() if k != "crop"}
-    if name == "mediapipe":
-        opts["static_image_mode"] = True
-    with create_detector(name, **opts) as det:
-        for k, t in enumerate(positions):
+    searched = 0
+    with create_detector(name, **single_image_options(name, options)) as det:
+        for t in positions:
             with open_video(path, fps, max_size=max_size, start=t, end=t + 1) as src:
                 rgb = next(iter(src), None)
             if rgb is None:
                 continue
+            searched += 1
             person = find_person(rgb, det)
             box = person.bbox() if person.has_person else None
             if box is not None:
@@ -112,16 +127,92 @@ def search_window(path: str | Path, name: str, options: dict, positions: list[in
                 aspect = h / w
                 boxes.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
                 heights.append((box[3] - box[1]) / h)
-            elif not boxes and k + 1 >= GIVE_UP_AFTER:
+            elif not boxes and searched >= GIVE_UP_AFTER:
                 break
     if not boxes:
-        return None
+        return SearchResult(0, searched, None)
     arr = np.array(boxes)
     margin = WINDOW_MARGIN * float(np.median(heights))  # in frame heights; in frame widths it is x aspect
     x0, y0 = max(0.0, arr[:, 0].min() - margin * aspect), max(0.0, arr[:, 1].min() - margin)
     x1, y1 = min(1.0, arr[:, 2].max() + margin * aspect), min(1.0, arr[:, 3].max() + margin)
     logger.info("%s: found the person in %d of %d searched frames, within x %.2f-%.2f, y %.2f-%.2f of the frame",
-                path, len(boxes), len(positions), x0, x1, y0, y1)
-    if x1 - x0 >= MIN_GAIN and y1 - y0 >= MIN_GAIN:
-        return None
-    return float(x0), float(y0), float(x1), float(y1)
+                path, len(boxes), searched, x0, x1, y0, y1)
+    # The detector shrinks its input by the long side: the window helps when its long side is much shorter
+    # than the frame's (lengths in frame heights; a frame is 1 / aspect frame heights wide).
+    ratio = max((x1 - x0) / aspect, y1 - y0) / max(1.0 / aspect, 1.0)
+    window = None if ratio >= MIN_GAIN else (float(x0), float(y0), float(x1), float(y1))
+    return SearchResult(len(boxes), searched, window)
+
+
+def single_image_options(name: str, options: dict) -> dict:
+    """``options`` for ``name`` in single-image mode, without the window options."""
+    opts = {k: v for k, v in options.items() if k not in ("crop", "follow")}
+    if name == "mediapipe":
+        opts["static_image_mode"] = True
+    return opts
+
+
+#: Side of :class:`FollowingDetector`'s window, in multiples of the person's keypoint extent at the last
+#: detection (room for the motion between two keyframes).
+FOLLOW_CONTEXT = 2.5
+
+#: While lost, :class:`FollowingDetector` searches the whole frame tile by tile on every this-many-th call
+#: (and looks around the last position on the others).
+RESEARCH_EVERY = 8
+
+
+class FollowingDetector(Detector):
+    """Finds a small person and follows them: each image is searched on a square window around where the
+    person was in the previous one (the detector sees them large there), and the whole image tile by tile
+    (:func:`find_person`) when there is no previous position or the person was lost.
+
+    The detector option ``follow=True`` (:func:`pose.detectors.base.create_detector`) wraps the named
+    detector, in single-image mode, in one. For a dancer who crosses a wide stage, where a fixed window
+    (``crop``) would have to be the whole stage.
+    """
+
+    tracks_across_frames = True
+
+    def __init__(self, inner: Detector) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._last: PoseFrame | None = None
+        self._misses = 0
+
+    def __call__(self, rgb: np.ndarray) -> PoseFrame:
+        rgb = check_rgb(rgb)
+        h, w = rgb.shape[:2]
+        found = PoseFrame.empty(w, h)
+        if self._last is not None:
+            found = self._around(rgb, self._last)
+        if not found.has_person and (self._last is None or self._misses % RESEARCH_EVERY == 0):
+            found = find_person(rgb, self.inner)
+        if found.has_person:
+            self._last, self._misses = found, 0
+        else:
+            self._misses += 1
+        return found
+
+    def _around(self, rgb: np.ndarray, last: PoseFrame) -> PoseFrame:
+        h, w = rgb.shape[:2]
+        box = last.bbox()
+        if box is None:
+            return PoseFrame.empty(w, h)
+        half = 0.5 * FOLLOW_CONTEXT * max(box[2] - box[0], box[3] - box[1], 1.0)
+        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+        x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return PoseFrame.empty(w, h)
+        found = self.inner(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+        return found.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]), w, h)
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self._last, self._misses = None, 0
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def options(self) -> dict:
+        return {**self.inner.options(), "follow": True}

@@ -13,7 +13,7 @@ from pose import layout
 from pose.detectors.base import CroppedDetector, Detector, create_detector
 from pose.errors import DetectorError, NoPersonError
 from pose.extract import extract_poses
-from pose.person_search import _starts
+from pose.person_search import FollowingDetector, _starts
 from pose.sequence import PoseFrame
 from pose.video import VideoWriter, open_video
 
@@ -57,6 +57,25 @@ def test_small_dancer_is_found_in_a_window(wide_stage, capsys):
     assert np.nanmedian(err) < 0.015 * 640 * SCALE
 
 
+def test_small_dancer_crossing_the_frame_is_followed(tmp_path, data_dir, wide_stage):
+    """The same dancer moving from the left edge to the right edge within the second: a window around every
+    place she was found would be the whole frame; she is followed from keyframe to keyframe instead."""
+    _, truth_mid = wide_stage
+    path = tmp_path / "crossing.mp4"
+    w, h = round(360 * SCALE), round(640 * SCALE)
+    lefts = np.linspace(0, 1280 - w, 24).astype(int)
+    with open_video(data_dir / "dance_short.mp4") as src, VideoWriter(path, 24, (1280, 720)) as out:
+        for frame, left in zip(src, lefts):
+            small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+            out.write(cv2.copyMakeBorder(small, TOP, 720 - TOP - h, left, 1280 - left - w, cv2.BORDER_REPLICATE))
+    seq = extract_poses(path, detect_every=2, workers=2, fill_gaps=False, smoothing=None, progress=False)
+    assert seq.meta["detector_options"].get("follow") is True and "crop" not in seq.meta["detector_options"]
+    assert seq.detection_rate() == 1.0
+    truth = truth_mid.keypoints[:, :14, :2] + np.stack([lefts - LEFT, np.zeros(24)], axis=1)[:, None, :]
+    err = np.linalg.norm(seq.keypoints[:, :14, :2] - truth, axis=-1)
+    assert np.nanmedian(err) < 0.015 * 640 * SCALE
+
+
 class _Centre(Detector):
     """Puts the nose and neck at fixed spots of whatever image it gets; remembers the image size."""
 
@@ -81,6 +100,9 @@ def test_cropped_detector_maps_back_to_the_whole_image():
         create_detector("mediapipe", crop=[0, 0, 1])
     with create_detector("mediapipe", static_image_mode=True, crop=[0.1, 0.2, 0.6, 0.9]) as wrapped:
         assert isinstance(wrapped, CroppedDetector) and wrapped.options()["crop"] == [0.1, 0.2, 0.6, 0.9]
+    with create_detector("mediapipe", follow=True) as following:
+        assert isinstance(following, FollowingDetector) and following.tracks_across_frames
+        assert following.options()["follow"] is True and following.options()["static_image_mode"] is True
 
 
 @pytest.mark.parametrize("length, side", [(100, 100), (100, 40), (1280, 432), (7, 3)])

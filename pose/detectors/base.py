@@ -152,13 +152,18 @@ def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
             annotator folder) or ``"skeleton"`` (reads rendered OpenPose skeleton images).
         **options: passed to the detector's constructor (see each class), except ``crop``
             (``[x0, y0, x1, y1]`` fractions of the image): detect on that window only
-            (:class:`CroppedDetector`).
+            (:class:`CroppedDetector`), and ``follow=True``: find a small person and follow them, each image
+            searched around their last position (:class:`pose.person_search.FollowingDetector`).
 
     Raises:
         DetectorError: unknown name, missing optional package or model files, invalid option.
     """
     crop = options.pop("crop", None)
     window = None if crop is None else check_crop(crop)
+    if options.pop("follow", False):
+        from ..person_search import FollowingDetector, single_image_options
+
+        return FollowingDetector(create_detector(name, **single_image_options(name, options)))
     cls = detector_class(name)
     try:
         inspect.signature(cls).bind(**options)
