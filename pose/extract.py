@@ -828,8 +828,10 @@ def extract_poses(
                                max_size=max_size)
         # a fixed window around every place the person was found (cheap: tracking, parallel workers) while
         # it helps, else following them from keyframe to keyframe (a dancer crossing a wide stage)
-        tries = ([{**options, "crop": [round(v, 6) for v in search.window]}] if search.window else [])
-        tries += [{**options, "follow": True}] if search.found else []
+        tries = []
+        if search.small:
+            tries += [{**options, "crop": [round(v, 6) for v in search.window]}] if search.window else []
+            tries += [{**options, "follow": True}]
         for opts in tries:
             how = "inside a window around them" if "crop" in opts else "following them from frame to frame"
             logger.warning("%s: the detector found the person in %.0f%% of the frames; a search found them small "

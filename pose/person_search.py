@@ -39,6 +39,11 @@ TILE_SIDES = (1.0, 0.6, 0.4)
 WINDOW_MARGIN = 0.6
 """Margin added on every side of the found boxes, in multiples of the person's keypoint height."""
 
+SMALL_BELOW = 0.4
+"""Keypoint height (fraction of the frame's) below which a found person counts as small: a person missed
+by the detector but larger than that is missing for another reason (out of the frame, hidden), and the
+second passes are skipped."""
+
 MIN_GAIN = 0.8
 """A window whose long side is at least this fraction of the frame's long side is no help (the detector
 shrinks its input by the long side): no window is returned."""
@@ -94,6 +99,12 @@ class SearchResult:
     found: int
     searched: int
     window: tuple[float, float, float, float] | None
+    height: float = 0.0
+
+    @property
+    def small(self) -> bool:
+        """The person was found and is small (:data:`SMALL_BELOW`): a second pass can help."""
+        return self.found > 0 and self.height < SMALL_BELOW
 
 
 def search_window(path: str | Path, name: str, options: dict, positions: list[int], *,
@@ -131,8 +142,9 @@ def search_window(path: str | Path, name: str, options: dict, positions: list[in
                 break
     if not boxes:
         return SearchResult(0, searched, None)
+    height = float(np.median(heights))
     arr = np.array(boxes)
-    margin = WINDOW_MARGIN * float(np.median(heights))  # in frame heights; in frame widths it is x aspect
+    margin = WINDOW_MARGIN * height  # in frame heights; in frame widths it is x aspect
     x0, y0 = max(0.0, arr[:, 0].min() - margin * aspect), max(0.0, arr[:, 1].min() - margin)
     x1, y1 = min(1.0, arr[:, 2].max() + margin * aspect), min(1.0, arr[:, 3].max() + margin)
     logger.info("%s: found the person in %d of %d searched frames, within x %.2f-%.2f, y %.2f-%.2f of the frame",
@@ -141,7 +153,7 @@ def search_window(path: str | Path, name: str, options: dict, positions: list[in
     # than the frame's (lengths in frame heights; a frame is 1 / aspect frame heights wide).
     ratio = max((x1 - x0) / aspect, y1 - y0) / max(1.0 / aspect, 1.0)
     window = None if ratio >= MIN_GAIN else (float(x0), float(y0), float(x1), float(y1))
-    return SearchResult(len(boxes), searched, window)
+    return SearchResult(len(boxes), searched, window, height)
 
 
 def single_image_options(name: str, options: dict) -> dict:
