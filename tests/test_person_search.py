@@ -113,3 +113,16 @@ def test_tiles_cover_the_axis_with_half_overlap(length, side):
         covered[s:s + side] = True
     assert covered.all() and starts[0] == 0 and starts[-1] + side == max(length, side)
     assert all(0 < b - a <= max(1, side // 2) for a, b in itertools.pairwise(starts))
+
+
+def test_a_dancer_who_enters_late_is_not_searched_for_again(tmp_path, data_dir, caplog):
+    """Missing from most frames but not small (she walks in late): the search finds her at her full size
+    and no second pass runs."""
+    path = tmp_path / "late.mp4"
+    with open_video(data_dir / "dance_short.mp4") as src, VideoWriter(path, 24, (360, 640)) as out:
+        for i, frame in enumerate(src):
+            out.write(frame if i >= 16 else np.full_like(frame, 120))
+    seq = extract_poses(path, detect_every=1, workers=1, fill_gaps=False, smoothing=None, progress=False)
+    assert seq.detection_rate() == pytest.approx(8 / 24)
+    assert not {"crop", "follow"} & set(seq.meta["detector_options"])
+    assert "detecting again" not in caplog.text
