@@ -4,6 +4,8 @@ dance clip shrunk into a 1280x720 scene, and the window detector behind it."""
 from __future__ import annotations
 
 import itertools
+import logging
+import re
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ from pose import layout
 from pose.detectors.base import CroppedDetector, Detector, create_detector
 from pose.errors import DetectorError, NoPersonError
 from pose.extract import extract_poses
-from pose.person_search import FollowingDetector, _starts
+from pose.person_search import FollowingDetector, _starts, spread_order
 from pose.sequence import PoseFrame
 from pose.video import VideoWriter, open_video
 
@@ -122,7 +124,14 @@ def test_a_dancer_who_enters_late_is_not_searched_for_again(tmp_path, data_dir, 
     with open_video(data_dir / "dance_short.mp4") as src, VideoWriter(path, 24, (360, 640)) as out:
         for i, frame in enumerate(src):
             out.write(frame if i >= 16 else np.full_like(frame, 120))
+    caplog.set_level(logging.INFO, logger="pose.person_search")
     seq = extract_poses(path, detect_every=1, workers=1, fill_gaps=False, smoothing=None, progress=False)
     assert seq.detection_rate() == pytest.approx(8 / 24)
-    assert not {"crop", "follow"} & set(seq.meta["detector_options"])
+    assert re.search(r"found the person in [1-9] of \d searched frames", caplog.text)  # the search ran ...
+    assert not {"crop", "follow"} & set(seq.meta["detector_options"])  # ... and saw no small person
     assert "detecting again" not in caplog.text
+
+
+def test_search_order_meets_a_late_dancer_early():
+    assert spread_order([0, 5, 9, 14, 18, 23]) == [14, 0, 23, 5, 9, 18]
+    assert sorted(spread_order(list(range(7)))) == list(range(7)) and spread_order([]) == []
