@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from pose.retarget import ROOT_MOTIONS
+
 from .cli_args import frame_index, positive_float, size_arg
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--renderer", help="renderer: puppet (CPU, default) or diffusion (GPU, needs --weights)")
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
     p.add_argument("--no-smoothing", action="store_true", help="keep raw driving detections (no One-Euro filter)")
+    p.add_argument("--root-motion", choices=ROOT_MOTIONS,
+                   help="how far the character travels when the dancer moves about: auto (default: like the "
+                        "dancer, kept on the canvas), body, frame, or none (dances in place)")
     p.add_argument("--reference-pose", metavar="FILE", help="pose file of the character, used instead of detecting it")
     p.add_argument("--mask", metavar="FILE", help="character mask image, reference size (white = character)")
     p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
@@ -50,6 +55,7 @@ def run_animate(args: argparse.Namespace) -> int:
         "renderer": args.renderer,
         "smoothing": False if args.no_smoothing else None,
         "weights": args.weights,
+        "retarget__options__root_motion": args.root_motion,
     }
     progress = getattr(args, "progress", True)
     with Animator.from_config(args.config, **overrides) as animator:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pose.errors import InputError
 from pose.outliers import DEFAULT_MAX_JUMP
+from pose.retarget import ROOT_MOTIONS
 
 from .cli_args import frame_index, positive_int, size_arg
 
@@ -47,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", required=True, help="character image whose body the poses are fitted to")
     p.add_argument("--reference-pose", metavar="FILE", help="pose file to use instead of detecting the character")
     p.add_argument("-o", "--output", required=True, help="retargeted pose file (.json or .npz)")
+    p.add_argument("--root-motion", choices=ROOT_MOTIONS, default="auto",
+                   help="how far the body travels when the dancer moves about: auto (default: like the dancer, "
+                        "kept on the canvas), body, frame, or none (in place)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run_retarget)
 
@@ -141,7 +145,7 @@ def run_retarget(args: argparse.Namespace) -> int:
         ref_pose = load_pose_frame(args.reference_pose)
     else:
         ref_pose = detect_image(args.reference)
-    out = retarget(driving, ref_pose)
+    out = retarget(driving, ref_pose, root_motion=args.root_motion)
     out.meta["reference"] = str(args.reference)
     save_sequence(out, args.output, overwrite=args.overwrite)
     log.info("wrote %s (%d frames on a %dx%d canvas)", args.output, len(out), out.width, out.height)

@@ -259,11 +259,16 @@ def _overlay(base: dict, update: Mapping, source: str, prefix: str = "") -> None
             base[key] = value
 
 
+#: Fields that are free-form keyword mappings: an override may add keys inside them.
+_FREE_FORM = frozenset({"pose.detector_options", "retarget.options", "renderer.options"})
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
     parts = dotted.split(".")
     node = tree
     for i, part in enumerate(parts):
-        if not isinstance(node, dict) or part not in node:
+        free = i == len(parts) - 1 and ".".join(parts[:-1]) in _FREE_FORM
+        if not isinstance(node, dict) or (part not in node and not free):
             raise ConfigError(
                 f"{source}: unknown config field '{dotted}'; use a shortcut ({', '.join(SHORTCUTS)}) "
                 f"or a dotted path such as output.fps"

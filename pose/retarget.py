@@ -21,9 +21,11 @@ Method (after MusePose's ``pose_align``, made robust to occlusions):
    foreshortened calibration limb can never produce over-long ("gorilla") limbs. A joint whose parent is
    missing hangs from its nearest present ancestor. Hands, feet and face move rigidly with the wrist, ankle
    and nose, scaled by their part ratio.
-4. **Placement.** The neck's motion is mapped with the global ratio, and anchored so the calibration frame's
-   neck lands on the reference's neck (``anchor="neck"``) or its lowest ankle lands on the reference's lowest
-   ankle height (``anchor="feet"``, x still from the neck).
+4. **Placement.** The neck's travel (its displacement from the anchor frame) is mapped with the travel
+   ratio (``root_motion``: by default the smaller of the global ratio and the scale that fits the driving
+   frame onto the canvas), and anchored so the calibration frame's neck lands on the reference's neck
+   (``anchor="neck"``) or its lowest ankle lands on the reference's lowest ankle height (``anchor="feet"``,
+   x still from the neck).
 
 Missing keypoints (score 0 / NaN) stay missing; scores are carried over unchanged. No division by a
 length below ``_MIN_LENGTH`` pixels, so the output never holds inf or NaN for a present keypoint.
@@ -130,6 +132,8 @@ class RetargetParams:
         offset: ``(2,)`` translation added after the global map, in reference pixels.
         driving_root: ``(2,)`` driving neck at the anchor frame (driving pixels).
         reference_root: ``(2,)`` reference neck (reference pixels).
+        motion_ratio: scale of the body's travel (the root's displacement from the anchor frame);
+            ``None`` = ``global_ratio`` (see ``root_motion`` of :func:`retarget`).
     """
 
     global_ratio: float
@@ -141,6 +145,7 @@ class RetargetParams:
     driving_root: np.ndarray
     reference_root: np.ndarray
     offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    motion_ratio: float | None = None
 
     def as_dict(self) -> dict:
         """JSON-serialisable form."""
@@ -155,6 +160,7 @@ class RetargetParams:
             "calibration_frame": self.calibration_frame,
             "anchor_frame": self.anchor_frame,
             "offset": [r(v) for v in self.offset],
+            "motion_ratio": r(self.global_ratio if self.motion_ratio is None else self.motion_ratio),
         }
 
 
@@ -328,6 +334,33 @@ def compute_params(
     return RetargetParams(g, limb_ratios, limb_caps, part_ratios, calib, anchor_frame, drv_root, ref_root)
 
 
+#: Accepted values of :func:`retarget`'s ``root_motion``.
+ROOT_MOTIONS = ("auto", "body", "frame", "none")
+
+#: With ``root_motion="auto"`` the neck's travel is scaled down, if needed, so that it stays this far (a
+#: fraction of the canvas width) inside the canvas's left and right edges, for all but 1 % of the frames at
+#: each end of its range.
+CANVAS_MARGIN = 0.1
+
+
+def _on_canvas_ratio(driving: PoseSequence, params: RetargetParams, width: int) -> float:
+    """The largest travel ratio that keeps the neck within :data:`CANVAS_MARGIN` of the canvas's sides."""
+    neck = driving.keypoints[:, B["neck"]].astype(np.float64)
+    seen = keypoint_valid(neck[:, None], 0.0)[:, 0]
+    if not seen.any():
+        return float("inf")
+    dx = neck[seen, 0] - params.driving_root[0]
+    lo, hi = np.percentile(dx, [1.0, 99.0])
+    x = float(params.reference_root[0] + params.offset[0])
+    limit = float("inf")
+    right, left = (1.0 - CANVAS_MARGIN) * width - x, x - CANVAS_MARGIN * width
+    if hi > 0 and right > 0:
+        limit = min(limit, right / hi)
+    if lo < 0 and left > 0:
+        limit = min(limit, left / -lo)
+    return limit
+
+
 # --- applying --------------------------------------------------------------------------------------------
 def _ancestors(joint: int) -> list[int]:
     out = []
@@ -370,12 +403,21 @@ def apply_params(driving: PoseSequence, params: RetargetParams, width: int, heig
     out = np.full((n, layout.NUM_KEYPOINTS, 2), np.nan)
     placed = np.zeros((n, layout.NUM_KEYPOINTS), dtype=bool)
     g = params.global_ratio
+    m = g if params.motion_ratio is None else params.motion_ratio
+    # Each frame's root (the neck, else the centroid of the body joints seen) travels by the motion ratio;
+    # everything else keeps the global ratio around it.
+    body_seen = present[:, : layout.NUM_BODY]
+    with np.errstate(invalid="ignore"):
+        centroid = (np.where(body_seen[..., None], drv[:, : layout.NUM_BODY], 0.0).sum(axis=1)
+                    / np.maximum(body_seen.sum(axis=1), 1)[:, None])
+    root = np.where(present[:, [B["neck"]]], drv[:, B["neck"]], centroid)
 
-    def global_map(p: np.ndarray) -> np.ndarray:
-        return params.reference_root + params.offset + g * (p - params.driving_root)
+    def global_map(p: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        r = root[sel] if p.ndim == 2 else root[sel][:, None]
+        return params.reference_root + params.offset + m * (r - params.driving_root) + g * (p - r)
 
     neck = B["neck"]
-    out[present[:, neck], neck] = global_map(drv[present[:, neck], neck])
+    out[present[:, neck], neck] = global_map(drv[present[:, neck], neck], present[:, neck])
     placed[:, neck] = present[:, neck]
 
     for name, parent, child, _ in LIMBS:
@@ -390,7 +432,7 @@ def apply_params(driving: PoseSequence, params: RetargetParams, width: int, heig
                 placed[sel, child] = True
                 todo &= ~sel
         if todo.any():  # no placed ancestor: fall back to the global map
-            out[todo, child] = global_map(drv[todo, child])
+            out[todo, child] = global_map(drv[todo, child], todo)
             placed[todo, child] = True
 
     for part in RIGID_PARTS:
@@ -399,7 +441,7 @@ def apply_params(driving: PoseSequence, params: RetargetParams, width: int, heig
         carried = placed[:, part.anchor]
         rel = drv[:, idx] - drv[:, part.anchor][:, None]
         moved = out[:, part.anchor][:, None] + r * rel
-        fallback = global_map(drv[:, idx])
+        fallback = global_map(drv[:, idx], np.ones(n, bool))
         pos = np.where(carried[:, None, None], moved, fallback)
         ok = present[:, idx]
         out[:, idx] = np.where(ok[..., None], pos, np.nan)
@@ -422,6 +464,7 @@ def retarget(
     max_ratio_spread: float = 2.5,
     max_stretch: float = 1.15,
     threshold: float = 0.3,
+    root_motion: str = "auto",
 ) -> PoseSequence:
     """Map the driving motion onto the reference body (see the module docstring for the method).
 
@@ -436,6 +479,13 @@ def retarget(
             (default 2.5).
         max_stretch: an output limb is never longer than this times the reference's limb (default 1.15).
         threshold: minimum score of a keypoint used for measuring (default 0.3).
+        root_motion: how far the body travels when the dancer moves about their frame (the root's
+            displacement from the anchor frame): ``"body"`` scales it by the global ratio, like the limbs
+            (the dancer's steps become the character's steps); ``"frame"`` by the scale that fits the
+            driving frame onto the canvas (the character crosses its canvas as the dancer crosses their
+            frame); ``"auto"`` (default) the smaller of the two, reduced further if needed so that the neck
+            stays within :data:`CANVAS_MARGIN` of the canvas's sides: a dancer crossing a wide stage no
+            longer walks the character off its canvas; ``"none"`` keeps the body in place.
 
     Returns:
         A new :class:`PoseSequence` on the reference canvas, same frames, fps, status and confidence;
@@ -451,6 +501,13 @@ def retarget(
         driving, reference, calibration=calibration, anchor=anchor,
         max_ratio_spread=max_ratio_spread, max_stretch=max_stretch, threshold=threshold,
     )
+    if root_motion not in ROOT_MOTIONS:
+        raise ConfigError(f"retarget root_motion must be one of {', '.join(ROOT_MOTIONS)}, got {root_motion!r}")
+    fit = min(reference.width / driving.width, reference.height / driving.height)
+    params.motion_ratio = {"body": params.global_ratio, "frame": fit, "auto": min(params.global_ratio, fit),
+                           "none": 0.0}[root_motion]
+    if root_motion == "auto":
+        params.motion_ratio = min(params.motion_ratio, _on_canvas_ratio(driving, params, reference.width))
     if anchor == "feet":
         first = apply_params(driving.slice(params.anchor_frame, params.anchor_frame + 1), params,
                              reference.width, reference.height)[0]
@@ -464,7 +521,8 @@ def retarget(
     out = driving.copy(kps, width=reference.width, height=reference.height)
     out.meta["retarget"] = params.as_dict()
     logger.info(
-        "retargeted %d frames onto %dx%d (global ratio %.3f, calibration frame %s)",
-        len(out), reference.width, reference.height, params.global_ratio, params.calibration_frame,
+        "retargeted %d frames onto %dx%d (global ratio %.3f, travel ratio %.3f, calibration frame %s)",
+        len(out), reference.width, reference.height, params.global_ratio, params.motion_ratio,
+        params.calibration_frame,
     )
     return out

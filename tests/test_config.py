@@ -115,3 +115,10 @@ def test_parse_size():
         parse_size("512")
     with pytest.raises(ConfigError):
         parse_size("0x10")
+
+
+def test_override_adds_a_key_to_a_free_form_options_mapping():
+    cfg = load_config(retarget__options__root_motion="none")
+    assert cfg.retarget.options == {"root_motion": "none"}
+    with pytest.raises(ConfigError, match="unknown config field 'retarget.nothing'"):
+        load_config(retarget__nothing=1)

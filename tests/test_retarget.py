@@ -214,3 +214,52 @@ def test_errors():
         retarget(drv, ref, calibration="best")
     with pytest.raises(ConfigError, match="anchor"):
         retarget(drv, ref, anchor="hips")
+
+
+def _crossing(n: int = 25) -> PoseSequence:
+    """The driving person (DRV_BODY, 460 px tall) shrunk 3x and walking across a 3000 x 1500 stage."""
+    frames = []
+    for t in range(n):
+        body = DRV_BODY / 3.0 + np.array([100.0 + 2700.0 * t / (n - 1), 600.0])
+        frames.append(_frame_kps(body, 20.0 / 3, 30.0 / 3))
+    return PoseSequence(np.stack(frames).astype(np.float32), 3000, 1500, 24.0)
+
+
+@pytest.mark.parametrize("mode", ["body", "frame", "auto", "none"])
+def test_root_motion(mode):
+    """How far the character travels when the dancer crosses their frame: the dancer is ~3x smaller than
+    the character and crosses a stage ~4x wider than the canvas."""
+    drv = _crossing()
+    ref = PoseFrame(_frame_kps(REF_BODY, 40.0, 60.0), REF_W, REF_H)
+    out = retarget(drv, ref, root_motion=mode)
+    neck = out.keypoints[:, B["neck"], 0]
+    travel = drv.keypoints[-1, B["neck"], 0] - drv.keypoints[0, B["neck"], 0]
+    g = out.meta["retarget"]["global_ratio"]
+    dx = drv.keypoints[:, B["neck"], 0] - drv.keypoints[0, B["neck"], 0]
+    room = 0.9 * REF_W - REF_BODY[B["neck"], 0]  # to 10 % from the right side, for 99 % of the travel
+    assert out.meta["retarget"]["motion_ratio"] == pytest.approx(
+        {"body": g, "frame": REF_W / 3000, "auto": room / np.percentile(dx, 99), "none": 0.0}[mode], rel=1e-3)
+    assert neck[0] == pytest.approx(REF_BODY[B["neck"], 0], abs=0.01)  # anchored on the reference's neck
+    if mode == "body":  # the steps are the character's steps: 8 canvases away
+        assert neck[-1] - neck[0] == pytest.approx(g * travel, rel=1e-3) and neck[-1] > 8 * REF_W
+    if mode == "auto":  # stays on the canvas, about 10 % from its side
+        assert 0.89 * REF_W < neck.max() < 0.91 * REF_W
+    if mode == "none":
+        assert np.ptp(neck) < 1e-3
+    # the body keeps its size and shape around the neck whatever the travel
+    span = out.keypoints[:, B["left_ankle"], 1] - out.keypoints[:, B["neck"], 1]
+    assert np.ptp(span) < 1e-3 and span[0] == pytest.approx(REF_BODY[B["left_ankle"], 1] - REF_BODY[B["neck"], 1], rel=0.16)
+    with pytest.raises(ConfigError, match="root_motion"):
+        retarget(drv, ref, root_motion="walk")
+
+
+def test_root_motion_from_the_command_line(tmp_path):
+    from animate.cli import main as cli_main
+    from pose.io import load_sequence, save_pose_frame, save_sequence
+
+    save_sequence(_crossing(), tmp_path / "drv.json")
+    save_pose_frame(PoseFrame(_frame_kps(REF_BODY, 40.0, 60.0), REF_W, REF_H), tmp_path / "ref.json")
+    assert cli_main(["pose", "retarget", str(tmp_path / "drv.json"), "--reference", "unused.png", "--reference-pose",
+                     str(tmp_path / "ref.json"), "--root-motion", "none", "-o", str(tmp_path / "out.json")]) == 0
+    out = load_sequence(tmp_path / "out.json")
+    assert out.meta["retarget"]["motion_ratio"] == 0.0 and np.ptp(out.keypoints[:, B["neck"], 0]) < 1e-3
