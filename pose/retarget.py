@@ -406,10 +406,11 @@ def apply_params(driving: PoseSequence, params: RetargetParams, width: int, heig
     m = g if params.motion_ratio is None else params.motion_ratio
     # Each frame's root (the neck, else the centroid of the body joints seen) travels by the motion ratio;
     # everything else keeps the global ratio around it.
+    # (no body joint seen: the anchor frame's root, i.e. the plain global map)
     body_seen = present[:, : layout.NUM_BODY]
-    with np.errstate(invalid="ignore"):
-        centroid = (np.where(body_seen[..., None], drv[:, : layout.NUM_BODY], 0.0).sum(axis=1)
-                    / np.maximum(body_seen.sum(axis=1), 1)[:, None])
+    count = body_seen.sum(axis=1)[:, None]
+    centroid = np.where(body_seen[..., None], drv[:, : layout.NUM_BODY], 0.0).sum(axis=1) / np.maximum(count, 1)
+    centroid = np.where(count > 0, centroid, params.driving_root)
     root = np.where(present[:, [B["neck"]]], drv[:, B["neck"]], centroid)
 
     def global_map(p: np.ndarray, sel: np.ndarray) -> np.ndarray:

@@ -263,3 +263,26 @@ def test_root_motion_from_the_command_line(tmp_path):
                      str(tmp_path / "ref.json"), "--root-motion", "none", "-o", str(tmp_path / "out.json")]) == 0
     out = load_sequence(tmp_path / "out.json")
     assert out.meta["retarget"]["motion_ratio"] == 0.0 and np.ptp(out.keypoints[:, B["neck"], 0]) < 1e-3
+
+
+def test_travel_without_a_neck_follows_the_body_centroid():
+    """A frame whose neck was not seen travels with the centroid of the body joints that were."""
+    drv = _crossing()
+    kps = drv.keypoints.copy()
+    kps[12, B["neck"]] = (np.nan, np.nan, 0.0)
+    ref = PoseFrame(_frame_kps(REF_BODY, 40.0, 60.0), REF_W, REF_H)
+    out = retarget(drv.copy(kps), ref, root_motion="none")
+    hips = out.keypoints[:, [B["right_hip"], B["left_hip"]], :2].mean(axis=1)
+    assert np.ptp(hips[:, 0]) < 2.0  # in place, the frame without a neck too
+
+
+def test_parts_seen_without_any_body_joint_use_the_global_map():
+    drv = _crossing()
+    kps = drv.keypoints.copy()
+    kps[12, layout.BODY] = (np.nan, np.nan, 0.0)  # only the hands, face and feet were seen
+    ref = PoseFrame(_frame_kps(REF_BODY, 40.0, 60.0), REF_W, REF_H)
+    out = retarget(drv.copy(kps), ref, root_motion="none")
+    g = out.meta["retarget"]["global_ratio"]
+    hand = kps[12, layout.LEFT_HAND, :2].astype(np.float64)
+    expected = REF_BODY[B["neck"]] + g * (hand - kps[0, B["neck"], :2])
+    np.testing.assert_allclose(out.keypoints[12, layout.LEFT_HAND, :2], expected, atol=0.01)
