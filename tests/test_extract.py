@@ -454,6 +454,9 @@ def test_two_dancers_one_is_followed_across_the_workers(tmp_path, data_dir, monk
     seq = extract_poses(duo, **common)
     assert seq.meta["workers"] == 1 and seq.detection_rate() == 1.0
     assert len(set(seq.keypoints[:, B["neck"], 0] > 360)) == 1
+    # a user picks the dancer on the right with a detection window (README, known limitations)
+    right = extract_poses(duo, **common, detector_options={"crop": [0.5, 0.0, 1.0, 1.0]})
+    assert right.meta["workers"] == 2 and (right.keypoints[:, B["neck"], 0] > 360).all()
 
 
 def test_person_switch_rule(dance_short_poses):
