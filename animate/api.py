@@ -512,8 +512,10 @@ class Animator:
         from pose.extract import detect_image
 
         cfg = self.config.pose
+        # the driving video's detection window (crop / follow) is no window on the character's image
+        options = {k: v for k, v in cfg.detector_options.items() if k not in ("crop", "follow")}
         try:
-            return detect_image(rgb, detector=cfg.detector, detector_options=cfg.detector_options or None)
+            return detect_image(rgb, detector=cfg.detector, detector_options=options or None)
         except NoPersonError:
             raise NoPersonError(
                 f"no person detected in reference {name}; pass its pose with --reference-pose FILE "

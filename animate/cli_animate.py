@@ -8,7 +8,7 @@ import logging
 
 from pose.retarget import ROOT_MOTIONS
 
-from .cli_args import frame_index, positive_float, size_arg
+from .cli_args import frame_index, positive_float, size_arg, window_arg
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--renderer", help="renderer: puppet (CPU, default) or diffusion (GPU, needs --weights)")
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
     p.add_argument("--no-smoothing", action="store_true", help="keep raw driving detections (no One-Euro filter)")
+    p.add_argument("--window", type=window_arg, metavar="X0,Y0,X1,Y1",
+                   help="detect the dancer only inside this part of the driving frames (fractions, e.g. 0.5,0,1,1 "
+                        "for the right half): picks one person when several dance")
     p.add_argument("--root-motion", choices=ROOT_MOTIONS,
                    help="how far the character travels when the dancer moves about: auto (default: like the "
                         "dancer, kept on the canvas), body, frame, or none (dances in place)")
@@ -56,6 +59,7 @@ def run_animate(args: argparse.Namespace) -> int:
         "smoothing": False if args.no_smoothing else None,
         "weights": args.weights,
         "retarget__options__root_motion": args.root_motion,
+        "pose__detector_options__crop": args.window,
     }
     progress = getattr(args, "progress", True)
     with Animator.from_config(args.config, **overrides) as animator:

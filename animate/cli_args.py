@@ -49,3 +49,16 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def window_arg(text: str) -> list[float]:
+    """argparse type for a detection window ``X0,Y0,X1,Y1``: fractions of the frame, ``0 <= X0 < X1 <= 1``
+    and ``0 <= Y0 < Y1 <= 1`` (e.g. ``0.5,0,1,1`` for the right half)."""
+    from pose.detectors.base import check_crop
+    from pose.errors import DetectorError
+
+    try:
+        return list(check_crop(text.split(",")))
+    except DetectorError:
+        raise argparse.ArgumentTypeError(f"window must be X0,Y0,X1,Y1 fractions of the frame with X0 < X1 and Y0 < Y1, "
+                                         f"such as 0.5,0,1,1; got {text!r}") from None

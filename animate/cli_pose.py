@@ -11,7 +11,7 @@ from pose.errors import InputError
 from pose.outliers import DEFAULT_MAX_JUMP
 from pose.retarget import ROOT_MOTIONS
 
-from .cli_args import frame_index, positive_int, size_arg
+from .cli_args import frame_index, positive_int, size_arg, window_arg
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detect-every", default="auto", type=_detect_every,
                    help="run the detector on every Nth frame and interpolate between (default auto: ~8 "
                         "detections per second of video; 1 = every frame)")
+    p.add_argument("--window", type=window_arg, metavar="X0,Y0,X1,Y1",
+                   help="detect only inside this part of the frames (fractions, e.g. 0.5,0,1,1 for the right half): "
+                        "picks one person when several dance")
     p.add_argument("--max-scale-jump", type=_scale_jump, default=DEFAULT_MAX_JUMP, metavar="X",
                    help="drop a detection whose body is over X times larger or smaller than the detections within "
                         f"1 s around it (a half-hidden person's collapsed skeleton); 0 keeps all (default {DEFAULT_MAX_JUMP})")
@@ -120,7 +123,9 @@ def run_extract(args: argparse.Namespace) -> int:
         _check_output(args.render, args.overwrite)
     if args.step < 1 or args.start < 0 or (args.end is not None and args.end <= args.start):
         raise InputError(f"invalid frame range --start {args.start} --end {args.end} --step {args.step}")
-    options = {"annotator_dir": args.annotator_dir} if args.annotator_dir else None
+    options = {"annotator_dir": args.annotator_dir} if args.annotator_dir else {}
+    if args.window:
+        options["crop"] = args.window
     seq = extract_poses(
         args.video, detector=args.detector, smoothing=not args.no_smoothing, max_interp_gap=args.max_gap,
         start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,

@@ -457,6 +457,16 @@ def test_two_dancers_one_is_followed_across_the_workers(tmp_path, data_dir, monk
     # a user picks the dancer on the right with a detection window (README, known limitations)
     right = extract_poses(duo, **common, detector_options={"crop": [0.5, 0.0, 1.0, 1.0]})
     assert right.meta["workers"] == 2 and (right.keypoints[:, B["neck"], 0] > 360).all()
+    from animate.cli import main as cli_main
+    from animate.config import load_config
+    from pose.io import load_sequence
+
+    assert cli_main(["pose", "extract", str(duo), "--window", "0.5,0,1,1", "-o", str(tmp_path / "right.json")]) == 0
+    assert (load_sequence(tmp_path / "right.json").keypoints[:, B["neck"], 0] > 360).all()
+    with pytest.raises(SystemExit):
+        cli_main(["pose", "extract", str(duo), "--window", "0.5,0,0.4,1", "-o", str(tmp_path / "bad.json")])
+    # posedrive animate --window sets the same detector option
+    assert load_config(pose__detector_options__crop=[0.5, 0, 1, 1]).pose.detector_options == {"crop": [0.5, 0, 1, 1]}
 
 
 def test_person_switch_rule(dance_short_poses):
