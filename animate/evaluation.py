@@ -352,6 +352,7 @@ def compare_videos(
     frames: int | None = None,
     driving_poses: PoseSequence | None = None,
     detector: str = "mediapipe",
+    detector_options: dict | None = None,
     baseline: bool = True,
     warp: bool = True,
     skip_first: bool = False,
@@ -372,6 +373,9 @@ def compare_videos(
         driving_poses: the poses that drove ``generated``; when given, the pose is re-detected on every
             generated frame and PCK@0.05 reported (poses are mapped onto the comparison size).
         detector: detector name for PCK.
+        detector_options: its options, e.g. the detection window (``crop``) or ``follow`` that found a small
+            dancer in the driving video (:mod:`pose.person_search`), which the generated frames share in a
+            self-reenactment.
         baseline: also score the trivial baseline "first real frame repeated".
         warp: compute the flow-warp error of generated and real frames (and the baseline's, which is 0).
         skip_first: leave frame 0 out of SSIM/PSNR/L1/PCK (self-reenactment: it is the input reference,
@@ -397,7 +401,7 @@ def compare_videos(
     if driving_poses is not None:
         from pose.detectors import create_detector
 
-        det = create_detector(detector)
+        det = create_detector(detector, **(detector_options or {}))
 
     gen_s = _Scores(warp=WarpError() if warp else None)
     base_s = _Scores(warp=WarpError() if warp else None) if baseline else None
@@ -544,6 +548,8 @@ def evaluate_self_reenactment(
         report = compare_videos(
             generated, video, height=height, frames=len(driving),
             driving_poses=animator.last_poses if pck_eval else None, detector=animator.config.pose.detector,
+            detector_options={k: v for k, v in (driving.meta.get("detector_options") or {}).items()
+                              if k in ("crop", "follow")},
             lpips_weights=lpips_weights, fvd_weights=fvd_weights,
             contact_sheet_path=out / "contact_sheet.png", skip_first=True, progress=False,
         )

@@ -135,3 +135,16 @@ def test_a_dancer_who_enters_late_is_not_searched_for_again(tmp_path, data_dir, 
 def test_search_order_meets_a_late_dancer_early():
     assert spread_order([0, 5, 9, 14, 18, 23]) == [14, 0, 23, 5, 9, 18]
     assert sorted(spread_order(list(range(7)))) == list(range(7)) and spread_order([]) == []
+
+
+def test_pck_of_a_small_dancer_uses_the_window_that_found_her(wide_stage):
+    """The evaluator re-detects poses on generated frames; for a small dancer it needs the detection window
+    the driving extraction used (the real clip stands in for a perfect generator here)."""
+    from animate.evaluation import compare_videos
+
+    path, _ = wide_stage
+    seq = extract_poses(path, detect_every=1, workers=1, progress=False)
+    window = {"crop": seq.meta["detector_options"]["crop"]}
+    common = {"driving_poses": seq, "baseline": False, "warp": False, "progress": False, "height": 360}
+    assert compare_videos(path, path, detector_options=window, **common)["generated"]["pck"] > 0.95
+    assert compare_videos(path, path, **common)["generated"]["pck"] < 0.1  # the whole frame: nobody found
