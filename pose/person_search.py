@@ -8,8 +8,10 @@ over the video: on each, the whole frame and then overlapping square tiles of de
 tile shows the person, who is then detected again on a crop around them
 (:func:`pose.extract.zoom_window`). The window it returns covers every place the person was found, with
 a margin; :func:`pose.extract.extract_poses` then detects again with every frame cropped to it
-(:class:`pose.detectors.base.CroppedDetector`). A person who moves out of that window in frames that
-were not searched is missed there, and those frames are filled like any other miss.
+(:class:`pose.detectors.base.CroppedDetector`). When that window would be nearly the whole frame (a dancer
+crossing the stage) or finds too little, the video is detected again with a :class:`FollowingDetector`,
+which looks for the person around where they were a keyframe before. Frames where the person is still
+missed are filled like any other miss.
 """
 
 from __future__ import annotations
