@@ -878,7 +878,23 @@ def extract_poses(
                        meta)
     logger.info("%s: %d frames (detector on every %d), detection rate %.1f%%, %.1f frames/s", path, len(seq),
                 every, 100 * seq.detection_rate(), len(seq) / max(t_detect, 1e-9))
+    if index is not None and index.times is not None and fps is None:
+        seq = _even_clock(seq, index.times[start:start + len(seq) * step:step], path)
     return _postprocess(seq, fill_gaps, max_interp_gap, smoothing)
+
+
+def _even_clock(seq: PoseSequence, times: np.ndarray, path: Path) -> PoseSequence:
+    """``seq`` resampled at its video's nominal rate when its frames are shown unevenly (:mod:`pose.frame_times`)."""
+    from .frame_times import is_uneven, nominal_rate, to_even_clock
+
+    if len(times) != len(seq) or not is_uneven(times):
+        return seq
+    rate = round(nominal_rate(times), 3)  # 24.000000000000007 -> 24, 30000/1001 -> 29.97
+    out = to_even_clock(seq, times, rate)
+    logger.warning("%s shows its frames unevenly (a variable frame rate, e.g. a stalling screen recording): "
+                   "%d frames over %.2f s put back on an even %.3g fps clock (%d frames), so that the motion "
+                   "keeps time with the audio", path, len(seq), float(times[-1] - times[0]), rate, len(out))
+    return out
 
 
 #: Where two pose workers' ranges meet, their poses (last detection before, first after) whose torsos lie more

@@ -461,10 +461,13 @@ class PacketIndex:
         frame_count: number of frames (one per packet, those the decoder would discard excluded).
         keyframes: sorted display-order indices of the key frames, where decoding can start; a seek to
             frame ``i`` decodes from the last key frame at or before ``i``.
+        times: ``(frame_count,)`` display times in seconds, in display order (``None`` when the listing
+            gives no time base).
     """
 
     frame_count: int
     keyframes: np.ndarray
+    times: np.ndarray | None = None
 
 
 def index_packets(path: str | os.PathLike) -> PacketIndex | None:
@@ -490,7 +493,14 @@ def index_packets(path: str | os.PathLike) -> PacketIndex | None:
         return None
     pts: list[int] = []
     key: list[bool] = []
+    time_base: float | None = None
     for line in out.stdout.decode(errors="replace").splitlines():
+        if line.startswith("#tb 0:"):
+            num, _, den = line.split(":", 1)[1].strip().partition("/")
+            try:
+                time_base = int(num) / int(den)
+            except (ValueError, ZeroDivisionError):
+                time_base = None
         if not line.startswith("0,"):
             continue
         fields = [f.strip() for f in line.split(",")]
@@ -507,9 +517,11 @@ def index_packets(path: str | os.PathLike) -> PacketIndex | None:
         key.append(bool(flags & 0x1))
     if not pts:
         return None
-    order = np.argsort(np.asarray(pts, np.int64), kind="stable")
+    stamps = np.asarray(pts, np.int64)
+    order = np.argsort(stamps, kind="stable")
     display_key = np.asarray(key, bool)[order]
-    return PacketIndex(frame_count=len(pts), keyframes=np.flatnonzero(display_key))
+    times = None if time_base is None else (stamps[order] - stamps[order][0]) * time_base
+    return PacketIndex(frame_count=len(pts), keyframes=np.flatnonzero(display_key), times=times)
 
 
 class _StderrDrain(threading.Thread):
