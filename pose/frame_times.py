@@ -46,8 +46,10 @@ def to_even_clock(seq: PoseSequence, times: np.ndarray, fps: float,
 
     Output frame ``j`` is the instant ``times[0] + j / fps``; its keypoints are interpolated linearly between
     the frames shown just before and just after it (a keypoint seen in only one of them is taken from that
-    one), or the frame before is held when they are more than ``max_gap_s`` apart. Status: that of the
-    frame shown at that very instant, ``INTERPOLATED`` or ``HELD`` otherwise; confidence of the frame before.
+    one), or the frame before is held when they are more than ``max_gap_s`` apart (what the video shows
+    during a stall). Status: that of the nearer shown frame (a pose interpolated between detector keyframes
+    counts as ``DETECTED``; ``meta["detect_every"]`` becomes 1), ``MISSING`` without any body keypoint;
+    confidence of the frame before.
 
     Args:
         seq: poses, one per shown frame.
@@ -82,10 +84,16 @@ def to_even_clock(seq: PoseSequence, times: np.ndarray, fps: float,
     only_b = (~va & vb & interp[:, None])[..., None]
     out = np.where(only_b, b, out)
 
-    status = np.where(exact, seq.status[before],
-                      np.where(interp, FrameStatus.INTERPOLATED, FrameStatus.HELD)).astype(np.uint8)
-    status[~keypoint_valid(out[:, : layout.NUM_BODY]).any(axis=1)] = FrameStatus.MISSING  # for pose.gaps
+    # Status of the nearer shown frame; a pose the detector found on it or between its keyframes counts as
+    # detected (the keyframe stride does not survive the new clock: ``detect_every`` becomes 1), and a
+    # frame without any body keypoint is missing, for pose.gaps to fill.
+    nearer = np.where(w < 0.5, before, after)
+    status = seq.status[nearer].copy()
+    status[status == FrameStatus.INTERPOLATED] = FrameStatus.DETECTED
+    status[~keypoint_valid(out[:, : layout.NUM_BODY]).any(axis=1)] = FrameStatus.MISSING
     meta = dict(seq.meta)
-    meta["frame_times"] = {"shown_frames": n, "fps": round(float(fps), 6), "max_gap_s": max_gap_s}
+    meta["detect_every"] = 1
+    meta["frame_times"] = {"shown_frames": n, "fps": round(float(fps), 6), "max_gap_s": max_gap_s,
+                           "interpolated": int(interp.sum()), "held": int((~exact & ~interp).sum())}
     return PoseSequence(out.astype(np.float32), seq.width, seq.height, float(fps), status,
                         seq.confidence[before].copy(), meta)
