@@ -50,7 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import layout
-from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector
+from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector, detect_in_window
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
 from .outliers import DEFAULT_MAX_JUMP, implausible_frames
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
@@ -818,7 +818,7 @@ def extract_poses(
     kps, status, keyframe, n_workers, decoded = detect_one_person(options)
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
-    rate = float(np.mean(status[keyframe] == FrameStatus.DETECTED)) if keyframe.any() else 0.0
+    rate = _found_share(status, keyframe)
     if (find_small_person and name == "mediapipe" and not isinstance(detector, Detector)
             and not {"crop", "follow"} & set(options) and rate < SEARCH_BELOW):
         from .person_search import SEARCH_FRAMES, search_window
@@ -839,7 +839,7 @@ def extract_poses(
                            search.searched, how)
             k2, s2, kf2, workers_again, decoded_again = detect_one_person(opts)
             decoded += decoded_again
-            rate2 = float(np.mean(s2[kf2] == FrameStatus.DETECTED)) if kf2.any() else 0.0
+            rate2 = _found_share(s2, kf2)
             if len(k2) != len(kps) or rate2 <= rate:
                 logger.warning("%s: that found the person in %.0f%% of the frames; not kept", path, 100 * rate2)
                 continue
@@ -881,6 +881,11 @@ def extract_poses(
     if index is not None and index.times is not None and fps is None:
         seq = _even_clock(seq, index.times[start:start + len(seq) * step:step], path)
     return _postprocess(seq, fill_gaps, max_interp_gap, smoothing)
+
+
+def _found_share(status: np.ndarray, keyframe: np.ndarray) -> float:
+    """Share of the keyframes (frames the detector ran on) where it found the person."""
+    return float(np.mean(status[keyframe] == FrameStatus.DETECTED)) if keyframe.any() else 0.0
 
 
 def _even_clock(seq: PoseSequence, times: np.ndarray, path: Path) -> PoseSequence:
@@ -1018,7 +1023,17 @@ def zoom_window(pose: PoseFrame, threshold: float = 0.3) -> tuple[int, int, int,
     x0, y0, x1, y1 = box
     if y1 - y0 >= ZOOM_BELOW * pose.height or x1 - x0 >= ZOOM_BELOW * pose.width:
         return None
-    half = 0.5 * ZOOM_CONTEXT * max(x1 - x0, y1 - y0, 1.0)
+    return square_window(pose, ZOOM_CONTEXT, threshold)
+
+
+def square_window(pose: PoseFrame, context: float, threshold: float = 0.3) -> tuple[int, int, int, int] | None:
+    """Square ``(x0, y0, x1, y1)`` (pixels, clipped to the image) of ``context`` times the larger extent of
+    the visible keypoints, centred on them; ``None`` without a visible keypoint or when under 2 px."""
+    box = pose.bbox(threshold)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    half = 0.5 * context * max(x1 - x0, y1 - y0, 1.0)
     cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
     window = (max(0, int(np.floor(cx - half))), max(0, int(np.floor(cy - half))),
               min(pose.width, int(np.ceil(cx + half))), min(pose.height, int(np.ceil(cy + half))))
@@ -1032,13 +1047,12 @@ def zoom_in(detector: Detector, rgb: np.ndarray, frame: PoseFrame, label: str) -
     window = zoom_window(frame)
     if window is None:
         return frame
-    x0, y0, x1, y1 = window
-    found = detector(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+    found = detect_in_window(detector, rgb, window)
     if not found.has_person:
         return frame
-    h, w = rgb.shape[:2]
-    logger.info("the person in %s is small; detected again on the %dx%d crop around them", label, x1 - x0, y1 - y0)
-    return found.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]), w, h)
+    logger.info("the person in %s is small; detected again on the %dx%d crop around them", label,
+                window[2] - window[0], window[3] - window[1])
+    return found
 
 
 def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .detectors.base import Detector, check_rgb, create_detector
-from .extract import zoom_in
+from .detectors.base import Detector, check_rgb, create_detector, detect_in_window
+from .extract import square_window, zoom_in
 from .sequence import PoseFrame
 from .video import open_video
 
@@ -90,10 +90,9 @@ def find_person(rgb: np.ndarray, detector: Detector) -> PoseFrame:
             best, best_conf = None, -1.0
             for y in _starts(h, side):
                 for x in _starts(w, side):
-                    tile = detector(np.ascontiguousarray(rgb[y:y + side, x:x + side]))
+                    tile = detect_in_window(detector, rgb, (x, y, x + side, y + side))
                     if tile.has_person and tile.confidence() > best_conf:
-                        best_conf = tile.confidence()
-                        best = tile.transformed(np.array([[1.0, 0.0, x], [0.0, 1.0, y]]), w, h)
+                        best, best_conf = tile, tile.confidence()
             if best is not None:
                 found = best
                 break
@@ -222,18 +221,10 @@ class FollowingDetector(Detector):
         return found
 
     def _around(self, rgb: np.ndarray, last: PoseFrame) -> PoseFrame:
-        h, w = rgb.shape[:2]
-        box = last.bbox()
-        if box is None:
-            return PoseFrame.empty(w, h)
-        half = 0.5 * FOLLOW_CONTEXT * max(box[2] - box[0], box[3] - box[1], 1.0)
-        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
-        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-        x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return PoseFrame.empty(w, h)
-        found = self.inner(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-        return found.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]), w, h)
+        window = square_window(last, FOLLOW_CONTEXT)
+        if window is None:
+            return PoseFrame.empty(rgb.shape[1], rgb.shape[0])
+        return detect_in_window(self.inner, rgb, window)
 
     def reset(self) -> None:
         self.inner.reset()

@@ -88,9 +88,7 @@ class CroppedDetector(Detector):
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = self.crop
         c0, r0 = round(x0 * w), round(y0 * h)
-        c1, r1 = max(c0 + 1, round(x1 * w)), max(r0 + 1, round(y1 * h))
-        found = self.inner(np.ascontiguousarray(rgb[r0:r1, c0:c1]))
-        return found.transformed(np.array([[1.0, 0.0, c0], [0.0, 1.0, r0]]), w, h)
+        return detect_in_window(self.inner, rgb, (c0, r0, max(c0 + 1, round(x1 * w)), max(r0 + 1, round(y1 * h))))
 
     def reset(self) -> None:
         self.inner.reset()
@@ -100,6 +98,14 @@ class CroppedDetector(Detector):
 
     def options(self) -> dict:
         return {**self.inner.options(), "crop": [round(v, 6) for v in self.crop]}
+
+
+def detect_in_window(detector: Detector, rgb: np.ndarray, window: tuple[int, int, int, int]) -> PoseFrame:
+    """Run ``detector`` on the ``(x0, y0, x1, y1)`` pixel window of ``rgb``; the pose in ``rgb``'s pixels."""
+    x0, y0, x1, y1 = window
+    h, w = rgb.shape[:2]
+    found = detector(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+    return found.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]), w, h)
 
 
 def check_crop(crop) -> tuple[float, float, float, float]:
