@@ -186,14 +186,21 @@ def _segment_lengths(kps: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(ok, d, np.nan)
 
 
+def _roots(body_kps: np.ndarray, threshold: float | None) -> np.ndarray:
+    """``(..., 2)`` neck positions of ``(..., 18, 3)`` body keypoints, else the centroid of the visible body
+    joints, NaN where none is visible."""
+    kps = np.asarray(body_kps, dtype=np.float64)
+    vis = keypoint_valid(kps, threshold)
+    count = vis.sum(axis=-1)[..., None]
+    centroid = np.where(vis[..., None], kps[..., :2], 0.0).sum(axis=-2) / np.maximum(count, 1)
+    centroid = np.where(count > 0, centroid, np.nan)
+    return np.where(vis[..., [B["neck"]]], kps[..., B["neck"], :2], centroid)
+
+
 def _root(body_kps: np.ndarray, threshold: float) -> np.ndarray | None:
     """Neck position, or the centroid of the visible body joints, or ``None``."""
-    vis = keypoint_valid(body_kps, threshold)
-    if vis[B["neck"]]:
-        return body_kps[B["neck"], :2].astype(np.float64)
-    if vis[: layout.NUM_BODY].any():
-        return body_kps[: layout.NUM_BODY][vis[: layout.NUM_BODY], :2].astype(np.float64).mean(axis=0)
-    return None
+    root = _roots(body_kps, threshold)
+    return root if np.isfinite(root).all() else None
 
 
 def _lowest_ankle_y(kps: np.ndarray, threshold: float) -> float | None:
@@ -346,7 +353,7 @@ CANVAS_MARGIN = 0.1
 def _on_canvas_ratio(driving: PoseSequence, params: RetargetParams, width: int) -> float:
     """The largest travel ratio that keeps the neck within :data:`CANVAS_MARGIN` of the canvas's sides."""
     neck = driving.keypoints[:, B["neck"]].astype(np.float64)
-    seen = keypoint_valid(neck[:, None], 0.0)[:, 0]
+    seen = keypoint_valid(neck, 0.0)
     if not seen.any():
         return float("inf")
     dx = neck[seen, 0] - params.driving_root[0]
@@ -407,11 +414,8 @@ def apply_params(driving: PoseSequence, params: RetargetParams, width: int, heig
     # Each frame's root (the neck, else the centroid of the body joints seen) travels by the motion ratio;
     # everything else keeps the global ratio around it.
     # (no body joint seen: the anchor frame's root, i.e. the plain global map)
-    body_seen = present[:, : layout.NUM_BODY]
-    count = body_seen.sum(axis=1)[:, None]
-    centroid = np.where(body_seen[..., None], drv[:, : layout.NUM_BODY], 0.0).sum(axis=1) / np.maximum(count, 1)
-    centroid = np.where(count > 0, centroid, params.driving_root)
-    root = np.where(present[:, [B["neck"]]], drv[:, B["neck"]], centroid)
+    root = _roots(kps[:, : layout.NUM_BODY], None)
+    root = np.where(np.isfinite(root), root, params.driving_root)
 
     def global_map(p: np.ndarray, sel: np.ndarray) -> np.ndarray:
         r = root[sel] if p.ndim == 2 else root[sel][:, None]
