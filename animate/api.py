@@ -509,11 +509,12 @@ class Animator:
         return PreparedReference(canvas, pose, fitted_mask, matrix, name, source)
 
     def _detect_reference(self, rgb: np.ndarray, name: str) -> PoseFrame:
+        from pose.detectors.base import without_window
         from pose.extract import detect_image
 
         cfg = self.config.pose
         # the driving video's detection window (crop / follow) is no window on the character's image
-        options = {k: v for k, v in cfg.detector_options.items() if k not in ("crop", "follow")}
+        options = without_window(cfg.detector_options)
         try:
             return detect_image(rgb, detector=cfg.detector, detector_options=options or None)
         except NoPersonError:

@@ -529,6 +529,7 @@ def evaluate_self_reenactment(
     Raises:
         VideoError / NoPersonError / OutputError: unreadable clip, no person, unwritable ``out_dir``.
     """
+    from pose.detectors.base import WINDOW_OPTIONS
     from pose.video import open_video
 
     from .api import Animator
@@ -549,7 +550,7 @@ def evaluate_self_reenactment(
             generated, video, height=height, frames=len(driving),
             driving_poses=animator.last_poses if pck_eval else None, detector=animator.config.pose.detector,
             detector_options={k: v for k, v in (driving.meta.get("detector_options") or {}).items()
-                              if k in ("crop", "follow")},
+                              if k in WINDOW_OPTIONS},
             lpips_weights=lpips_weights, fvd_weights=fvd_weights,
             contact_sheet_path=out / "contact_sheet.png", skip_first=True, progress=False,
         )

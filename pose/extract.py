@@ -50,7 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import layout
-from .detectors.base import DEFAULT_DETECTOR, Detector, create_detector, detect_in_window
+from .detectors.base import DEFAULT_DETECTOR, WINDOW_OPTIONS, Detector, create_detector, detect_in_window
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
 from .outliers import DEFAULT_MAX_JUMP, implausible_frames
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
@@ -820,7 +820,7 @@ def extract_poses(
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     rate = _found_share(status, keyframe)
     if (find_small_person and name == "mediapipe" and not isinstance(detector, Detector)
-            and not {"crop", "follow"} & set(options) and rate < SEARCH_BELOW):
+            and not set(WINDOW_OPTIONS) & set(options) and rate < SEARCH_BELOW):
         from .person_search import SEARCH_FRAMES, search_window
 
         picks = np.unique(np.linspace(0, len(kps) - 1, SEARCH_FRAMES).round().astype(int))

@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .detectors.base import Detector, check_rgb, create_detector, detect_in_window
+from .detectors.base import (
+    Detector,
+    check_rgb,
+    create_detector,
+    detect_in_window,
+    without_window,
+)
 from .extract import square_window, zoom_in
 from .sequence import PoseFrame
 from .video import open_video
@@ -173,7 +179,7 @@ def search_window(path: str | Path, name: str, options: dict, positions: list[in
 
 def single_image_options(name: str, options: dict) -> dict:
     """``options`` for ``name`` in single-image mode, without the window options."""
-    opts = {k: v for k, v in options.items() if k not in ("crop", "follow")}
+    opts = without_window(options)
     if name == "mediapipe":
         opts["static_image_mode"] = True
     return opts

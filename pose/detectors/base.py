@@ -66,6 +66,16 @@ def check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+#: Detector options that choose where in the image to look (:func:`create_detector`): they describe one video's
+#: framing, so they go with its poses (and the evaluator's re-detection of them), never to another image.
+WINDOW_OPTIONS = ("crop", "follow")
+
+
+def without_window(options: dict) -> dict:
+    """``options`` without the :data:`WINDOW_OPTIONS`."""
+    return {k: v for k, v in options.items() if k not in WINDOW_OPTIONS}
+
+
 class CroppedDetector(Detector):
     """Runs another detector on a fixed window of every image and maps its poses back to the whole image.
 
