@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pose.errors import InputError, OutputError
-from pose.video import ffmpeg_exe
+from pose.video import ffmpeg_exe, video_format
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
         OutputError: the file exists and ``overwrite`` is False, the path is a folder, a video's format is
             unknown, or its folder cannot be created or written.
     """
-    from pose.video import video_format
-
     path = Path(os.path.expanduser(str(path)))
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
@@ -100,12 +98,10 @@ def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: s
         cmd += ["-ss", f"{start:.6f}"]
     if duration is not None:
         cmd += ["-t", f"{duration:.6f}"]
-    from pose.video import video_format
-
-    codec = video_format(output).audio or "aac"
+    fmt = video_format(output)
     cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-            "-c:a", codec, "-b:a", AUDIO_BITRATE, "-shortest"]
-    if Path(output).suffix.lower() in (".mp4", ".mov", ".m4v"):
+            "-c:a", fmt.audio or "aac", "-b:a", AUDIO_BITRATE, "-shortest"]
+    if fmt.faststart:
         cmd += ["-movflags", "+faststart"]
     cmd += [str(output)]
     logger.debug("muxing audio: %s", " ".join(cmd))
@@ -181,8 +177,6 @@ def write_video(
     first = np.asarray(first)
     if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
         raise InputError(f"frames for {path} must be (H, W, 3) uint8 RGB, got {first.shape} {first.dtype}")
-
-    from pose.video import video_format
 
     with_audio = audio_from is not None and has_audio(audio_from)
     if audio_from is not None and not with_audio:
