@@ -34,7 +34,7 @@ def _fill(image: np.ndarray, hole: np.ndarray, side: int, radius: float, method:
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if (sw, sh) != (w, h) else filled
 
 
-def _disc(radius: float) -> np.ndarray:
+def disc(radius: float) -> np.ndarray:
     """Elliptic structuring element of ``radius`` pixels (rounded, at least 1)."""
     r = max(1, round(radius))
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -63,7 +63,7 @@ def uncertain_fringe(alpha: np.ndarray, probability: np.ndarray, threshold: floa
         ``(H, W)`` float32 mask, 1 on the fringe.
     """
     cut = (alpha > 0.02).astype(np.uint8)
-    near = cv2.dilate(cut, _disc(reach * alpha.shape[0])) > 0
+    near = cv2.dilate(cut, disc(reach * alpha.shape[0])) > 0
     return (near & (np.asarray(probability) >= threshold)).astype(np.float32)
 
 
@@ -100,9 +100,9 @@ def colour_fringe(image: np.ndarray, alpha: np.ndarray, ratio: float, reach: flo
     out = np.zeros(alpha.shape, np.float32)
     if not cut.any():
         return out
-    near = cv2.dilate(cut, _disc(reach * h)) > 0
-    inner = (cut > 0) & ~(cv2.erode(cut, _disc(COLOUR_FRINGE_BANDS[0] * h)) > 0)
-    ring = (cv2.dilate(cut, _disc(COLOUR_FRINGE_BANDS[1] * h)) > 0) & ~near
+    near = cv2.dilate(cut, disc(reach * h)) > 0
+    inner = (cut > 0) & ~(cv2.erode(cut, disc(COLOUR_FRINGE_BANDS[0] * h)) > 0)
+    ring = (cv2.dilate(cut, disc(COLOUR_FRINGE_BANDS[1] * h)) > 0) & ~near
     if inner.sum() < 20 or ring.sum() < 20:
         return out
     codes = colour_codes(image, bins)
@@ -146,7 +146,7 @@ def inpaint_background(image: np.ndarray, alpha: np.ndarray, method: str = "tele
         raise ConfigError(f"inpaint work_side={work_side} and coarse_side={coarse_side} must be >= 16 (coarse 0 = off), "
                           f"radius={radius} and ramp={ramp} > 0")
     h, w = alpha.shape
-    hole = cv2.dilate((alpha > 0.02).astype(np.uint8), _disc(dilate * h))
+    hole = cv2.dilate((alpha > 0.02).astype(np.uint8), disc(dilate * h))
     fill = _fill(image, hole, work_side, radius, method).astype(np.float32)
     if coarse_side:
         coarse = _fill(image, hole, coarse_side, max(1.0, radius * coarse_side / work_side), method)

@@ -45,7 +45,7 @@ from reference.segmentation import (
 
 from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
-from .inpaint import colour_fringe, inpaint_background, uncertain_fringe
+from .inpaint import colour_fringe, disc, inpaint_background, uncertain_fringe
 from .layering import draw_order
 
 logger = logging.getLogger(__name__)
@@ -300,9 +300,7 @@ def body_underlay(labels: np.ndarray, body: int, region: np.ndarray, width: floa
         ``(H, W)`` bool, disjoint from the layer's own pixels.
     """
     own = (labels == body).astype(np.uint8)
-    r = max(1, int(round(width)))
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    closed = cv2.morphologyEx(own, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    closed = cv2.morphologyEx(own, cv2.MORPH_CLOSE, disc(width), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return (closed > 0) & region & (own == 0)
 
 
@@ -401,7 +399,7 @@ class PuppetRenderer(Renderer):
         labels = absorb_islands(labels, owners=owners)
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
-        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+        grow = disc(margin)
         region_grown = cv2.dilate(region.astype(np.uint8), grow)
 
         underlay = None
@@ -419,8 +417,7 @@ class PuppetRenderer(Renderer):
                 # skirt shows skin, not the background plate
                 hidden = (labels == rig.layers.index("body")) & (owners == li)
                 # only a band next to the leg's own pixels: the rest stays under the body (and costs raster time)
-                reach = max(1, round(LEG_UNDERLAY_RADII * rig.limb_radius))
-                hidden &= cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+                hidden &= cv2.dilate(own, disc(LEG_UNDERLAY_RADII * rig.limb_radius)) > 0
                 if hidden.any():
                     image = extend_colours(ref, own.astype(bool), hidden)
                     own = own | hidden.astype(np.uint8)
