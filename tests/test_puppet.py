@@ -392,6 +392,52 @@ def test_half_body_character_moves_as_one_piece(data_dir):
     assert moved[skirt].mean() < 0.1  # raising the arms leaves the skirt where it was
 
 
+def test_half_body_character_continues_past_the_image_border(data_dir):
+    """anyone-1.png ends at the bottom of the image in the middle of her skirt. When she rises (a jump, a
+    stretch), the skirt goes on below the old cut instead of lifting off the frame's edge over the
+    background plate (animate/puppet/offcanvas.py)."""
+    rgb, pose = _reference(data_dir, "anyone-1.png", (288, 384))
+    up = pose.transformed(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -0.12 * 384]]))  # 12 % of the height higher
+    bottom = (slice(-12, None), slice(100, 190))  # the last rows, under the middle of the skirt
+    dark = {}
+    for extend in (0.25, 0.0):
+        r = create_renderer("puppet", border_extend=extend)
+        r.prepare(rgb, pose)
+        out = next(iter(r.render(_seq(up))))
+        dark[extend] = (out[bottom].max(axis=2) < 70).mean()
+        if extend:
+            assert r.layers[0].texture.shape[0] == 384 + 96  # the layers go on 25 % of the height
+    assert dark[0.25] > 0.95 and dark[0.0] < 0.05, dark  # the skirt's navy, not the plate's green and stone
+
+
+def test_body_continues_under_hands_clasped_over_the_skirt(data_dir, monkeypatch):
+    """anyone-1.png holds her left forearm across the waistband, hands clasped over the skirt: once the arms
+    rise, the body shows there (the waistband's and the skirt's navy), not the background plate. Before,
+    only notches in the body's outline were continued (body_underlay's closing)."""
+    from animate.puppet import renderer as puppet_renderer
+
+    rgb, pose = _reference(data_dir, "anyone-1.png", (462, 616))
+    raised = _seq(_raise_arm(_raise_arm(pose, "right"), "left"))
+    shares = {}
+    for radii in (puppet_renderer.COVERED_LIMB_RADII, 0.0):
+        monkeypatch.setattr(puppet_renderer, "COVERED_LIMB_RADII", radii)
+        r = create_renderer("puppet")
+        r.prepare(rgb, pose)
+        layers = r.rig.layers
+        if radii:
+            beneath = [layers.index(n) for n in ("body", "right_leg", "left_leg") if n in layers]
+            arms = [layers.index("right_arm"), layers.index("left_arm")]
+            covered = puppet_renderer.covered_by_limbs(r.labels, beneath, arms, radii * r.rig.limb_radius,
+                                                       0.5 * r.rig.limb_radius) >= 0
+            assert covered.sum() > 3000 and (r.labels[covered] == layers.index("left_arm")).mean() > 0.7
+        out = next(iter(r.render(raised))).astype(float)
+        off_plate = np.abs(out[covered] - r.background[covered]).max(axis=1) > 40
+        shares[radii] = (off_plate.mean(), (out[covered].max(axis=1) < 90).mean())
+    (off, dark), (off_before, dark_before) = shares.values()
+    assert off > 0.9 and dark > 0.5, shares
+    assert off_before < 0.3 and dark_before < 0.1, shares
+
+
 def test_arm_covered_by_a_ruffle_comes_out_whole(data_dir):
     """anyone-3.png: the ruffle of her top lies over her left upper arm. The covered part is completed in
     the arm's colours behind the body: invisible in the reference pose, part of the arm once it is raised."""

@@ -9,7 +9,9 @@
        to the bones by smooth skinning weights, or by ARAP handles at the joints (:mod:`.arap`);
     4. background plate = reference with the character inpainted at two scales (:mod:`.inpaint`);
     5. per layer, a premultiplied RGBA texture (reference colours, alpha = character alpha x layer, its
-       silhouette feathered by ``edge_feather``).
+       silhouette feathered by ``edge_feather``), continued past the image borders that cut the character
+       (:mod:`.offcanvas`); the body layer also continues, in its own colours, under the limbs that notch
+       it or lie over it in the reference.
 
 ``render`` (per frame): complete the joints (missing -> last known / reference), bone transforms, deform
 each layer's mesh, decide the draw order (:mod:`.layering`), and for each layer build a dense backward map
@@ -47,11 +49,19 @@ from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
 from .inpaint import colour_fringe, disc, inpaint_background, uncertain_fringe
 from .layering import draw_order
+from .offcanvas import border_padding, extend_past_border, inset_lines
 
 logger = logging.getLogger(__name__)
 
 #: How far (in limb radii) a leg layer continues under the body's share of its thigh (``leg_underlay``).
 LEG_UNDERLAY_RADII = 1.5
+
+#: The body's colours continued under a limb leave out its pixels this close to the limb (fraction of the
+#: height): antialiasing blends them with the limb's colour (``extend_colours(margin=)``).
+UNDERLAY_SOURCE_MARGIN = 0.01
+#: Longest run of arm pixels over the body (in limb radii) that the body layer continues under
+#: (:func:`covered_by_limbs`; with ``body_underlay``).
+COVERED_LIMB_RADII = 5.0
 
 DEFORMATIONS = ("skinning", "arap")
 # Map value that ``cv2.remap`` reads as "outside" (border constant = transparent).
@@ -133,6 +143,10 @@ class PuppetOptions:
         colour_split: arm pixels coloured like the body beside the arm rather than like the arm's core (a
             strip of the top or the shorts next to an arm hanging along the body), and hair that falls over
             an arm from the head (:meth:`Rig.hair_over_arms`), go to the body layer (default True).
+        border_extend: where the image border cuts the character (a half-body portrait, feet or hands out of
+            frame), the layers continue past it by this fraction of the height, repeating the colours at
+            the border (:mod:`.offcanvas`; default 0.25, 0 = off): a lean or a jump then never lifts the
+            straight cut into view.
         threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
             order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
             the GIL, overlaps. Output is identical to ``threads=1``.
@@ -172,6 +186,7 @@ class PuppetOptions:
     limb_underlay: bool = True
     leg_underlay: bool = True
     colour_split: bool = True
+    border_extend: float = 0.25
     threads: int = 2
     progress: bool = False
 
@@ -213,6 +228,8 @@ class PuppetOptions:
             raise ConfigError(f"puppet option skirt_stretch={self.skirt_stretch} must be in [0, 1]")
         if not 0.0 <= float(self.body_underlay) <= 4.0:
             raise ConfigError(f"puppet option body_underlay={self.body_underlay} must be in [0, 4]")
+        if not 0.0 <= float(self.border_extend) <= 1.0:
+            raise ConfigError(f"puppet option border_extend={self.border_extend} must be in [0, 1]")
         if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
             raise ConfigError(f"puppet option thigh_body_fraction={self.thigh_body_fraction} must be in [0, 1]")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= 16:
@@ -227,9 +244,11 @@ class PuppetLayer:
 
     Attributes:
         name: layer name (``body``, ``right_arm``, ``left_arm``).
-        mesh: rest mesh on the reference canvas.
-        ref_tris: ``(M, 3, 2)`` rest triangle corners.
-        texture: ``(H, W, 4)`` uint8 premultiplied RGBA of this layer.
+        mesh: rest mesh in canvas coordinates (vertices may lie past the border, :mod:`.offcanvas`).
+        ref_tris: ``(M, 3, 2)`` rest triangle corners in texture coordinates (the canvas, shifted where the
+            texture continues past the image's top or left border, :mod:`.offcanvas`).
+        texture: ``(H', W', 4)`` uint8 premultiplied RGBA of this layer: the reference canvas, continued past
+            the borders that cut the character.
         weights: ``(N, B)`` skinning weights (skinning) or ``None``.
         arap: the factorised ARAP deformer (arap) or ``None``.
         handles: ``(H,)`` handle spec for ARAP: index into the frame's target points.
@@ -304,9 +323,63 @@ def body_underlay(labels: np.ndarray, body: int, region: np.ndarray, width: floa
     return (closed > 0) & region & (own == 0)
 
 
-def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _bounded_runs(labels: np.ndarray, inside: np.ndarray, owners: list[int], max_run: float) -> np.ndarray:
+    """Owner of each ``inside`` pixel in a horizontal run (along axis 1) of at most ``max_run`` pixels whose
+    first pixels outside the run, on both ends, belong to ``owners``: the layer of both ends when they
+    agree, else ``owners[0]``; -1 elsewhere."""
+    h, w = inside.shape
+    cols = np.broadcast_to(np.arange(w), (h, w))
+    # index of the nearest pixel outside `inside` to the left (-1: none) and to the right (w: none)
+    left = np.maximum.accumulate(np.where(inside, -1, cols), axis=1)
+    right = np.minimum.accumulate(np.where(inside, w, cols)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(h)[:, None]
+    at_left = np.where(left >= 0, labels[rows, np.clip(left, 0, w - 1)], -1)
+    at_right = np.where(right < w, labels[rows, np.clip(right, 0, w - 1)], -1)
+    ok = inside & np.isin(at_left, owners) & np.isin(at_right, owners) & (right - left - 1 <= max_run)
+    return np.where(ok, np.where(at_left == at_right, at_left, owners[0]), -1)
+
+
+def covered_by_limbs(labels: np.ndarray, owners: list[int], limbs: list[int], max_run: float,
+                     min_width: float = 0.0) -> np.ndarray:
+    """Limb pixels lying over the body in the reference, and the layer that continues under each.
+
+    A run of limb pixels, across or down the image, at most ``max_run`` pixels long, with pixels of the
+    ``owners`` layers (body, legs) at both ends lies over them: hands clasped over a skirt, a forearm across
+    the waist, a hand on a thigh. The closing of :func:`body_underlay` only bridges notches in the body's
+    outline; an arm hanging beside the body has the background at one end of every run and is left alone.
+    The run goes to the layer at its ends, or to ``owners[0]`` (the body) when they differ. Pieces
+    narrower than ``min_width`` (the inner edge of an arm hanging close to the body, where single columns
+    find the body above and below) are dropped.
+
+    Args:
+        labels: ``(H, W)`` int layer labels (-1 outside the character).
+        owners: labels of the layers that may continue under a limb, the body first.
+        limbs: labels of the layers drawn in front of them (the arms).
+        max_run: longest run in pixels.
+        min_width: width in pixels of the thinnest piece kept (a morphological opening; 0 = all).
+
+    Returns:
+        ``(H, W)`` int: the owner continuing under each covered pixel, -1 elsewhere.
+    """
+    inside = np.isin(labels, limbs)
+    if not inside.any() or not np.isin(labels, owners).any():
+        return np.full(labels.shape, -1)
+    across = _bounded_runs(labels, inside, owners, max_run)
+    down = _bounded_runs(labels.T, inside.T, owners, max_run).T
+    covered = np.where(across >= 0, across, down)
+    if min_width >= 2:
+        kept = cv2.morphologyEx((covered >= 0).astype(np.uint8), cv2.MORPH_OPEN, disc(min_width / 2.0))
+        covered[kept == 0] = -1
+    return covered
+
+
+def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, margin: int = 0) -> np.ndarray:
     """``image`` with the ``target`` pixels coloured from the nearby ``source`` pixels (normalised convolution
     at growing scales, the finest that reaches a pixel wins).
+
+    ``margin`` > 0 leaves out the source pixels within that many pixels of the target: along a limb lying
+    over the clothes, the clothes' last pixels are blended with the limb's colour by the antialiasing and
+    would spread a streak of it into the fill.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
@@ -318,6 +391,9 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray) ->
     """
     out = image.copy()
     todo = target & ~source
+    if margin > 0:
+        kept = source & (cv2.dilate(todo.astype(np.uint8), disc(margin)) == 0)
+        source = kept if kept.any() else source
     if not todo.any() or not source.any():
         return out
     h, w = todo.shape
@@ -403,9 +479,16 @@ class PuppetRenderer(Renderer):
         region_grown = cv2.dilate(region.astype(np.uint8), grow)
 
         underlay = None
+        covered = np.full(labels.shape, -1)
         if "body" in rig.layers and opt.body_underlay > 0:
             underlay = body_underlay(labels, rig.layers.index("body"), region, opt.body_underlay * rig.limb_radius)
             underlay &= ~rig.head_zone(underlay.shape)  # a raised hand beside the face is no notch of the body
+            # arms lying over the body or the legs inside their outline (hands clasped over a skirt)
+            beneath = [rig.layers.index(n) for n in ("body", "right_leg", "left_leg") if n in rig.layers]
+            arms = [rig.layers.index(n) for n in ("right_arm", "left_arm") if n in rig.layers]
+            covered = covered_by_limbs(labels, beneath, arms, COVERED_LIMB_RADII * rig.limb_radius,
+                                       min_width=0.5 * rig.limb_radius)
+            underlay |= covered == rig.layers.index("body")
         # (layer name, rig layer whose bones move it, own pixels, colours), back to front
         parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for li, name in enumerate(rig.layers):
@@ -418,34 +501,46 @@ class PuppetRenderer(Renderer):
                 hidden = (labels == rig.layers.index("body")) & (owners == li)
                 # only a band next to the leg's own pixels: the rest stays under the body (and costs raster time)
                 hidden &= cv2.dilate(own, disc(LEG_UNDERLAY_RADII * rig.limb_radius)) > 0
+                hidden |= covered == li  # and under an arm lying over it (a hand on the thigh)
                 if hidden.any():
                     image = extend_colours(ref, own.astype(bool), hidden)
                     own = own | hidden.astype(np.uint8)
             if name == "body" and underlay is not None and underlay.any():
                 # the body continues under the limbs that notch it (a hand on the hip, an arm along the
                 # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
-                image = extend_colours(ref, own.astype(bool), underlay)
+                image = extend_colours(ref, own.astype(bool), underlay,
+                                       margin=max(2, round(UNDERLAY_SOURCE_MARGIN * h)))
                 own = own | underlay.astype(np.uint8)
             if name == "body":
                 parts.extend(self._limb_underlays(rig, labels, region, ref))
             parts.append((name, name, own, image))
+        # the layers are meshed and textured on the working image: the reference continued past the sides
+        # of the image that cut the character (.offcanvas); their meshes keep canvas coordinates
+        padding = border_padding(region, opt.border_extend * h)
+        origin = np.array([padding[2], padding[0]], np.float64)
+        inset = inset_lines(h)
+        alpha_work = extend_past_border(alpha, padding, inset)
+        region_grown = extend_past_border(region_grown, padding, inset)
         self.layers = []
         for name, rig_layer, own, image in parts:
             if own.sum() < spacing * spacing:
                 logger.info("layer %s is (almost) empty; skipped", name)
                 continue
+            own, image = extend_past_border(own, padding, inset), extend_past_border(image, padding, inset)
             mesh_region = cv2.dilate(own, grow) & region_grown
             try:
-                mesh = triangulate_mask(mesh_region, spacing)
+                work_mesh = triangulate_mask(mesh_region, spacing)
             except InputError:
                 logger.info("layer %s could not be meshed; skipped", name)
                 continue
+            mesh = Mesh(work_mesh.vertices - origin, work_mesh.triangles)
             # layer alpha: the body extends a little under the limbs so that seams never show the plate
             cover = cv2.dilate(own, grow) if name == "body" else own
-            layer_alpha = alpha * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
-            loose = rig.looseness((h, w), rig_layer) if opt.loose_feather > 0 else None
+            layer_alpha = alpha_work * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
+            loose = extend_past_border(rig.looseness((h, w), rig_layer), padding, inset) if opt.loose_feather > 0 else None
             texture = layer_texture(image, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
-            layer = PuppetLayer(name, mesh, mesh.vertices[mesh.triangles].copy(), texture)
+            # rest triangles in texture (working image) coordinates
+            layer = PuppetLayer(name, mesh, work_mesh.vertices[work_mesh.triangles].copy(), texture)
             if opt.deformation == "skinning":
                 layer.weights = rig.skinning_weights(mesh.vertices, rig_layer, opt.skinning_power)
             else:
@@ -453,6 +548,10 @@ class PuppetRenderer(Renderer):
                 layer.arap = ARAPDeformer(mesh, pts, opt.arap_handle_weight)
                 layer.handles = spec
             self.layers.append(layer)
+        if any(padding):
+            logger.info("character cut by the image border (%s): layers continue %d px past it",
+                        ", ".join(side for side, p in zip(("top", "bottom", "left", "right"), padding) if p),
+                        max(padding))
         if not self.layers:
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
         self.background = inpaint_background(ref, alpha if hole is None else hole, opt.inpaint,

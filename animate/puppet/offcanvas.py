@@ -1,0 +1,68 @@
+"""A character cut off by the image border continues past it.
+
+Half-body portraits (avatars, try-on photos cut at the thighs) and figures whose feet, hands or hair leave
+the frame have a straight cut where the image ends. Moved as it is, that cut shows: the character leans and
+the bottom of the skirt lifts off the frame's edge as a slanted line with background plate below it.
+
+The puppet's layers are therefore prepared on a *working image*: the reference padded on the sides where
+the character touches the border, each padded line repeating the border line (so a skirt cut by the bottom
+edge goes on downwards in the colours it has there, an arm cut by a side edge goes on sideways). The meshes
+keep canvas coordinates (the padding only adds vertices beyond the canvas); their textures are looked up in
+the working image. Labels, skinning and the rig stay on the canvas, so nothing else changes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# A side counts as cutting the character when its outermost line crosses at least this fraction of the
+# image height of character pixels: a fingertip or a strand of hair grazing the edge does not.
+MIN_CUT = 0.03
+# The continuation repeats the line this fraction of the height inside the border, not the border line
+# itself: images often end in a line of lighter or darker pixels (resampling, JPEG edge blocks), and the
+# segmentation mask fades over the last few pixels.
+INSET = 0.01
+
+
+def cut_sides(region: np.ndarray, min_run: float) -> tuple[bool, bool, bool, bool]:
+    """Which sides of the image cut the character: ``(top, bottom, left, right)``.
+
+    Args:
+        region: ``(H, W)`` bool character pixels.
+        min_run: character pixels the outermost line of a side must hold to count.
+    """
+    lines = (region[0], region[-1], region[:, 0], region[:, -1])
+    return tuple(bool(line.sum() >= max(1.0, min_run)) for line in lines)  # type: ignore[return-value]
+
+
+def border_padding(region: np.ndarray, extend: float, min_cut: float = MIN_CUT) -> tuple[int, int, int, int]:
+    """Padding ``(top, bottom, left, right)`` in pixels of the working image: ``extend`` pixels on each side
+    that cuts the character (:func:`cut_sides`, ``min_cut`` of the height), 0 elsewhere."""
+    size = round(extend)
+    if size <= 0:
+        return (0, 0, 0, 0)
+    sides = cut_sides(region, min_cut * region.shape[0])
+    return tuple(size if cut else 0 for cut in sides)  # type: ignore[return-value]
+
+
+def inset_lines(height: int) -> int:
+    """Lines next to a cut border that are replaced by the continuation (:data:`INSET` of the height)."""
+    return max(2, round(INSET * height))
+
+
+def extend_past_border(array: np.ndarray, padding: tuple[int, int, int, int], inset: int = 0) -> np.ndarray:
+    """``array`` (an image, mask or map; bool is kept) padded by ``padding`` = ``(top, bottom, left, right)``,
+    every added line repeating the line ``inset`` pixels inside that border (the ``inset`` lines next to
+    the border repeat it too)."""
+    if not any(padding):
+        return array
+    h, w = array.shape[:2]
+    cut = [inset if p else 0 for p in padding]
+    src = array[cut[0]:h - cut[1], cut[2]:w - cut[3]]
+    src = src.astype(np.uint8) if array.dtype == bool else np.ascontiguousarray(src)
+    top, bottom, left, right = (p + c for p, c in zip(padding, cut))
+    out = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    if array.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel axis
+        out = out[..., None]
+    return out.astype(bool) if array.dtype == bool else out
