@@ -121,6 +121,11 @@ SKIRT_MAX_TILT = np.deg2rad(30.0)
 # 0 (an ear lost): a skeleton video's ears come and go with the head's turn (39 times in the 136 frames of
 # anyone-video-2's), and switching fits at once made the head jump sideways.
 SKULL_FADE = 0.25
+#: A bust portrait shows no hips: they are placed below the shoulders at the median proportions of the
+#: sample characters and the dance (neck to mid-hip 1.55 shoulder widths, 1.24-1.88; hip joints 0.6
+#: shoulder widths apart, 0.49-0.63), off the image.
+BUST_TORSO_LENGTH = 1.55
+BUST_HIP_WIDTH = 0.6
 # Fewest face landmarks (of 68) seen in both reference and frame for the head to follow the face.
 MIN_FACE_POINTS = 20
 # Hand keypoints (of 21) whose mean, seen from the hand's wrist point, gives the hand's direction: the index,
@@ -264,10 +269,15 @@ class Rig:
             vis[legs] = vis[legs] & ~guessed
         xy = reference_pose.xy[layout.BODY].astype(np.float64)
         needed = (B["neck"], B["right_shoulder"], B["left_shoulder"])
-        if not all(vis[j] for j in needed) or not (vis[B["right_hip"]] or vis[B["left_hip"]]):
-            raise NoPersonError("reference pose: neck, both shoulders and a hip must be visible to rig the character; "
-                                "use a full-body reference image")
+        if not all(vis[j] for j in needed):
+            raise NoPersonError("reference pose: the neck and both shoulders must be visible to rig the character; "
+                                "use an image showing at least head and shoulders, or pass --reference-pose")
         xy = xy.copy()
+        if not (vis[B["right_hip"]] or vis[B["left_hip"]]):
+            xy[B["right_hip"]], xy[B["left_hip"]] = bust_hips(xy, vis)
+            vis[B["right_hip"]] = vis[B["left_hip"]] = True
+            logger.info("reference shows no hips (a bust): placed %.0f px below the neck",
+                        np.linalg.norm(_mid_hip(xy) - xy[B["neck"]]))
         # a missing hip mirrors the other one across the neck-midline
         for h, o, s, os_ in ((B["right_hip"], B["left_hip"], B["right_shoulder"], B["left_shoulder"]),
                              (B["left_hip"], B["right_hip"], B["left_shoulder"], B["right_shoulder"])):
@@ -1069,6 +1079,28 @@ def _rescaled(m: np.ndarray, scale: float, pivot: np.ndarray) -> np.ndarray:
         return m
     new = lin * (scale / own)
     return np.hstack([new, (lin @ pivot + m[:, 2] - new @ pivot)[:, None]])
+
+
+def bust_hips(joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Right and left hip of a character shown down to the chest at most (a bust portrait).
+
+    The torso runs from the neck at right angles to the shoulder line, away from the head (the visible
+    nose, eyes and ears; straight down the image when none is), :data:`BUST_TORSO_LENGTH` shoulder widths
+    long; the hips sit :data:`BUST_HIP_WIDTH` shoulder widths apart, parallel to the shoulders.
+
+    Args:
+        joints: ``(18, 2)`` body joints (neck and shoulders used).
+        visible: ``(18,)`` bool visibility.
+    """
+    neck = joints[B["neck"]]
+    across = joints[B["left_shoulder"]] - joints[B["right_shoulder"]]
+    down = np.array([-across[1], across[0]])
+    head = [j for j in (B["nose"], B["right_eye"], B["left_eye"], B["right_ear"], B["left_ear"]) if visible[j]]
+    above = (joints[head].mean(axis=0) - neck) if head else np.array([0.0, -1.0])
+    if float(down @ above) > 0:
+        down = -down
+    mid = neck + BUST_TORSO_LENGTH * down  # |down| = the shoulder width
+    return mid - 0.5 * BUST_HIP_WIDTH * across, mid + 0.5 * BUST_HIP_WIDTH * across
 
 
 def _mid_hip(joints: np.ndarray) -> np.ndarray:

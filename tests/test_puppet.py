@@ -410,6 +410,45 @@ def test_half_body_character_continues_past_the_image_border(data_dir):
     assert dark[0.25] > 0.95 and dark[0.0] < 0.05, dark  # the skirt's navy, not the plate's green and stone
 
 
+def test_bust_hips_hang_below_the_shoulders_away_from_the_head():
+    from reference.rig import BUST_HIP_WIDTH, BUST_TORSO_LENGTH, bust_hips
+
+    joints = np.zeros((18, 2))
+    joints[B["neck"]] = (100, 100)
+    joints[B["right_shoulder"]], joints[B["left_shoulder"]] = (60, 100), (140, 100)
+    joints[B["nose"]] = (100, 60)
+    visible = np.zeros(18, bool)
+    visible[[B["neck"], B["right_shoulder"], B["left_shoulder"], B["nose"]]] = True
+    right, left = bust_hips(joints, visible)
+    assert np.allclose((right + left) / 2, (100, 100 + BUST_TORSO_LENGTH * 80))
+    assert np.allclose(left - right, (BUST_HIP_WIDTH * 80, 0))
+    joints[B["nose"]] = (100, 140)  # upside down: the hips go up the image
+    assert bust_hips(joints, visible)[0][1] < 100
+    visible[B["nose"]] = False  # no face seen: down the image
+    assert bust_hips(joints, visible)[0][1] > 100
+
+
+def test_bust_portrait_is_rigged_and_moves(data_dir):
+    """A head-and-shoulders crop of anyone-3.png shows no hips: the rig places them below the image instead
+    of refusing the character (it used to ask for a full-body image), and the bust follows the torso."""
+    rgb, _ = _reference(data_dir, "anyone-3.png", (614, 922))
+    bust = np.ascontiguousarray(rgb[: int(922 * 0.36), int(614 * 0.2): int(614 * 0.8)])
+    extract = pytest.importorskip("pose.extract")
+    pose = extract.detect_image(bust)
+    r = create_renderer("puppet")
+    r.prepare(bust, pose)
+    h, w = bust.shape[:2]
+    hips = r.rig.ref_joints[[B["right_hip"], B["left_hip"]]]
+    assert (hips[:, 1] > h).all()  # off the image, below it
+    assert r.layers[0].texture.shape[0] > h  # the cut at the bottom continues
+    leaning = pose.transformed(cv2.getRotationMatrix2D(tuple(map(float, pose.xy[B["neck"]])), 8.0, 1.0))
+    out = next(iter(r.render(_seq(leaning))))
+    assert out.shape == bust.shape and np.isfinite(out).all()
+    assert np.abs(out.astype(float) - bust).mean() > 5  # it moved
+    # the bottom rows stay the character's (the top and the arms), not the light background plate
+    assert (np.abs(out[-8:].astype(float) - r.background[-8:]).max(axis=2) > 40).mean() > 0.4
+
+
 def test_body_continues_under_hands_clasped_over_the_skirt(data_dir, monkeypatch):
     """anyone-1.png holds her left forearm across the waistband, hands clasped over the skirt: once the arms
     rise, the body shows there (the waistband's and the skirt's navy), not the background plate. Before,

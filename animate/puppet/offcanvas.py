@@ -23,6 +23,9 @@ MIN_CUT = 0.03
 # itself: images often end in a line of lighter or darker pixels (resampling, JPEG edge blocks), and the
 # segmentation mask fades over the last few pixels.
 INSET = 0.01
+# The continuation's colours are blurred along the border over this fraction of their distance past it
+# (either side), so the detail of the last line does not draw stripes.
+SOFTEN = 0.5
 
 
 def cut_sides(region: np.ndarray, min_run: float) -> tuple[bool, bool, bool, bool]:
@@ -51,10 +54,15 @@ def inset_lines(height: int) -> int:
     return max(2, round(INSET * height))
 
 
-def extend_past_border(array: np.ndarray, padding: tuple[int, int, int, int], inset: int = 0) -> np.ndarray:
+def extend_past_border(array: np.ndarray, padding: tuple[int, int, int, int], inset: int = 0,
+                       soften: float = 0.0) -> np.ndarray:
     """``array`` (an image, mask or map; bool is kept) padded by ``padding`` = ``(top, bottom, left, right)``,
     every added line repeating the line ``inset`` pixels inside that border (the ``inset`` lines next to
-    the border repeat it too)."""
+    the border repeat it too).
+
+    With ``soften`` > 0 (images), the added line ``d`` pixels past the border is blurred along the border
+    over about ``soften * d`` pixels either side: the detail of the last line (a ruffle's hem, a pattern)
+    repeated straight outwards would draw stripes; the continuation fades to the line's local colours."""
     if not any(padding):
         return array
     h, w = array.shape[:2]
@@ -65,4 +73,27 @@ def extend_past_border(array: np.ndarray, padding: tuple[int, int, int, int], in
     out = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_REPLICATE)
     if array.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel axis
         out = out[..., None]
+    if soften > 0 and array.dtype != bool:
+        _soften(out, (top, bottom, left, right), soften)
     return out.astype(bool) if array.dtype == bool else out
+
+
+def _soften(image: np.ndarray, padding: tuple[int, int, int, int], soften: float) -> None:
+    """Blur each added line along its border, over ``soften`` x its distance past the border (in place;
+    two box passes, OpenCV's running sums, so a wide blur costs no more than a narrow one)."""
+    h, w = image.shape[:2]
+    top, bottom, left, right = padding
+    bands = ([(top - d, d) for d in range(1, top + 1)], [(h - bottom - 1 + d, d) for d in range(1, bottom + 1)])
+    for rows in bands:
+        for y, d in rows:
+            size = 2 * max(1, round(soften * d)) + 1
+            line = image[y:y + 1]
+            image[y:y + 1] = cv2.blur(cv2.blur(line, (size, 1), borderType=cv2.BORDER_REPLICATE), (size, 1),
+                                      borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
+    bands = ([(left - d, d) for d in range(1, left + 1)], [(w - right - 1 + d, d) for d in range(1, right + 1)])
+    for cols in bands:
+        for x, d in cols:
+            size = 2 * max(1, round(soften * d)) + 1
+            line = np.ascontiguousarray(image[:, x:x + 1])
+            image[:, x:x + 1] = cv2.blur(cv2.blur(line, (1, size), borderType=cv2.BORDER_REPLICATE), (1, size),
+                                         borderType=cv2.BORDER_REPLICATE).reshape(line.shape)

@@ -49,13 +49,15 @@ from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
 from .inpaint import colour_fringe, disc, inpaint_background, uncertain_fringe
 from .layering import draw_order
-from .offcanvas import border_padding, extend_past_border, inset_lines
+from .offcanvas import SOFTEN, border_padding, extend_past_border, inset_lines
 
 logger = logging.getLogger(__name__)
 
 #: How far (in limb radii) a leg layer continues under the body's share of its thigh (``leg_underlay``).
 LEG_UNDERLAY_RADII = 1.5
 
+#: A limb layer continues past the image border (:mod:`.offcanvas`) only this many limb radii from its bones.
+LIMB_REACH_RADII = 1.5
 #: The body's colours continued under a limb leave out its pixels this close to the limb (fraction of the
 #: height): antialiasing blends them with the limb's colour (``extend_colours(margin=)``).
 UNDERLAY_SOURCE_MARGIN = 0.01
@@ -526,7 +528,9 @@ class PuppetRenderer(Renderer):
             if own.sum() < spacing * spacing:
                 logger.info("layer %s is (almost) empty; skipped", name)
                 continue
-            own, image = extend_past_border(own, padding, inset), extend_past_border(image, padding, inset)
+            own, image = extend_past_border(own, padding, inset), extend_past_border(image, padding, inset, SOFTEN)
+            if any(padding) and rig_layer != "body":
+                own = self._within_reach(own, rig, rig_layer, padding, h, w)
             mesh_region = cv2.dilate(own, grow) & region_grown
             try:
                 work_mesh = triangulate_mask(mesh_region, spacing)
@@ -564,6 +568,26 @@ class PuppetRenderer(Renderer):
         self._skull_weight = None
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
+
+    @staticmethod
+    def _within_reach(own: np.ndarray, rig: Rig, layer: str, padding: tuple[int, int, int, int], h: int,
+                      w: int) -> np.ndarray:
+        """A limb layer's pixels on the working image, its continuation past the border cut back to within
+        :data:`LIMB_REACH_RADII` limb radii of the limb's own bones: a forearm cut by the frame goes on to its
+        hand's end, not a quarter of the height further."""
+        top, _, left, _ = padding
+        outside = own.astype(bool).copy()
+        outside[top:top + h, left:left + w] = False
+        ys, xs = np.nonzero(outside)
+        if not len(ys):
+            return own
+        bones = [k for k, b in enumerate(rig.bones) if b.layer == layer and b.kind != "torso"]
+        points = np.stack([xs - left, ys - top], axis=1).astype(np.float64)
+        reach = rig.bone_scores(points, layer)[:, bones].min(axis=1) if bones else np.full(len(ys), np.inf)
+        far = reach > LIMB_REACH_RADII * rig.limb_radius
+        out = own.copy()
+        out[ys[far], xs[far]] = 0
+        return out
 
     def _limb_underlays(self, rig: Rig, labels: np.ndarray, region: np.ndarray,
                         ref: np.ndarray) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
