@@ -145,6 +145,16 @@ def _name(obj: Any) -> str:
     return str(obj) if isinstance(obj, (str, os.PathLike)) else type(obj).__name__
 
 
+def _openpose_folder(path: Path) -> bool:
+    """A folder of OpenPose per-frame JSON files (and no images, which would make it a folder of frames)."""
+    from pose.openpose_json import openpose_files
+    from pose.video import IMAGE_EXTENSIONS
+
+    if not path.is_dir() or not openpose_files(path):
+        return False
+    return not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in path.iterdir())
+
+
 def load_rgb(image: ImageLike, what: str = "reference") -> np.ndarray:
     """Any accepted image input as ``(H, W, 3)`` uint8 RGB.
 
@@ -527,7 +537,7 @@ class Animator:
     def _given_pose(given: PoseLike, ref_size: tuple[int, int], canvas: tuple[int, int], matrix: np.ndarray) -> PoseFrame:
         from pose.io import load_pose_frame
 
-        pose = given if isinstance(given, PoseFrame) else load_pose_frame(given)
+        pose = given if isinstance(given, PoseFrame) else load_pose_frame(given, size=ref_size)
         if not pose.has_person:
             raise NoPersonError(f"reference pose {_name(given)} has fewer than two visible body keypoints; fix the pose file")
         if (pose.width, pose.height) == canvas:
@@ -549,7 +559,8 @@ class Animator:
         progress: bool = True,
         while_detecting: Callable[[], Any] | None = None,
     ) -> PoseSequence:
-        """Driving poses from a video, skeleton video, pose file or :class:`PoseSequence`.
+        """Driving poses from a video, folder of frames, skeleton video, pose file, folder of OpenPose JSON
+        files (24 fps) or :class:`PoseSequence`.
 
         Args:
             driving: the driving input.
@@ -583,6 +594,14 @@ class Animator:
                     while_detecting()
                 seq = load_sequence(path).slice(start, end)
                 seq.meta.setdefault("source", str(path))
+            elif _openpose_folder(path):
+                from pose.extract import extract_poses
+                from pose.io import load_sequence
+
+                # OpenPose's per-frame detections: gaps filled and smoothed like the detector's own
+                seq = extract_poses(load_sequence(path), smoothing=self._smoothing(),
+                                    max_interp_gap=cfg.pose.max_interp_gap, start=start, end=end,
+                                    while_detecting=while_detecting)
             else:
                 from pose.extract import extract_poses
 

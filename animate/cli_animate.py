@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "video *_kps.mp4, or a pose file .json/.npz). The output keeps the driving video's audio.",
     )
     p.add_argument("reference", metavar="REFERENCE", help="character image (PNG/JPEG; transparency composited on white)")
-    p.add_argument("driving", metavar="DRIVING", help="driving video, skeleton video (*_kps.mp4) or pose file (.json/.npz)")
+    p.add_argument("driving", metavar="DRIVING", help="driving video, folder of frames, skeleton video (*_kps.mp4), pose file "
+                                                        "(.json/.npz) or folder of OpenPose JSON files")
     p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .mov, .mkv, .avi, .webm (VP9) or .gif")
     p.add_argument("--size", type=size_arg, help="output WxH (default: the reference's aspect at 768 px height)")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the driving video's)")
@@ -37,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root-motion", choices=ROOT_MOTIONS,
                    help="how far the character travels when the dancer moves about: auto (default: like the "
                         "dancer, kept on the canvas), body, frame, or none (dances in place)")
-    p.add_argument("--reference-pose", metavar="FILE", help="pose file of the character, used instead of detecting it")
+    p.add_argument("--reference-pose", metavar="FILE", help="pose file of the character, used instead of detecting it (posedrive's .json/.npz, "
+                        "or an OpenPose JSON such as an OpenPose editor's export)")
     p.add_argument("--mask", metavar="FILE", help="character mask image, reference size (white = character)")
     p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("video", help="video file, folder of frames, or skeleton video (*_kps.mp4)")
     p.add_argument("-o", "--output", required=True, help="pose file to write (.json or .npz)")
     p.add_argument("--render", metavar="VIDEO", help="also render the skeleton to this video")
+    p.add_argument("--openpose", metavar="DIR", help="also write one OpenPose JSON file per frame into this folder "
+                                                     "(BODY_25, face, hands; for ControlNet tools)")
     p.add_argument("--style", default="openpose", help="skeleton style for --render (default: openpose)")
     p.add_argument("--detector", default="mediapipe", help="pose detector: mediapipe (default), openpose, skeleton")
     p.add_argument("--annotator-dir", help="local folder with the openpose annotator weights (detector openpose)")
@@ -47,9 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_extract)
 
     p = sub.add_parser("retarget", help="retarget a pose sequence to a character's body proportions")
-    p.add_argument("poses", help="driving pose file (.json/.npz)")
+    p.add_argument("poses", help="driving pose file (.json/.npz) or folder of OpenPose JSON files")
     p.add_argument("--reference", required=True, help="character image whose body the poses are fitted to")
-    p.add_argument("--reference-pose", metavar="FILE", help="pose file to use instead of detecting the character")
+    p.add_argument("--reference-pose", metavar="FILE", help="pose file to use instead of detecting the character "
+                                                              "(posedrive's, or an OpenPose JSON)")
     p.add_argument("-o", "--output", required=True, help="retargeted pose file (.json or .npz)")
     p.add_argument("--root-motion", choices=ROOT_MOTIONS, default="auto",
                    help="how far the body travels when the dancer moves about: auto (default: like the dancer, "
@@ -121,6 +124,10 @@ def run_extract(args: argparse.Namespace) -> int:
     _check_output(args.output, args.overwrite)
     if args.render:
         _check_output(args.render, args.overwrite)
+    if args.openpose:
+        from pose.openpose_json import check_openpose_output
+
+        check_openpose_output(args.openpose, Path(args.video).stem, args.overwrite)
     if args.step < 1 or args.start < 0 or (args.end is not None and args.end <= args.start):
         raise InputError(f"invalid frame range --start {args.start} --end {args.end} --step {args.step}")
     options = {"annotator_dir": args.annotator_dir} if args.annotator_dir else {}
@@ -136,6 +143,11 @@ def run_extract(args: argparse.Namespace) -> int:
     if args.render:
         write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress)
         log.info("wrote %s", args.render)
+    if args.openpose:
+        from pose.openpose_json import save_openpose
+
+        files = save_openpose(seq, args.openpose, Path(args.video).stem, overwrite=args.overwrite)
+        log.info("wrote %d OpenPose files to %s", len(files), args.openpose)
     return 0
 
 
@@ -147,7 +159,11 @@ def run_retarget(args: argparse.Namespace) -> int:
     _check_output(args.output, args.overwrite)
     driving = load_sequence(args.poses)
     if args.reference_pose:
-        ref_pose = load_pose_frame(args.reference_pose)
+        from pose.video import read_image
+
+        # the image's size places an OpenPose file that states no canvas size
+        size = read_image(args.reference).shape[1::-1] if Path(args.reference).is_file() else None
+        ref_pose = load_pose_frame(args.reference_pose, size=size)
     else:
         ref_pose = detect_image(args.reference)
     out = retarget(driving, ref_pose, root_motion=args.root_motion)

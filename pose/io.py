@@ -19,7 +19,9 @@ Floats are written with full precision, so ``load(save(seq))`` reproduces every 
 NPZ holds the arrays ``keypoints (T, 134, 3)``, ``status (T,)``, ``confidence (T,)`` and a JSON
 ``header`` string with the scalar fields; it never uses pickle.
 
-A pose *override* file for a reference image (``--reference-pose``) is the same format with one frame.
+A pose *override* file for a reference image (``--reference-pose``) is the same format with one frame, or
+an OpenPose JSON file (an OpenPose editor's export); OpenPose files and folders of them are read by
+:mod:`pose.openpose_json`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -271,14 +274,42 @@ def _load_npz(path: Path) -> PoseSequence:
                         dict(head.get("meta", {})))
 
 
-def load_sequence(path: str | os.PathLike) -> PoseSequence:
-    """Read a pose sequence saved by :func:`save_sequence` (``.json`` or ``.npz``).
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise PoseFileError(f"pose file {path} is not UTF-8 text JSON; is it really a pose file?") from exc
+    except json.JSONDecodeError as exc:
+        raise PoseFileError(f"pose file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+
+
+def load_sequence(path: str | os.PathLike, fps: float | None = None) -> PoseSequence:
+    """Read a pose sequence saved by :func:`save_sequence` (``.json`` or ``.npz``), an OpenPose JSON file
+    (one frame) or a folder of OpenPose per-frame JSON files (:mod:`pose.openpose_json`).
+
+    Args:
+        path: the file or folder.
+        fps: frame rate of an OpenPose folder, whose files do not state one (default 24, like a folder
+            of frames); ignored for posedrive's own files.
 
     Raises:
         PoseFileError: missing file, unknown format, malformed content or another schema version;
             the message names the file and the offending field.
     """
+    from .openpose_json import (
+        is_openpose,
+        load_openpose_folder,
+        load_openpose_frame,
+        openpose_files,
+    )
+    from .video import DEFAULT_FOLDER_FPS
+
     path = Path(path)
+    if path.is_dir():
+        if not openpose_files(path):
+            raise PoseFileError(f"pose folder {path} holds no OpenPose .json files; give a pose file or such a folder")
+        return load_openpose_folder(path, fps or DEFAULT_FOLDER_FPS)
     if not path.is_file():
         raise PoseFileError(f"pose file {path} does not exist; check the path")
     suffix = path.suffix.lower()
@@ -286,21 +317,35 @@ def load_sequence(path: str | os.PathLike) -> PoseSequence:
         return _load_npz(path)
     if suffix != ".json":
         raise PoseFileError(f"pose file {path} must be .json or .npz")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except UnicodeDecodeError as exc:
-        raise PoseFileError(f"pose file {path} is not UTF-8 text JSON; is it really a pose file?") from exc
-    except json.JSONDecodeError as exc:
-        raise PoseFileError(f"pose file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    data = _read_json(path)
+    if is_openpose(data):
+        frame = load_openpose_frame(path)
+        return PoseSequence(frame.keypoints[None].copy(), frame.width, frame.height, fps or DEFAULT_FOLDER_FPS,
+                            np.array([int(frame.status)], np.uint8), meta={"source": str(path), "format": "openpose"})
     return sequence_from_dict(data, path)
 
 
-def load_pose_frame(path: str | os.PathLike, index: int = 0) -> PoseFrame:
+def load_pose_frame(path: str | os.PathLike, index: int = 0, size: tuple[int, int] | None = None) -> PoseFrame:
     """Read one frame (default the first) of a pose file, e.g. a ``--reference-pose`` override.
 
-    The frame's status becomes ``MANUAL`` so later stages know it did not come from a detector.
+    The file is posedrive's own (``.json``/``.npz``) or an OpenPose JSON file, such as an OpenPose
+    editor's export (:mod:`pose.openpose_json`). The frame's status becomes ``MANUAL`` so later stages know
+    it did not come from a detector.
+
+    Args:
+        path: the pose file.
+        index: frame of the sequence.
+        size: ``(width, height)`` of the image the pose belongs to, for an OpenPose file that states no
+            canvas size.
     """
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        from .openpose_json import is_openpose, load_openpose_frame
+
+        if is_openpose(_read_json(path)):
+            if index != 0:
+                raise PoseFileError(f"OpenPose file {path} holds one frame; frame {index} does not exist")
+            return load_openpose_frame(path, size)
     seq = load_sequence(path)
     if not -len(seq) <= index < len(seq):
         raise PoseFileError(f"pose file {path} has {len(seq)} frames; frame {index} does not exist")
