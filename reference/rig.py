@@ -32,6 +32,7 @@ from pose import layout
 from pose.errors import ConfigError, NoPersonError
 from pose.sequence import PoseFrame
 from reference.colour import colour_codes, colour_density
+from reference.morphology import disc
 
 logger = logging.getLogger(__name__)
 
@@ -1144,8 +1145,7 @@ def _hand_region(outline: np.ndarray | None, shape: tuple[int, int], margin: flo
         return None
     mask = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(mask, np.round(outline).astype(np.int32), 1)
-    r = max(1, int(round(margin)))
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    return cv2.dilate(mask, disc(margin)) > 0
 
 
 def _inside(region: np.ndarray, pts: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from pose import layout
 from pose.errors import ConfigError, DetectorError, InputError
 from pose.sequence import PoseFrame
+from reference.morphology import disc
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int
             continue
         outline = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
         cv2.fillConvexPoly(outline, cv2.convexHull(np.round(pts - (x0, y0)).astype(np.int32)), 1)
-        near = cv2.dilate(outline, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))) > 0
+        near = cv2.dilate(outline, disc(reach)) > 0
         gc = np.full(outline.shape, cv2.GC_BGD, np.uint8)
         gc[near] = cv2.GC_PR_BGD
         gc[near & mask[y0:y1 + 1, x0:x1 + 1]] = cv2.GC_PR_FGD
@@ -385,7 +386,7 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
         ys = np.nonzero(coarse.any(axis=1))[0]
         height = float(ys[-1] - ys[0] + 1)
         band = max(2, int(round(cfg.band * height)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+        kernel = disc(band)
         near = cv2.dilate(coarse.astype(np.uint8), kernel) > 0
         sure_fg = cv2.erode((p_small >= cfg.sure_fg_prob).astype(np.uint8), kernel) > 0
         gc = np.full((sh, sw), cv2.GC_BGD, np.uint8)
@@ -407,8 +408,7 @@ def segment_person(image: np.ndarray, pose: PoseFrame | None = None,
         # GrabCut may trim the coarse mask but only grow it by a few pixels: it otherwise glues nearby
         # background of a similar colour (text outlines, the gap between touching legs) to the character
         grow = max(1, int(round(cfg.max_grow * sh)))
-        reach = cv2.dilate(coarse.astype(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+        reach = cv2.dilate(coarse.astype(np.uint8), disc(grow)) > 0
         binary = (binary & reach) | (coarse if cfg.keep_coarse else False)
     binary = _keep_components(binary, skel)
     soft = binary.astype(np.float32)

@@ -16,6 +16,7 @@ import numpy as np
 
 from pose.errors import ConfigError
 from reference.colour import colour_codes, colour_density
+from reference.morphology import disc
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +33,6 @@ def _fill(image: np.ndarray, hole: np.ndarray, side: int, radius: float, method:
     filled = cv2.inpaint(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), small_hole, radius, METHODS[method])
     filled = cv2.cvtColor(filled, cv2.COLOR_BGR2RGB)
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if (sw, sh) != (w, h) else filled
-
-
-def disc(radius: float) -> np.ndarray:
-    """Elliptic structuring element of ``radius`` pixels (rounded, at least 1)."""
-    r = max(1, round(radius))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
 #: How far from the cut-out :func:`uncertain_fringe` looks, as a fraction of the image height.

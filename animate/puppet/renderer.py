@@ -37,6 +37,7 @@ from pose import layout
 from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
+from reference.morphology import disc
 from reference.rig import SKULL_FADE, Rig, absorb_islands
 from reference.segmentation import (
     SegmentationConfig,
@@ -47,7 +48,7 @@ from reference.segmentation import (
 
 from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
-from .inpaint import colour_fringe, disc, inpaint_background, uncertain_fringe
+from .inpaint import colour_fringe, inpaint_background, uncertain_fringe
 from .layering import draw_order
 from .offcanvas import SOFTEN, border_padding, extend_past_border, inset_lines
 
