@@ -530,7 +530,8 @@ class Animator:
         except NoPersonError:
             raise NoPersonError(
                 f"no person detected in reference {name}; pass its pose with --reference-pose FILE "
-                "(reference_pose=...), a pose JSON from 'posedrive pose extract' edited to fit the character"
+                "(reference_pose=...): an OpenPose editor's JSON export drawn on the character, or a pose JSON "
+                "from 'posedrive pose extract' edited to fit it"
             ) from None
 
     @staticmethod
