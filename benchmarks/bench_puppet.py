@@ -5,6 +5,8 @@ test data (tests/data/dance_short.mp4, poses extracted and retargeted onto the r
 the meshes deform as in use. Reports prepare time and render frames per second for each deformation mode.
 
     python benchmarks/bench_puppet.py [--frames 240] [--width 512 --height 768]
+    python benchmarks/bench_puppet.py --reference tests/data/ref/anyone-1.png --modes skinning \
+        --options '{"border_extend": 0}'      # a half-body character, without its continuation past the border
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_puppet")
 
 
-def canvas_reference(width: int, height: int) -> np.ndarray:
-    """The MusePose reference fitted (aspect kept, letterboxed with its edge colour) onto the canvas."""
+def canvas_reference(width: int, height: int, path: Path) -> np.ndarray:
+    """The reference (default MusePose's) fitted (aspect kept, letterboxed with its edge colour) onto the canvas."""
     import cv2
 
-    img = read_image(ROOT / "tests" / "data" / "ref" / "musepose_ref.png")
+    img = read_image(path)
     m = fit_matrix(img.shape[1], img.shape[0], width, height)
     return cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
@@ -43,10 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=768)
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--modes", default="skinning,arap")
+    ap.add_argument("--reference", default=str(ROOT / "tests" / "data" / "ref" / "musepose_ref.png"))
+    ap.add_argument("--options", default="{}", help="JSON dict of extra PuppetRenderer options")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    ref = canvas_reference(args.width, args.height)
+    ref = canvas_reference(args.width, args.height, Path(args.reference))
     ref_pose = detect_image(ref)
     driving = extract_poses(ROOT / "tests" / "data" / "dance_short.mp4", progress=False)
     poses = retarget(driving, ref_pose)
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     seq = PoseSequence(kps, poses.width, poses.height, poses.fps)
     results = {}
     for mode in args.modes.split(","):
-        r = PuppetRenderer(deformation=mode)
+        r = PuppetRenderer(deformation=mode, **json.loads(args.options))
         t0 = time.perf_counter()
         r.prepare(ref, ref_pose)
         prep = time.perf_counter() - t0
