@@ -9,7 +9,9 @@ from animate.puppet.offcanvas import (
     border_padding,
     cut_sides,
     extend_past_border,
+    hold_mask_at_border,
     inset_lines,
+    repair_edge_lines,
 )
 from animate.puppet.renderer import covered_by_limbs
 
@@ -24,22 +26,40 @@ def test_only_the_sides_that_cut_the_character_are_extended():
     assert border_padding(np.zeros((100, 80), bool), 25.0) == (0, 0, 0, 0)
 
 
-def test_extension_repeats_the_line_inside_the_border():
+def test_continuation_repeats_the_border_line_without_the_edge_line():
     h = 100
     image = np.zeros((h, 80, 3), np.uint8)
     image[50:, 20:60] = (20, 30, 50)  # a dark skirt down to the bottom edge ...
-    image[-1] = 240  # ... and the light last line many images end with
-    inset = inset_lines(h)
-    out = extend_past_border(image, (0, 30, 0, 0), inset)
+    image[-1, 20:60] = 240  # ... and the light last line many images end with
+    image[50:, 60:70] = (200, 10, 10)  # a red stripe ...
+    image[-3:, 60:70:2] = (10, 200, 10)  # ... with real detail in its last lines (varying along the line)
+    region = np.zeros((h, 80), bool)
+    region[50:, 20:70] = True
+    padding = (0, 30, 0, 0)
+    fixed = repair_edge_lines(image, region, padding, inset_lines(h))
+    assert (fixed[-1, 20:60] == (20, 30, 50)).all()  # the edge line takes the colours of the line inside it
+    assert (fixed[:-1] == image[:-1]).all()  # nothing else changes: the detail is not an edge line
+    assert (fixed[-1, 60:70] == image[-1, 60:70]).all() or (fixed[-1, 60:70] == image[-2, 60:70]).all()
+    out = extend_past_border(fixed, padding)
     assert out.shape == (h + 30, 80, 3) and out.dtype == np.uint8
-    assert (out[h - inset:, 20:60] == (20, 30, 50)).all()  # the skirt goes on, the light line is gone
-    assert (out[h:, :20] == 0).all() and (out[:h - inset] == image[:h - inset]).all()  # nothing else changes
+    assert (out[h:, 20:60] == (20, 30, 50)).all() and (out[h:, :20] == 0).all() and (out[:h] == fixed).all()
+    soft = extend_past_border(fixed, padding, soften=0.5)
+    assert soft[h:, 60:70].std(axis=1).mean() < out[h:, 60:70].astype(float).std(axis=1).mean()  # no stripes
     mask = np.zeros((h, 80), bool)
     mask[50:, 20:60] = True
-    grown = extend_past_border(mask, (10, 30, 5, 0), inset)
+    grown = extend_past_border(mask, (10, 30, 5, 0))
     assert grown.dtype == bool and grown.shape == (h + 40, 85)
     assert grown[-1, 25:65].all() and not grown[-1, :25].any() and not grown[:10].any()
-    assert extend_past_border(mask, (0, 0, 0, 0), inset) is mask
+    assert extend_past_border(mask, (0, 0, 0, 0)) is mask
+
+
+def test_the_mask_does_not_fade_at_a_cut_border():
+    alpha = np.zeros((50, 40), np.float32)
+    alpha[20:, 10:30] = 1.0
+    alpha[-3, 10:30], alpha[-2, 10:30], alpha[-1, 10:30] = 0.87, 0.72, 0.6  # fading over the last lines
+    held = hold_mask_at_border(alpha, (0, 10, 0, 0), inset=4)
+    assert (held[-4:, 10:30] == 1.0).all() and (held[:, :10] == 0).all()
+    assert (hold_mask_at_border(alpha, (0, 0, 0, 0), inset=4) == alpha).all()
 
 
 def test_body_continues_under_arms_lying_over_it_not_beside_it():

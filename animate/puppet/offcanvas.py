@@ -19,10 +19,12 @@ import numpy as np
 # A side counts as cutting the character when its outermost line crosses at least this fraction of the
 # image height of character pixels: a fingertip or a strand of hair grazing the edge does not.
 MIN_CUT = 0.03
-# The continuation repeats the line this fraction of the height inside the border, not the border line
-# itself: images often end in a line of lighter or darker pixels (resampling, JPEG edge blocks), and the
-# segmentation mask fades over the last few pixels.
+# Images often end in a line of lighter or darker pixels (resampling, JPEG edge blocks), and the
+# segmentation mask fades over the last few pixels. Within this fraction of the height of a cut border, a
+# line whose colours jump from the next line inwards by more than EDGE_LINE_JUMP (median over the
+# character) is such a line and takes the colours of the first line inside it, and the mask does not fade.
 INSET = 0.01
+EDGE_LINE_JUMP = 40.0
 # The continuation's colours are blurred along the border over this fraction of their distance past it
 # (either side), so the detail of the last line does not draw stripes.
 SOFTEN = 0.5
@@ -50,26 +52,75 @@ def border_padding(region: np.ndarray, extend: float, min_cut: float = MIN_CUT) 
 
 
 def inset_lines(height: int) -> int:
-    """Lines next to a cut border that are replaced by the continuation (:data:`INSET` of the height)."""
+    """Lines next to a cut border checked for an edge line and a fading mask (:data:`INSET` of the height)."""
     return max(2, round(INSET * height))
 
 
-def extend_past_border(array: np.ndarray, padding: tuple[int, int, int, int], inset: int = 0,
-                       soften: float = 0.0) -> np.ndarray:
+def _side_views(array: np.ndarray, padding: tuple[int, int, int, int]):
+    """For each padded side, ``array`` viewed with that border as line 0 (top) and lines running inwards."""
+    top, bottom, left, right = padding
+    views = []
+    if top:
+        views.append(array)
+    if bottom:
+        views.append(array[::-1])
+    if left:
+        views.append(np.swapaxes(array, 0, 1))
+    if right:
+        views.append(np.swapaxes(array, 0, 1)[::-1])
+    return views
+
+
+def repair_edge_lines(image: np.ndarray, region: np.ndarray, padding: tuple[int, int, int, int],
+                      inset: int, jump: float = EDGE_LINE_JUMP) -> np.ndarray:
+    """A copy of ``image`` whose edge lines at the cut sides (a lighter or darker last line or two, at most
+    ``inset`` deep) take the colours of the first ordinary line inside them; real detail, which varies
+    line by line without a jump across the whole character, is kept.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 reference.
+        region: ``(H, W)`` bool character pixels (the jump is measured over them).
+        padding: ``(top, bottom, left, right)``; sides with 0 are left alone.
+        inset: how many lines next to a border may be edge lines.
+        jump: median absolute colour difference (0-255, largest channel) that marks an edge line.
+    """
+    out = image.copy()
+    for img, reg in zip(_side_views(out, padding), _side_views(region, padding)):
+        # the outermost run of lines that jump from their inner neighbour
+        last = -1
+        for k in range(min(inset, img.shape[0] - 1)):
+            cols = reg[k] | reg[k + 1]
+            if not cols.any():
+                break
+            diff = np.abs(img[k, cols].astype(np.int16) - img[k + 1, cols]).max(axis=-1)
+            if float(np.median(diff)) > jump:
+                last = k
+        if last >= 0:
+            img[: last + 1] = img[last + 1]
+    return out
+
+
+def hold_mask_at_border(alpha: np.ndarray, padding: tuple[int, int, int, int], inset: int) -> np.ndarray:
+    """A copy of ``alpha`` that does not fade within ``inset`` lines of the cut sides: each of those lines is
+    at least the line ``inset`` deep (the character goes on past the border)."""
+    out = alpha.copy()
+    for a in _side_views(out, padding):
+        depth = min(inset, a.shape[0] - 1)
+        a[:depth] = np.maximum(a[:depth], a[depth])
+    return out
+
+
+def extend_past_border(array: np.ndarray, padding: tuple[int, int, int, int], soften: float = 0.0) -> np.ndarray:
     """``array`` (an image, mask or map; bool is kept) padded by ``padding`` = ``(top, bottom, left, right)``,
-    every added line repeating the line ``inset`` pixels inside that border (the ``inset`` lines next to
-    the border repeat it too).
+    every added line repeating the border line next to it.
 
     With ``soften`` > 0 (images), the added line ``d`` pixels past the border is blurred along the border
     over about ``soften * d`` pixels either side: the detail of the last line (a ruffle's hem, a pattern)
     repeated straight outwards would draw stripes; the continuation fades to the line's local colours."""
     if not any(padding):
         return array
-    h, w = array.shape[:2]
-    cut = [inset if p else 0 for p in padding]
-    src = array[cut[0]:h - cut[1], cut[2]:w - cut[3]]
-    src = src.astype(np.uint8) if array.dtype == bool else np.ascontiguousarray(src)
-    top, bottom, left, right = (p + c for p, c in zip(padding, cut))
+    src = array.astype(np.uint8) if array.dtype == bool else np.ascontiguousarray(array)
+    top, bottom, left, right = padding
     out = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_REPLICATE)
     if array.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel axis
         out = out[..., None]

@@ -50,7 +50,14 @@ from .arap import ARAPDeformer
 from .inpaint import METHODS as INPAINT_METHODS
 from .inpaint import colour_fringe, inpaint_background, uncertain_fringe
 from .layering import draw_order
-from .offcanvas import SOFTEN, border_padding, extend_past_border, inset_lines
+from .offcanvas import (
+    SOFTEN,
+    border_padding,
+    extend_past_border,
+    hold_mask_at_border,
+    inset_lines,
+    repair_edge_lines,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -471,6 +478,11 @@ class PuppetRenderer(Renderer):
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
                   opt.torso_stiffness, opt.head_from_ears, opt.skirt_stretch)
         region = alpha > 0.02
+        # the layers are meshed and textured on the working image: the reference continued past the sides
+        # of the image that cut the character (.offcanvas), without the edge line many images end in
+        padding = border_padding(region, opt.border_extend * h)
+        inset = inset_lines(h)
+        colours = repair_edge_lines(ref, region, padding, inset) if any(padding) else ref
         labels, owners = rig.layer_maps(region)
         labels = rig.skirt_hem(ref, labels)
         if opt.colour_split:
@@ -496,7 +508,7 @@ class PuppetRenderer(Renderer):
         parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for li, name in enumerate(rig.layers):
             own = (labels == li).astype(np.uint8)
-            image = ref
+            image = colours
             if opt.leg_underlay and name in ("right_leg", "left_leg") and "body" in rig.layers:
                 # the leg continues under the body's share of its thigh, in the leg's own colours: a gap
                 # between the two (the skirt hangs, the thigh stretches) or a thigh swung out from under a
@@ -506,30 +518,27 @@ class PuppetRenderer(Renderer):
                 hidden &= cv2.dilate(own, disc(LEG_UNDERLAY_RADII * rig.limb_radius)) > 0
                 hidden |= covered == li  # and under an arm lying over it (a hand on the thigh)
                 if hidden.any():
-                    image = extend_colours(ref, own.astype(bool), hidden)
+                    image = extend_colours(colours, own.astype(bool), hidden)
                     own = own | hidden.astype(np.uint8)
             if name == "body" and underlay is not None and underlay.any():
                 # the body continues under the limbs that notch it (a hand on the hip, an arm along the
                 # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
-                image = extend_colours(ref, own.astype(bool), underlay,
+                image = extend_colours(colours, own.astype(bool), underlay,
                                        margin=max(2, round(UNDERLAY_SOURCE_MARGIN * h)))
                 own = own | underlay.astype(np.uint8)
             if name == "body":
-                parts.extend(self._limb_underlays(rig, labels, region, ref))
+                parts.extend(self._limb_underlays(rig, labels, region, colours))
             parts.append((name, name, own, image))
-        # the layers are meshed and textured on the working image: the reference continued past the sides
-        # of the image that cut the character (.offcanvas); their meshes keep canvas coordinates
-        padding = border_padding(region, opt.border_extend * h)
+        # meshes keep canvas coordinates; their textures are looked up in the working image
         origin = np.array([padding[2], padding[0]], np.float64)
-        inset = inset_lines(h)
-        alpha_work = extend_past_border(alpha, padding, inset)
-        region_grown = extend_past_border(region_grown, padding, inset)
+        alpha_work = extend_past_border(hold_mask_at_border(alpha, padding, inset), padding)
+        region_grown = extend_past_border(region_grown, padding)
         self.layers = []
         for name, rig_layer, own, image in parts:
             if own.sum() < spacing * spacing:
                 logger.info("layer %s is (almost) empty; skipped", name)
                 continue
-            own, image = extend_past_border(own, padding, inset), extend_past_border(image, padding, inset, SOFTEN)
+            own, image = extend_past_border(own, padding), extend_past_border(image, padding, SOFTEN)
             if any(padding) and rig_layer != "body":
                 own = self._within_reach(own, rig, rig_layer, padding, h, w)
             mesh_region = cv2.dilate(own, grow) & region_grown
@@ -542,7 +551,7 @@ class PuppetRenderer(Renderer):
             # layer alpha: the body extends a little under the limbs so that seams never show the plate
             cover = cv2.dilate(own, grow) if name == "body" else own
             layer_alpha = alpha_work * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
-            loose = extend_past_border(rig.looseness((h, w), rig_layer), padding, inset) if opt.loose_feather > 0 else None
+            loose = extend_past_border(rig.looseness((h, w), rig_layer), padding) if opt.loose_feather > 0 else None
             texture = layer_texture(image, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
             # rest triangles in texture (working image) coordinates
             layer = PuppetLayer(name, mesh, work_mesh.vertices[work_mesh.triangles].copy(), texture)
