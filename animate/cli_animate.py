@@ -41,6 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reference-pose", metavar="FILE", help="pose file of the character, used instead of detecting it (posedrive's .json/.npz, "
                         "or an OpenPose JSON such as an OpenPose editor's export)")
     p.add_argument("--mask", metavar="FILE", help="character mask image, reference size (white = character)")
+    p.add_argument("--background", metavar="B",
+                   help="puppet renderer: draw the character over B instead of the reference's own background: "
+                        "a colour (green, blue, white, black, grey, #rrggbb; a green screen for compositing) "
+                        "or a picture file")
     p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")
@@ -62,9 +66,13 @@ def run_animate(args: argparse.Namespace) -> int:
         "weights": args.weights,
         "retarget__options__root_motion": args.root_motion,
         "pose__detector_options__crop": args.window,
+        "renderer__options__background": args.background,
     }
     progress = getattr(args, "progress", True)
     with Animator.from_config(args.config, **overrides) as animator:
+        if args.background is not None and animator.config.renderer.name != "puppet":
+            raise InputError(f"--background works with the puppet renderer, not '{animator.config.renderer.name}' "
+                             "(a diffusion model draws its own background); drop --background or use --renderer puppet")
         path = animator.animate(
             args.reference, args.driving, args.output, size=args.size, fps=args.fps, start=args.start,
             end=args.end, reference_pose=args.reference_pose, mask=args.mask,

@@ -47,6 +47,7 @@ from reference.segmentation import (
 )
 
 from .arap import ARAPDeformer
+from .backdrop import backdrop_image, parse_backdrop
 from .inpaint import METHODS as INPAINT_METHODS
 from .inpaint import colour_fringe, inpaint_background, uncertain_fringe
 from .layering import draw_order
@@ -157,6 +158,10 @@ class PuppetOptions:
             frame), the layers continue past it by this fraction of the height, repeating the colours at
             the border (:mod:`.offcanvas`; default 0.25, 0 = off): a lean or a jump then never lifts the
             straight cut into view.
+        background: what the character is drawn over (:mod:`.backdrop`): ``"plate"`` (default: the reference's
+            own background with the character inpainted away), a colour (``"green"``, ``"blue"``, ``"white"``,
+            ... or ``"#rrggbb"``, ``[r, g, b]``; a green screen for compositing) or the path of a picture,
+            scaled to cover the canvas.
         threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
             order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
             the GIL, overlaps. Output is identical to ``threads=1``.
@@ -197,6 +202,7 @@ class PuppetOptions:
     leg_underlay: bool = True
     colour_split: bool = True
     border_extend: float = 0.25
+    background: str | list | None = "plate"
     threads: int = 2
     progress: bool = False
 
@@ -238,6 +244,7 @@ class PuppetOptions:
             raise ConfigError(f"puppet option skirt_stretch={self.skirt_stretch} must be in [0, 1]")
         if not 0.0 <= float(self.body_underlay) <= 4.0:
             raise ConfigError(f"puppet option body_underlay={self.body_underlay} must be in [0, 4]")
+        parse_backdrop(self.background)  # a ConfigError names a bad colour or a missing picture
         if not 0.0 <= float(self.border_extend) <= 1.0:
             raise ConfigError(f"puppet option border_extend={self.border_extend} must be in [0, 1]")
         if not 0.0 <= float(self.thigh_body_fraction) <= 1.0:
@@ -568,9 +575,12 @@ class PuppetRenderer(Renderer):
                         max(padding))
         if not self.layers:
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
-        self.background = inpaint_background(ref, alpha if hole is None else hole, opt.inpaint,
-                                             dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
-                                             work_side=opt.inpaint_side, coarse_side=opt.inpaint_coarse_side)
+        backdrop = backdrop_image(parse_backdrop(opt.background), (w, h))
+        if backdrop is None:
+            backdrop = inpaint_background(ref, alpha if hole is None else hole, opt.inpaint,
+                                          dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
+                                          work_side=opt.inpaint_side, coarse_side=opt.inpaint_coarse_side)
+        self.background = backdrop
         self.alpha, self.labels, self.rig = alpha, labels, rig
         self._last_joints = None
         self._last_order = None

@@ -1,0 +1,82 @@
+"""The puppet drawn over a plain colour or a picture instead of its own background (animate/puppet/backdrop.py,
+``posedrive animate --background``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from animate.puppet.backdrop import COLOURS, PLATE, backdrop_image, parse_backdrop
+from animate.renderer import create_renderer
+from pose.errors import ConfigError
+from pose.sequence import PoseSequence
+
+
+def test_backdrop_values(data_dir):
+    assert parse_backdrop(None) == PLATE and parse_backdrop("plate") == PLATE
+    assert parse_backdrop("Green") == COLOURS["green"] and parse_backdrop("#FF8000") == (255, 128, 0)
+    assert parse_backdrop("00ff00") == (0, 255, 0) and parse_backdrop([1, 2, 3]) == (1, 2, 3)
+    assert parse_backdrop(str(data_dir / "dance_000.jpg")) == data_dir / "dance_000.jpg"
+    for bad in ("nosuch.png", "#12345", [0, 0, 256], [0, 0], 7, [True, 0, 0]):
+        with pytest.raises(ConfigError, match="background"):
+            parse_backdrop(bad)
+    with pytest.raises(ConfigError, match="nosuch.png"):
+        create_renderer("puppet", background="nosuch.png")
+
+
+def test_picture_covers_the_canvas(data_dir):
+    picture = data_dir / "dance_000.jpg"  # 540x960 portrait
+    wide = backdrop_image(parse_backdrop(str(picture)), (400, 100))
+    assert wide.shape == (100, 400, 3) and wide.dtype == np.uint8
+    plain = backdrop_image((10, 20, 30), (8, 6))
+    assert plain.shape == (6, 8, 3) and (plain == (10, 20, 30)).all()
+    assert backdrop_image(PLATE, (8, 6)) is None
+
+
+@pytest.fixture(scope="module")
+def character(data_dir):
+    from pose.extract import detect_image
+
+    rgb = cv2.cvtColor(cv2.resize(cv2.imread(str(data_dir / "ref" / "anyone-2.png")), (240, 320),
+                                  interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return rgb, detect_image(rgb)
+
+
+def test_green_screen_keeps_the_character_and_nothing_of_its_background(character):
+    rgb, pose = character
+    seq = PoseSequence.from_frames([pose], fps=24.0)
+    plate = create_renderer("puppet")
+    plate.prepare(rgb, pose)
+    green = create_renderer("puppet", background="green")
+    green.prepare(rgb, pose)
+    on_plate, on_green = next(iter(plate.render(seq))), next(iter(green.render(seq)))
+    inside = cv2.erode((plate.alpha > 0.99).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    outside = cv2.dilate((plate.alpha > 0.01).astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert inside.sum() > 2000 and outside.sum() > 20000
+    assert (np.abs(on_green[inside].astype(int) - on_plate[inside]).max(axis=1) <= 2).mean() > 0.99
+    assert (on_green[outside] == COLOURS["green"]).all()  # the reference's wall is gone
+    # the silhouette's soft edge mixes the character's colours with the green, not with the old wall
+    edge = ~inside & ~outside
+    wall = np.median(rgb[outside], axis=0)
+    assert np.abs(on_green[edge].astype(float) - wall).max(axis=1).mean() > 40
+
+
+def test_cli_background_picture_and_errors(tmp_path, data_dir, capsys):
+    from animate.cli import main
+
+    out = tmp_path / "on_picture.mp4"
+    ref = str(data_dir / "ref" / "anyone-2.png")
+    driving = str(data_dir / "dance_short.mp4")
+    assert main(["animate", ref, driving, "-o", str(out), "--size", "192x256", "--end", "4",
+                 "--background", str(data_dir / "dance_100.jpg")]) == 0
+    assert out.exists()
+    assert main(["animate", ref, driving, "-o", str(tmp_path / "x.mp4"), "--background", "nosuch.png"]) == 2
+    assert "nosuch.png" in capsys.readouterr().err
+    assert main(["animate", ref, driving, "-o", str(tmp_path / "y.mp4"), "--background", "green",
+                 "--renderer", "diffusion"]) == 2
+    assert "works with the puppet renderer" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "y.mp4").exists()
+    assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith(".")]
