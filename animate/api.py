@@ -145,6 +145,11 @@ def _name(obj: Any) -> str:
     return str(obj) if isinstance(obj, (str, os.PathLike)) else type(obj).__name__
 
 
+def _opaque(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 4)`` RGBA of an RGB image, fully opaque."""
+    return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+
+
 def _openpose_folder(path: Path) -> bool:
     """A folder of OpenPose per-frame JSON files (and no images, which would make it a folder of frames)."""
     from pose.openpose_json import openpose_files
@@ -697,6 +702,8 @@ class Animator:
     def _frames(self, job: _Job, preview: bool, progress: bool) -> Iterator[np.ndarray]:
         ref, poses, stats = job.reference, job.poses, job.stats
         renderer = self.renderer  # prepared in _plan
+        channels = getattr(renderer, "channels", 3)
+        expected = ref.image.shape[:2] + (channels,)
         style = self.config.preview.skeleton_style
         if preview:
             from pose.render import render_pose
@@ -709,14 +716,17 @@ class Animator:
                 if i >= len(poses):
                     break
                 frame = np.asarray(frame)
-                if frame.shape != ref.image.shape or frame.dtype != np.uint8:
+                if frame.shape != expected or frame.dtype != np.uint8:
                     raise InputError(
                         f"renderer {stats.renderer} returned a {frame.shape} {frame.dtype} frame for a "
-                        f"{ref.image.shape} uint8 canvas; fix the renderer"
+                        f"{expected} uint8 canvas; fix the renderer"
                     )
                 if preview:
                     skeleton = render_pose(poses[i], style=style, size=ref.size)
-                    frame = np.concatenate([ref.image, skeleton, frame], axis=1)
+                    if channels == 4:  # the reference and the skeleton are opaque beside a transparent result
+                        frame = np.concatenate([_opaque(ref.image), _opaque(skeleton), frame], axis=1)
+                    else:
+                        frame = np.concatenate([ref.image, skeleton, frame], axis=1)
                 stats.frames = i + 1
                 stats.seconds = time.perf_counter() - t0
                 bar.update(1)
@@ -748,7 +758,8 @@ class Animator:
         :attr:`last_stats` is complete once it is exhausted. Arguments as in :meth:`animate`.
 
         Returns:
-            Iterator of ``(H, W, 3)`` uint8 RGB frames (``(H, 3W, 3)`` with ``preview``).
+            Iterator of ``(H, W, 3)`` uint8 RGB frames (``(H, 3W, 3)`` with ``preview``); RGBA (4 channels) with
+            a transparent puppet background.
         """
         job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
                          reference_pose=reference_pose, mask=mask, progress=progress)
@@ -800,6 +811,8 @@ class Animator:
             drv_stem = Path(driving).stem if isinstance(driving, (str, os.PathLike)) else "driving"
             output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}.mp4"
         output = check_output_path(output, overwrite)
+        if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now
+            check_output_path(output, overwrite, alpha=True)
         job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
                          reference_pose=reference_pose, mask=mask, progress=progress)
         self.last_stats, self.last_poses = job.stats, job.poses

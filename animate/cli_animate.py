@@ -43,8 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", metavar="FILE", help="character mask image, reference size (white = character)")
     p.add_argument("--background", metavar="B",
                    help="puppet renderer: draw the character over B instead of the reference's own background: "
-                        "a colour (green, blue, white, black, grey, #rrggbb; a green screen for compositing) "
-                        "or a picture file")
+                        "a colour (green, blue, white, black, grey, #rrggbb; a green screen for compositing), "
+                        "a picture file, or transparent (RGBA, for a .webm or .mov output)")
     p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")

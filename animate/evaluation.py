@@ -36,7 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from pose.errors import InputError, WeightsError
+from pose.errors import ConfigError, InputError, WeightsError
 from pose.sequence import PoseFrame, PoseSequence
 
 logger = logging.getLogger(__name__)
@@ -543,6 +543,10 @@ def evaluate_self_reenactment(
         raise InputError(f"video {video} has no frames; pass a real clip")
     size = eval_size(first.shape[1], first.shape[0], height)
     with Animator.from_config(config, renderer=renderer, **overrides) as animator:
+        backdrop = getattr(getattr(animator.renderer, "options", None), "background", "plate")
+        if getattr(animator.renderer, "channels", 3) != 3 or backdrop not in (None, "plate"):
+            raise ConfigError(f"self-reenactment compares the rendered frames with the real ones, so the character must "
+                              f"be drawn over its own background, not background={backdrop!r}; drop that renderer option")
         driving = animator.load_driving(video, end=frames, progress=progress)
         generated = animator.stream(first, driving, size=size, fps=driving.fps, reference_pose=driving[0],
                                     preview=False, progress=progress)

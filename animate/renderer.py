@@ -29,6 +29,8 @@ class Renderer(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Channels of the rendered frames: 3 (RGB), or 4 (RGBA, straight alpha) for a transparent background.
+    channels: int = 3
 
     @abc.abstractmethod
     def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
@@ -42,7 +44,8 @@ class Renderer(abc.ABC):
 
     @abc.abstractmethod
     def render(self, poses: PoseSequence) -> Iterator[np.ndarray]:
-        """Yield one ``(H, W, 3)`` uint8 RGB frame per pose of ``poses`` (same canvas as the reference)."""
+        """Yield one ``(H, W, 3)`` uint8 RGB frame per pose of ``poses`` (same canvas as the reference);
+        ``(H, W, 4)`` RGBA when :attr:`channels` is 4."""
 
     def close(self) -> None:
         """Release resources (models, pools). Safe to call twice."""

@@ -34,13 +34,15 @@ AUDIO_BITRATE = "192k"
 FFMPEG_TIMEOUT_S = 600
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: bool = True) -> Path:
+def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: bool = True,
+                      alpha: bool = False) -> Path:
     """Check that ``path`` may be written, creating its folder if needed.
 
     Args:
         path: the output file.
         overwrite: allow replacing an existing file.
         video: the file is a video: its suffix must be a known format (:func:`pose.video.video_format`).
+        alpha: the video is transparent: its format must keep an alpha channel (``.webm``, ``.mov``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -55,7 +57,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     if video:
-        video_format(path)  # an unknown container fails now, not after the rendering
+        video_format(path, alpha)  # an unknown container fails now, not after the rendering
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -146,7 +148,8 @@ def write_video(
     """Encode RGB frames to ``path`` atomically, optionally with the audio of another video.
 
     Args:
-        frames: iterable of ``(H, W, 3)`` uint8 RGB frames, all of one size (consumed lazily).
+        frames: iterable of ``(H, W, 3)`` uint8 RGB frames, all of one size (consumed lazily); ``(H, W, 4)``
+            RGBA frames keep their transparency and need a ``.webm`` or ``.mov`` path.
         path: output video file (a suffix of :data:`pose.video.VIDEO_FORMATS`: ``.mp4``, ``.webm``, ``.gif``...);
             its folder is created if missing.
         fps: frame rate of the output.
@@ -175,8 +178,12 @@ def write_video(
     if first is None:
         raise InputError(f"no frames to write to {path}; check the input range (start/end) and the driving video")
     first = np.asarray(first)
-    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
-        raise InputError(f"frames for {path} must be (H, W, 3) uint8 RGB, got {first.shape} {first.dtype}")
+    if first.ndim != 3 or first.shape[2] not in (3, 4) or first.dtype != np.uint8:
+        raise InputError(f"frames for {path} must be (H, W, 3) uint8 RGB or (H, W, 4) RGBA, got {first.shape} "
+                         f"{first.dtype}")
+    alpha = first.shape[2] == 4
+    if alpha:
+        video_format(path, alpha=True)  # transparent frames need a container with an alpha channel
 
     with_audio = audio_from is not None and has_audio(audio_from)
     if audio_from is not None and not with_audio:
@@ -189,12 +196,12 @@ def write_video(
     h, w = first.shape[:2]
     bar = tqdm(total=total, desc=f"writing {path.name}", unit="frame", disable=not progress, leave=False)
     try:
-        with VideoWriter(path, fps, (w, h), overwrite=overwrite, on_finalize=finalize) as writer:
+        with VideoWriter(path, fps, (w, h), overwrite=overwrite, on_finalize=finalize, alpha=alpha) as writer:
             for frame in _chain(first, it):
                 if frame.shape != first.shape or frame.dtype != np.uint8:
                     raise InputError(
                         f"frame {counter[0]} for {path} is {frame.shape} {frame.dtype}; every frame must be "
-                        f"{first.shape} uint8 RGB"
+                        f"{first.shape} uint8"
                     )
                 writer.write(frame)
                 counter[0] += 1

@@ -93,13 +93,30 @@ VIDEO_FORMATS: dict[str, VideoFormat] = {
 }
 
 
-def video_format(path: str | os.PathLike) -> VideoFormat:
-    """The :class:`VideoFormat` for ``path``'s suffix (no suffix: ``.mp4``).
+#: Containers that keep an alpha channel (transparent frames): VP9 with alpha in WebM (browsers, editors) and
+#: ProRes 4444 in QuickTime (video editing and compositing). H.264 has no alpha; a GIF's is 1 bit.
+ALPHA_FORMATS: dict[str, VideoFormat] = {
+    ".webm": VideoFormat("libvpx-vp9", "yuva420p", 32, "libopus",
+                         ("-b:v", "0", "-row-mt", "1", "-deadline", "realtime", "-cpu-used", "6",
+                          "-auto-alt-ref", "0")),
+    ".mov": VideoFormat("prores_ks", "yuva444p10le", None, "aac", ("-profile:v", "4444", "-vendor", "apl0"),
+                        faststart=True),
+}
+
+
+def video_format(path: str | os.PathLike, alpha: bool = False) -> VideoFormat:
+    """The :class:`VideoFormat` for ``path``'s suffix (no suffix: ``.mp4``); with ``alpha``, one that keeps
+    transparency (:data:`ALPHA_FORMATS`).
 
     Raises:
-        OutputError: a suffix no format is known for.
+        OutputError: a suffix no format is known for, or one without an alpha channel when ``alpha``.
     """
     suffix = Path(path).suffix.lower() or ".mp4"
+    if alpha:
+        if suffix not in ALPHA_FORMATS:
+            raise OutputError(f"cannot write transparent frames to {path}: {suffix} has no alpha channel; use "
+                              ".webm (VP9) or .mov (ProRes 4444)")
+        return ALPHA_FORMATS[suffix]
     if suffix not in VIDEO_FORMATS:
         raise OutputError(f"cannot write a video to {path}: unknown format {suffix!r}; use one of "
                           f"{', '.join(VIDEO_FORMATS)}")
@@ -743,6 +760,7 @@ class VideoWriter:
         pix_fmt: output pixel format (default: the format's; ``yuv420p`` for video, playable everywhere).
         on_finalize: called with the finished temporary file before the rename, e.g. to mux audio into it
             (it must leave a valid file at that same path).
+        alpha: frames are RGBA and the transparency is kept (:data:`ALPHA_FORMATS`: ``.webm``, ``.mov``).
 
     Raises:
         OutputError: ``path`` exists and ``overwrite`` is False; its folder does not exist or is not
@@ -751,14 +769,16 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], *, overwrite: bool = False,
                  codec: str | None = None, crf: int | None = None, preset: str = "veryfast",
-                 pix_fmt: str | None = None, on_finalize: Callable[[Path], None] | None = None) -> None:
+                 pix_fmt: str | None = None, on_finalize: Callable[[Path], None] | None = None,
+                 alpha: bool = False) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         self.width, self.height = (int(v) for v in size)
+        self.alpha = bool(alpha)
         self._proc: subprocess.Popen | None = None
         self._palette: Path | None = None
         self._done = False
-        fmt = video_format(self.path)
+        fmt = video_format(self.path, self.alpha)
         self.format = fmt
         self.codec = codec or fmt.codec
         self.crf = crf if crf is not None else fmt.crf
@@ -807,7 +827,7 @@ class VideoWriter:
 
     def _command(self) -> list[str]:
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+               "-f", "rawvideo", "-pix_fmt", "rgba" if self.alpha else "rgb24", "-s", f"{self.width}x{self.height}",
                "-r", f"{self.fps:.6g}", "-i", "-"]
         if self._palette is not None:
             return [*cmd, "-i", str(self._palette), "-lavfi", "[0:v][1:v]paletteuse=dither=bayer:bayer_scale=3",
@@ -819,8 +839,8 @@ class VideoWriter:
             cmd += ["-preset", self.preset]
         if self.codec == self.format.codec:
             cmd += list(self.format.extra)
-        if self.pix_fmt.startswith("yuv420") and (self.width % 2 or self.height % 2):
-            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        if self.pix_fmt.startswith(("yuv420", "yuva420")) and (self.width % 2 or self.height % 2):
+            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2" + (":color=black@0" if self.alpha else "")]
         cmd += ["-pix_fmt", self.pix_fmt]
         if self.format.faststart:
             cmd += ["-movflags", "+faststart"]
@@ -828,11 +848,18 @@ class VideoWriter:
         return cmd
 
     def write(self, frame) -> None:
-        """Append one frame: ``(height, width, 3)`` RGB (uint8, or anything :func:`to_rgb` accepts)."""
+        """Append one frame: ``(height, width, 3)`` RGB (uint8, or anything :func:`to_rgb` accepts), or
+        ``(height, width, 4)`` uint8 RGBA (straight alpha) for a writer opened with ``alpha=True``."""
         if self._done:
             raise OutputError(f"video {self.path} is already closed; open a new VideoWriter")
-        rgb = frame if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 \
-            and frame.shape[2] == 3 else to_rgb(frame)
+        if self.alpha:
+            rgb = np.asarray(frame)
+            if rgb.ndim != 3 or rgb.shape[2] != 4 or rgb.dtype != np.uint8:
+                raise OutputError(f"frames for the transparent video {self.path} must be (H, W, 4) uint8 RGBA, "
+                                  f"got {rgb.shape} {rgb.dtype}")
+        else:
+            rgb = frame if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 \
+                and frame.shape[2] == 3 else to_rgb(frame)
         if rgb.shape[:2] != (self.height, self.width):
             raise OutputError(
                 f"frame of size {rgb.shape[1]}x{rgb.shape[0]} written to {self.path}, which was opened for "

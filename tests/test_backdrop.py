@@ -80,3 +80,56 @@ def test_cli_background_picture_and_errors(tmp_path, data_dir, capsys):
     assert "works with the puppet renderer" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "y.mp4").exists()
     assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith(".")]
+
+
+def _decode_rgba(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """All frames of ``path`` as ``(T, H, W, 4)`` RGBA, alpha included (VP9 needs libvpx to decode it)."""
+    import subprocess
+
+    from pose.video import ffmpeg_exe
+
+    decoder = ["-c:v", "libvpx-vp9"] if path.suffix == ".webm" else []
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", *decoder, "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgba",
+                          "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, size[1], size[0], 4)
+
+
+def test_transparent_frames_keep_the_character_and_its_alpha(character):
+    rgb, pose = character
+    seq = PoseSequence.from_frames([pose], fps=24.0)
+    plate = create_renderer("puppet")
+    plate.prepare(rgb, pose)
+    clear = create_renderer("puppet", background="transparent")
+    assert clear.channels == 4 and plate.channels == 3
+    clear.prepare(rgb, pose)
+    rgba = next(iter(clear.render(seq)))
+    assert rgba.shape == rgb.shape[:2] + (4,) and rgba.dtype == np.uint8
+    inside = cv2.erode((plate.alpha > 0.99).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    outside = cv2.dilate((plate.alpha > 0.01).astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    # opaque on her (a few pixels where two layers' soft edges meet keep at least 85 %), clear around her
+    assert (rgba[inside, 3] == 255).mean() > 0.95 and rgba[inside, 3].min() >= 0.85 * 255
+    assert (rgba[outside, 3] == 0).all()
+    on_plate = next(iter(plate.render(seq)))
+    assert (np.abs(rgba[inside, :3].astype(int) - on_plate[inside]).max(axis=1) <= 2).mean() > 0.99
+    # straight alpha: a half-covered edge pixel keeps the character's colour, not one darkened towards black
+    edge = (rgba[..., 3] > 40) & (rgba[..., 3] < 215)
+    assert edge.sum() > 50
+    assert rgba[edge, :3].astype(float).mean() > 0.6 * rgba[inside, :3].astype(float).mean()
+
+
+def test_transparent_video_has_an_alpha_channel(tmp_path, data_dir):
+    from animate.cli import main
+
+    ref = str(data_dir / "ref" / "anyone-2.png")
+    driving = str(data_dir / "dance_short.mp4")
+    for suffix in (".webm", ".mov"):
+        out = tmp_path / f"clear{suffix}"
+        assert main(["animate", ref, driving, "-o", str(out), "--size", "192x256", "--end", "3",
+                     "--background", "transparent"]) == 0
+        frames = _decode_rgba(out, (192, 256))
+        assert len(frames) == 3
+        alpha = frames[..., 3]
+        assert (alpha == 0).mean() > 0.4 and (alpha == 255).mean() > 0.05, suffix  # clear around, opaque on her
+    # H.264 has no alpha: refused before any pose work, nothing written
+    assert main(["animate", ref, driving, "-o", str(tmp_path / "clear.mp4"), "--background", "transparent"]) == 2
+    assert not (tmp_path / "clear.mp4").exists()

@@ -1,5 +1,6 @@
 """What the puppet is drawn over: the reference's own background with the character removed (the plate,
-default), a plain colour (a green screen for compositing) or another picture.
+default), a plain colour (a green screen for compositing), another picture, or nothing (transparent RGBA
+frames).
 
 The layers' silhouettes are feathered with the character's own colours pushed outward
 (:func:`animate.puppet.renderer.layer_texture`), never the reference's background, so a new backdrop gets
@@ -17,6 +18,8 @@ import numpy as np
 from pose.errors import ConfigError
 
 PLATE = "plate"
+#: No backdrop: the frames are RGBA, transparent around the character (for .webm / .mov output).
+TRANSPARENT = "transparent"
 #: Named backdrop colours (RGB): the chroma-key green and blue of broadcast keying, and neutrals.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "green": (0, 177, 64), "blue": (0, 71, 187), "black": (0, 0, 0), "white": (255, 255, 255),
@@ -26,14 +29,16 @@ _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
 def parse_backdrop(value: object) -> str | tuple[int, int, int] | Path:
-    """Validate a ``background`` option: ``"plate"``, a colour (a name of :data:`COLOURS`, ``"#rrggbb"``
-    or ``[r, g, b]``) or the path of an image file.
+    """Validate a ``background`` option: ``"plate"``, ``"transparent"``, a colour (a name of :data:`COLOURS`,
+    ``"#rrggbb"`` or ``[r, g, b]``) or the path of an image file.
 
     Raises:
         ConfigError: anything else, naming the value and what is accepted.
     """
     if value is None or value == PLATE:
         return PLATE
+    if isinstance(value, str) and value.lower() in (TRANSPARENT, "none"):
+        return TRANSPARENT
     if isinstance(value, (list, tuple)) and len(value) == 3 and all(
             isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255 for c in value):
         return (int(value[0]), int(value[1]), int(value[2]))
@@ -47,20 +52,23 @@ def parse_backdrop(value: object) -> str | tuple[int, int, int] | Path:
         path = Path(value).expanduser()
         if path.is_file():
             return path
-        raise ConfigError(f"puppet option background={value!r} is neither a colour ({', '.join(sorted(COLOURS))}, "
-                          f"#rrggbb) nor an existing image file; check the path")
-    raise ConfigError(f"puppet option background={value!r} is invalid; use 'plate', a colour name, '#rrggbb', "
-                      "[r, g, b] or an image path")
+        raise ConfigError(f"puppet option background={value!r} is neither 'plate', 'transparent', a colour "
+                          f"({', '.join(sorted(COLOURS))}, #rrggbb) nor an existing image file; check the path")
+    raise ConfigError(f"puppet option background={value!r} is invalid; use 'plate', 'transparent', a colour name, "
+                      "'#rrggbb', [r, g, b] or an image path")
 
 
 def backdrop_image(spec: str | tuple[int, int, int] | Path, size: tuple[int, int]) -> np.ndarray | None:
-    """The ``(H, W, 3)`` uint8 backdrop for a canvas of ``size`` = ``(W, H)``, or ``None`` for the plate.
+    """The ``(H, W, 3)`` uint8 backdrop for a canvas of ``size`` = ``(W, H)``, or ``None`` for the plate
+    (black for ``transparent``: the renderer then starts from an empty RGBA canvas).
 
     A picture is scaled to cover the canvas (aspect kept) and cropped to its centre.
     """
     w, h = size
     if spec == PLATE:
         return None
+    if spec == TRANSPARENT:
+        return np.zeros((h, w, 3), np.uint8)
     if isinstance(spec, tuple):
         return np.full((h, w, 3), spec, np.uint8)
     from pose.video import read_image

@@ -47,7 +47,7 @@ from reference.segmentation import (
 )
 
 from .arap import ARAPDeformer
-from .backdrop import backdrop_image, parse_backdrop
+from .backdrop import TRANSPARENT, backdrop_image, parse_backdrop
 from .inpaint import METHODS as INPAINT_METHODS
 from .inpaint import colour_fringe, inpaint_background, uncertain_fringe
 from .layering import draw_order
@@ -77,6 +77,7 @@ COVERED_LIMB_RADII = 5.0
 DEFORMATIONS = ("skinning", "arap")
 # Map value that ``cv2.remap`` reads as "outside" (border constant = transparent).
 _OUTSIDE = -1.0e4
+_SEAM_KERNEL = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,9 @@ class PuppetOptions:
             straight cut into view.
         background: what the character is drawn over (:mod:`.backdrop`): ``"plate"`` (default: the reference's
             own background with the character inpainted away), a colour (``"green"``, ``"blue"``, ``"white"``,
-            ... or ``"#rrggbb"``, ``[r, g, b]``; a green screen for compositing) or the path of a picture,
-            scaled to cover the canvas.
+            ... or ``"#rrggbb"``, ``[r, g, b]``; a green screen for compositing), the path of a picture,
+            scaled to cover the canvas, or ``"transparent"``: RGBA frames (straight alpha) for a ``.webm``
+            or ``.mov`` with an alpha channel.
         threads: frames rasterised at the same time (default 2). The per-frame state (last joints, draw
             order) is still updated in frame order; only the drawing, which is numpy/OpenCV work that releases
             the GIL, overlaps. Output is identical to ``threads=1``.
@@ -278,6 +280,16 @@ class PuppetLayer:
     weights: np.ndarray | None = None
     arap: ARAPDeformer | None = None
     handles: np.ndarray | None = None
+
+
+def unpremultiply(rgba: np.ndarray) -> np.ndarray:
+    """Straight-alpha ``(H, W, 4)`` uint8 RGBA of a premultiplied one (colour / alpha where alpha > 0)."""
+    alpha = rgba[..., 3:].astype(np.float32)
+    colour = rgba[..., :3].astype(np.float32) * 255.0 / np.maximum(alpha, 1.0)
+    out = np.empty_like(rgba)
+    out[..., :3] = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+    out[..., 3] = rgba[..., 3]
+    return out
 
 
 def layer_texture(image: np.ndarray, alpha: np.ndarray, feather: float = 0.0, loose: np.ndarray | None = None,
@@ -447,6 +459,8 @@ class PuppetRenderer(Renderer):
         if unknown:
             raise ConfigError(f"unknown puppet option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         self.options = PuppetOptions(**options)
+        self.transparent = parse_backdrop(self.options.background) == TRANSPARENT
+        self.channels = 4 if self.transparent else 3
         self.rig: Rig | None = None
         self.layers: list[PuppetLayer] = []
         self.background: np.ndarray | None = None
@@ -651,7 +665,8 @@ class PuppetRenderer(Renderer):
 
     # --- render -------------------------------------------------------------------------------------
     def render(self, poses: PoseSequence) -> Iterator[np.ndarray]:
-        """Yield one ``(H, W, 3)`` uint8 RGB frame per pose (poses already on the reference canvas)."""
+        """Yield one ``(H, W, 3)`` uint8 RGB frame per pose (poses already on the reference canvas); ``(H, W, 4)``
+        RGBA with ``background="transparent"``."""
         if self.rig is None or self.background is None:
             raise InputError("puppet renderer is not prepared; call prepare(reference, reference_pose) first")
         h, w = self.background.shape[:2]
@@ -705,11 +720,20 @@ class PuppetRenderer(Renderer):
         by_name = {layer.name: layer for layer in self.layers}
         # RGBA working canvas: the premultiplied layers composite with whole-pixel uint8 ops (the 4th
         # channel accumulates coverage and is dropped at the end)
-        canvas = cv2.cvtColor(self.background, cv2.COLOR_RGB2RGBA)
+        if self.transparent:  # premultiplied RGBA from empty: the 4th channel is the character's coverage
+            canvas = np.zeros(self.background.shape[:2] + (4,), np.uint8)
+        else:
+            canvas = cv2.cvtColor(self.background, cv2.COLOR_RGB2RGBA)
         for name in order:
             layer = by_name[name]
             verts = self._deform(layer, joints, transforms.get(name, transforms["*"]))
             self._composite(canvas, layer, verts)
+        if self.transparent:
+            out = unpremultiply(canvas)
+            # where two layers' soft edges meet inside the character (a seam the plate fills otherwise) the
+            # coverage stays a little below 1: a small closing makes the inside opaque, the outline unchanged
+            out[..., 3] = cv2.morphologyEx(out[..., 3], cv2.MORPH_CLOSE, _SEAM_KERNEL)
+            return out
         return cv2.cvtColor(canvas, cv2.COLOR_RGBA2RGB)
 
     def _deform(self, layer: PuppetLayer, joints: np.ndarray, transforms: np.ndarray) -> np.ndarray:
