@@ -45,18 +45,29 @@ def character(data_dir):
     return rgb, detect_image(rgb)
 
 
-def test_green_screen_keeps_the_character_and_nothing_of_its_background(character):
+def _first_frame(character, **options):
+    """The puppet of ``character`` prepared with ``options`` and its render of the reference pose."""
     rgb, pose = character
-    seq = PoseSequence.from_frames([pose], fps=24.0)
-    plate = create_renderer("puppet")
-    plate.prepare(rgb, pose)
-    green = create_renderer("puppet", background="green")
-    green.prepare(rgb, pose)
-    on_plate, on_green = next(iter(plate.render(seq))), next(iter(green.render(seq)))
+    renderer = create_renderer("puppet", **options)
+    renderer.prepare(rgb, pose)
+    return renderer, next(iter(renderer.render(PoseSequence.from_frames([pose], fps=24.0))))
+
+
+@pytest.fixture(scope="module")
+def on_plate(character):
+    """The default render, and the pixels well inside and well outside the character's cut-out."""
+    plate, frame = _first_frame(character)
     inside = cv2.erode((plate.alpha > 0.99).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     outside = cv2.dilate((plate.alpha > 0.01).astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
-    assert inside.sum() > 2000 and outside.sum() > 20000
-    assert (np.abs(on_green[inside].astype(int) - on_plate[inside]).max(axis=1) <= 2).mean() > 0.99
+    assert plate.channels == 3 and inside.sum() > 2000 and outside.sum() > 20000
+    return frame, inside, outside
+
+
+def test_green_screen_keeps_the_character_and_nothing_of_its_background(character, on_plate):
+    rgb, _ = character
+    plate_frame, inside, outside = on_plate
+    _, on_green = _first_frame(character, background="green")
+    assert (np.abs(on_green[inside].astype(int) - plate_frame[inside]).max(axis=1) <= 2).mean() > 0.99
     assert (on_green[outside] == COLOURS["green"]).all()  # the reference's wall is gone
     # the silhouette's soft edge mixes the character's colours with the green, not with the old wall
     edge = ~inside & ~outside
@@ -94,23 +105,15 @@ def _decode_rgba(path: Path, size: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(-1, size[1], size[0], 4)
 
 
-def test_transparent_frames_keep_the_character_and_its_alpha(character):
-    rgb, pose = character
-    seq = PoseSequence.from_frames([pose], fps=24.0)
-    plate = create_renderer("puppet")
-    plate.prepare(rgb, pose)
-    clear = create_renderer("puppet", background="transparent")
-    assert clear.channels == 4 and plate.channels == 3
-    clear.prepare(rgb, pose)
-    rgba = next(iter(clear.render(seq)))
-    assert rgba.shape == rgb.shape[:2] + (4,) and rgba.dtype == np.uint8
-    inside = cv2.erode((plate.alpha > 0.99).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-    outside = cv2.dilate((plate.alpha > 0.01).astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+def test_transparent_frames_keep_the_character_and_its_alpha(character, on_plate):
+    plate_frame, inside, outside = on_plate
+    clear, rgba = _first_frame(character, background="transparent")
+    assert clear.channels == 4
+    assert rgba.shape == plate_frame.shape[:2] + (4,) and rgba.dtype == np.uint8
     # opaque on her (a few pixels where two layers' soft edges meet keep at least 85 %), clear around her
     assert (rgba[inside, 3] == 255).mean() > 0.95 and rgba[inside, 3].min() >= 0.85 * 255
     assert (rgba[outside, 3] == 0).all()
-    on_plate = next(iter(plate.render(seq)))
-    assert (np.abs(rgba[inside, :3].astype(int) - on_plate[inside]).max(axis=1) <= 2).mean() > 0.99
+    assert (np.abs(rgba[inside, :3].astype(int) - plate_frame[inside]).max(axis=1) <= 2).mean() > 0.99
     # straight alpha: a half-covered edge pixel keeps the character's colour, not one darkened towards black
     edge = (rgba[..., 3] > 40) & (rgba[..., 3] < 215)
     assert edge.sum() > 50
