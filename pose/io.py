@@ -342,11 +342,14 @@ def load_pose_frame(path: str | os.PathLike, index: int = 0, size: tuple[int, in
     if path.suffix.lower() == ".json" and path.is_file():
         from .openpose_json import is_openpose, load_openpose_frame
 
-        if is_openpose(_read_json(path)):
+        data = _read_json(path)
+        if is_openpose(data):
             if index != 0:
                 raise PoseFileError(f"OpenPose file {path} holds one frame; frame {index} does not exist")
             return load_openpose_frame(path, size)
-    seq = load_sequence(path)
+        seq = sequence_from_dict(data, path)
+    else:
+        seq = load_sequence(path)
     if not -len(seq) <= index < len(seq):
         raise PoseFileError(f"pose file {path} has {len(seq)} frames; frame {index} does not exist")
     frame = seq[index]
