@@ -788,7 +788,8 @@ class Animator:
         Args:
             reference: character image (path, ``(H, W, 3)`` uint8 array or PIL image).
             driving: video, skeleton video (``*_kps.mp4``), pose file (``.json``/``.npz``) or PoseSequence.
-            output: video to write; ``None`` = ``<output.dir>/<reference>_<driving>.mp4``.
+            output: video to write; ``None`` = ``<output.dir>/<reference>_<driving>.mp4`` (``.webm`` for a
+                transparent background).
             size: output ``(width, height)``, even sides; ``None`` = config, else reference aspect at
                 ``output.height`` px.
             fps: output frame rate; ``None`` = config, else the driving's.
@@ -809,7 +810,8 @@ class Animator:
         if output is None:
             ref_stem = Path(reference).stem if isinstance(reference, (str, os.PathLike)) else "reference"
             drv_stem = Path(driving).stem if isinstance(driving, (str, os.PathLike)) else "driving"
-            output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}.mp4"
+            suffix = ".webm" if getattr(self.renderer, "channels", 3) == 4 else ".mp4"  # transparent: keep alpha
+            output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}{suffix}"
         output = check_output_path(output, overwrite)
         if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now
             check_output_path(output, overwrite, alpha=True)

@@ -136,3 +136,15 @@ def test_transparent_video_has_an_alpha_channel(tmp_path, data_dir):
     # H.264 has no alpha: refused before any pose work, nothing written
     assert main(["animate", ref, driving, "-o", str(tmp_path / "clear.mp4"), "--background", "transparent"]) == 2
     assert not (tmp_path / "clear.mp4").exists()
+
+
+def test_api_default_output_of_a_transparent_render_is_webm(tmp_path, data_dir):
+    from animate.api import Animator
+
+    with Animator(renderer__options__background="transparent", output__dir=str(tmp_path)) as animator:
+        path = animator.animate(data_dir / "ref" / "anyone-2.png", data_dir / "dance_short.mp4", end=2,
+                                size=(128, 192), progress=False)
+        frames = list(animator.stream(data_dir / "ref" / "anyone-2.png", data_dir / "dance_short.mp4", end=2,
+                                      size=(128, 192), progress=False))
+    assert path.suffix == ".webm" and path.exists()
+    assert frames[0].shape == (192, 128, 4)
