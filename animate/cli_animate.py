@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("reference", metavar="REFERENCE", help="character image (PNG/JPEG; transparency composited on white)")
     p.add_argument("driving", metavar="DRIVING", help="driving video, folder of frames, skeleton video (*_kps.mp4), pose file "
                                                         "(.json/.npz) or folder of OpenPose JSON files")
-    p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .mov, .mkv, .avi, .webm (VP9) or .gif")
+    p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .mov, .mkv, .avi, .webm (VP9) or "
+                                                           ".gif; or numbered PNG frames such as shots/dance_%%05d.png")
     p.add_argument("--size", type=size_arg, help="output WxH (default: the reference's aspect at 768 px height)")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the driving video's)")
     p.add_argument("--start", type=frame_index, help="first driving frame (default 0)")
@@ -44,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--background", metavar="B",
                    help="puppet renderer: draw the character over B instead of the reference's own background: "
                         "a colour (green, blue, white, black, grey, #rrggbb; a green screen for compositing), "
-                        "a picture file, or transparent (RGBA, for a .webm or .mov output)")
+                        "a picture file, or transparent (RGBA, for a .webm, .mov or PNG-frames output)")
     p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pose.errors import InputError, OutputError
+from pose.image_sequence import check_sequence_output, is_image_sequence
 from pose.video import ffmpeg_exe, video_format
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
         OutputError: the file exists and ``overwrite`` is False, the path is a folder, a video's format is
             unknown, or its folder cannot be created or written.
     """
+    if video and is_image_sequence(path):  # numbered PNG frames: lossless, alpha kept, no audio
+        return check_sequence_output(path, overwrite)
     path = Path(os.path.expanduser(str(path)))
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
@@ -150,8 +153,9 @@ def write_video(
     Args:
         frames: iterable of ``(H, W, 3)`` uint8 RGB frames, all of one size (consumed lazily); ``(H, W, 4)``
             RGBA frames keep their transparency and need a ``.webm`` or ``.mov`` path.
-        path: output video file (a suffix of :data:`pose.video.VIDEO_FORMATS`: ``.mp4``, ``.webm``, ``.gif``...);
-            its folder is created if missing.
+        path: output video file (a suffix of :data:`pose.video.VIDEO_FORMATS`: ``.mp4``, ``.webm``, ``.gif``...),
+            or numbered PNG frames (``shots/dance_%05d.png``, :mod:`pose.image_sequence`; no audio); its folder
+            is created if missing.
         fps: frame rate of the output.
         audio_from: a video/audio file whose audio track is copied, trimmed to
             ``[audio_start, audio_start + frames / fps)``; ``None`` or a file without audio gives a
@@ -168,6 +172,7 @@ def write_video(
         OutputError: ``path`` exists and ``overwrite`` is False, cannot be written, or muxing failed.
         InputError: there are no frames, or a frame has another size or dtype than the first.
     """
+    from pose.image_sequence import ImageSequenceWriter
     from pose.video import VideoWriter
 
     if not fps > 0:
@@ -182,13 +187,16 @@ def write_video(
         raise InputError(f"frames for {path} must be (H, W, 3) uint8 RGB or (H, W, 4) RGBA, got {first.shape} "
                          f"{first.dtype}")
     alpha = first.shape[2] == 4
-    if alpha:
+    sequence = is_image_sequence(path)
+    if alpha and not sequence:
         video_format(path, alpha=True)  # transparent frames need a container with an alpha channel
 
-    with_audio = audio_from is not None and has_audio(audio_from)
-    if audio_from is not None and not with_audio:
+    with_audio = audio_from is not None and not sequence and has_audio(audio_from)
+    if sequence and audio_from is not None:
+        logger.info("an image sequence has no audio track; the audio of %s is left out", audio_from)
+    if audio_from is not None and not with_audio and not sequence:
         logger.info("%s has no audio track; %s will be silent", audio_from, path.name)
-    if with_audio and video_format(path).audio is None:
+    if with_audio and video_format(path, alpha).audio is None:
         logger.info("%s cannot hold audio; the audio of %s is left out", path.name, audio_from)
         with_audio = False
     counter = [0]
@@ -196,7 +204,9 @@ def write_video(
     h, w = first.shape[:2]
     bar = tqdm(total=total, desc=f"writing {path.name}", unit="frame", disable=not progress, leave=False)
     try:
-        with VideoWriter(path, fps, (w, h), overwrite=overwrite, on_finalize=finalize, alpha=alpha) as writer:
+        writer_cls = ImageSequenceWriter if sequence else VideoWriter
+        options = {} if sequence else {"on_finalize": finalize}
+        with writer_cls(path, fps, (w, h), overwrite=overwrite, alpha=alpha, **options) as writer:
             for frame in _chain(first, it):
                 if frame.shape != first.shape or frame.dtype != np.uint8:
                     raise InputError(
