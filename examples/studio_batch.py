@@ -2,6 +2,7 @@
 
     python examples/studio_batch.py                                  # tests' reference images -> out/batch/
     python examples/studio_batch.py CHARACTERS_DIR --driving dance.mp4 --out-dir renders/
+    python examples/studio_batch.py CHARACTERS_DIR --background transparent   # .webm with alpha, to composite
 
 Driving poses are extracted once and reused for every character. A character whose pose cannot be found is
 reported and skipped (give it a pose file named ``<image stem>.pose.json`` next to the image); the job
@@ -34,18 +35,22 @@ def main() -> None:
     parser.add_argument("--size", default="384x640", help="output WxH for every character (default 384x640)")
     parser.add_argument("--renderer", default="puppet", help="puppet (CPU) or diffusion (GPU)")
     parser.add_argument("--config", help="Animator YAML (see configs/default.yaml)")
+    parser.add_argument("--background", help="puppet: green, #rrggbb, a picture, or transparent (writes .webm "
+                                             "with an alpha channel) instead of each character's own background")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     images = sorted(p for p in Path(args.characters).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     out_dir = Path(args.out_dir)
     summary: dict[str, dict] = {}
-    with Animator.from_config(args.config, renderer=args.renderer, size=args.size) as animator:
+    overrides = {"renderer__options__background": args.background} if args.background else {}
+    suffix = ".webm" if args.background == "transparent" else ".mp4"
+    with Animator.from_config(args.config, renderer=args.renderer, size=args.size, **overrides) as animator:
         driving = animator.load_driving(args.driving, end=args.end)  # extracted once for every character
         for image in images:
             pose_file = image.with_suffix(".pose.json")
             try:
-                path = animator.animate(image, driving, out_dir / f"{image.stem}.mp4", overwrite=True,
+                path = animator.animate(image, driving, out_dir / f"{image.stem}{suffix}", overwrite=True,
                                         reference_pose=pose_file if pose_file.is_file() else None)
                 summary[image.name] = {"output": str(path), **animator.last_stats.to_dict()}
             except PosedriveError as exc:  # one bad character must not stop the batch
