@@ -189,3 +189,21 @@ def test_extract_checks_the_openpose_folder_before_detecting(tmp_path, data_dir)
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 2 and "already exists" in run.stderr and "--overwrite" in run.stderr
     assert not (tmp_path / "p.json").exists()
+
+
+def test_openpose_folder_drives_with_its_gaps_filled(tmp_path, dance_short_poses):
+    """OpenPose writes an empty 'people' list where it found nobody: as driving input, such frames are
+    interpolated like the detector's own misses, and the poses smoothed."""
+    from animate.api import Animator
+
+    folder = tmp_path / "op"
+    save_openpose(dance_short_poses, folder, "clip")
+    for i in (10, 11):  # OpenPose lost the dancer for two frames
+        (folder / f"clip_{i:012d}_keypoints.json").write_text(json.dumps(
+            {"people": [], "canvas_width": dance_short_poses.width, "canvas_height": dance_short_poses.height}))
+    with Animator(renderer="puppet") as animator:
+        seq = animator.load_driving(folder, progress=False)
+    assert len(seq) == 24 and seq.status[10] == FrameStatus.INTERPOLATED and seq.status[11] == FrameStatus.INTERPOLATED
+    neck = seq.keypoints[:, B["neck"], :2]
+    assert np.isfinite(neck).all()
+    assert np.linalg.norm(neck[10] - (neck[9] + neck[12]) / 2) < 0.05 * dance_short_poses.height
