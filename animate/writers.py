@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from pose.errors import InputError, OutputError
 from pose.image_sequence import check_sequence_output, is_image_sequence
+from pose.io import ensure_output_folder
 from pose.video import ffmpeg_exe, video_format
 
 logger = logging.getLogger(__name__)
@@ -61,13 +62,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
         raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     if video:
         video_format(path, alpha)  # an unknown container fails now, not after the rendering
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder {folder} for {path} ({exc.strerror}); choose a writable output path") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    ensure_output_folder(path)
     return path
 
 

@@ -14,12 +14,12 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Self
 
 import cv2
 import numpy as np
 
 from .errors import OutputError
+from .io import AtomicWriter, ensure_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +55,11 @@ def check_sequence_output(pattern: str | os.PathLike, overwrite: bool = False) -
     first = frame_path(p, 0)
     if first.exists() and not overwrite:
         raise OutputError(f"{first} already exists; pass --overwrite (overwrite=True) to replace the sequence")
-    folder = p.parent if str(p.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder {folder} for {p} ({exc.strerror}); choose a writable output path") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {p}: folder {folder} is not writable; choose another output path")
+    ensure_output_folder(p)
     return p
 
 
-class ImageSequenceWriter:
+class ImageSequenceWriter(AtomicWriter):
     """Write frames as numbered PNG files (RGB, or RGBA with ``alpha``), atomically.
 
     Same interface as :class:`pose.video.VideoWriter` (``write``, ``close``, ``abort``, context manager).
@@ -133,15 +127,6 @@ class ImageSequenceWriter:
             return
         self._done = True
         shutil.rmtree(self._work, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:  # never leave a partial sequence behind (even at interpreter shutdown)
         with contextlib.suppress(Exception):

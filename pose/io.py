@@ -33,7 +33,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -58,6 +58,43 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+def ensure_output_folder(path: str | os.PathLike) -> Path:
+    """Create the folder of the output ``path`` if needed and check that it can be written; returns the folder.
+
+    Raises:
+        OutputError: the folder cannot be created or is not writable (the message names ``path``).
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {folder} for {path} ({exc.strerror}); choose a writable output path") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    return folder
+
+
+class AtomicWriter:
+    """The context-manager side of the streaming writers: :meth:`close` when the block succeeds (the output
+    moves into place), :meth:`abort` on an exception, Ctrl-C included (nothing partial is left)."""
+
+    def close(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OutputError, VideoError
-from .io import publish
+from .io import AtomicWriter, publish
 
 logger = logging.getLogger(__name__)
 
@@ -736,7 +736,7 @@ def open_video(path: str | os.PathLike, fps: float | None = None, *, max_size: i
 # --------------------------------------------------------------------------------------------------
 # writing videos
 # --------------------------------------------------------------------------------------------------
-class VideoWriter:
+class VideoWriter(AtomicWriter):
     """Stream RGB frames into a video file, atomically.
 
     Frames are piped to ffmpeg, which writes ``.<name>.<random>.partial<suffix>`` next to ``path``;
@@ -929,15 +929,6 @@ class VideoWriter:
         for path in (self.temp_path, self._palette):
             if path is not None:
                 path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:  # never leave a partial file or a running ffmpeg behind
         try:
