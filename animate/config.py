@@ -185,8 +185,15 @@ class AnimateConfig:
         return _plain(dataclasses.asdict(self))
 
     def renderer_options(self) -> dict:
-        """Constructor options of the configured renderer (``config``/``weights_dir`` added for ``diffusion``)."""
+        """Constructor options of the configured renderer (``config``/``weights_dir`` added for ``diffusion``; a
+        puppet ``background`` picture path not found from the working folder is looked for beside the YAML)."""
         opts = dict(self.renderer.options)
+        background = opts.get("background")
+        if self.renderer.name == "puppet" and isinstance(background, str) and self.source:
+            # a picture named in a YAML: found from the working folder, else next to that YAML
+            here, there = Path(os.path.expanduser(background)), Path(self.source).parent / background
+            if not here.is_absolute() and not here.is_file() and there.is_file():
+                opts["background"] = str(there)
         if self.renderer.name == "diffusion":
             opts.setdefault("config", self.diffusion_config_path())
             if self.diffusion.weights is not None:

@@ -148,3 +148,16 @@ def test_api_default_output_of_a_transparent_render_is_webm(tmp_path, data_dir):
                                       size=(128, 192), progress=False))
     assert path.suffix == ".webm" and path.exists()
     assert frames[0].shape == (192, 128, 4)
+
+
+def test_background_picture_in_a_yaml_is_found_beside_it(tmp_path, data_dir):
+    import shutil
+
+    from animate.config import load_config
+
+    shutil.copy(data_dir / "dance_000.jpg", tmp_path / "stage.jpg")
+    yaml = tmp_path / "job.yaml"
+    yaml.write_text("renderer:\n  options: {background: stage.jpg}\n")
+    options = load_config(yaml).renderer_options()
+    assert options["background"] == str(tmp_path / "stage.jpg")
+    create_renderer("puppet", **options)  # valid: the picture exists
