@@ -283,12 +283,16 @@ class PuppetLayer:
 
 
 def unpremultiply(rgba: np.ndarray) -> np.ndarray:
-    """Straight-alpha ``(H, W, 4)`` uint8 RGBA of a premultiplied one (colour / alpha where alpha > 0)."""
-    alpha = rgba[..., 3:].astype(np.float32)
-    colour = rgba[..., :3].astype(np.float32) * 255.0 / np.maximum(alpha, 1.0)
-    out = np.empty_like(rgba)
-    out[..., :3] = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
-    out[..., 3] = rgba[..., 3]
+    """Straight-alpha ``(H, W, 4)`` uint8 RGBA of a premultiplied one (colour / alpha where alpha > 0).
+
+    Only the partly covered pixels (the silhouette's soft edge) are divided; opaque and empty ones, nearly
+    all of a frame, are copied."""
+    out = rgba.copy()
+    a = rgba[..., 3]
+    ys, xs = np.nonzero((a > 0) & (a < 255))
+    if len(ys):
+        edge = rgba[ys, xs].astype(np.float32)
+        out[ys, xs, :3] = np.clip(edge[:, :3] * 255.0 / edge[:, 3:] + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
