@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="detect whole-body poses in a video, frame folder or skeleton video")
     p.add_argument("video", help="video file, folder of frames, or skeleton video (*_kps.mp4)")
     p.add_argument("-o", "--output", required=True, help="pose file to write (.json or .npz)")
-    p.add_argument("--render", metavar="VIDEO", help="also render the skeleton to this video")
+    p.add_argument("--render", metavar="VIDEO", help="also render the skeleton to this video (or PNG frames: skel/%%05d.png)")
     p.add_argument("--openpose", metavar="DIR", help="also write one OpenPose JSON file per frame into this folder "
                                                      "(BODY_25, face, hands; for ControlNet tools)")
     p.add_argument("--style", default="openpose", help="skeleton style for --render (default: openpose)")
@@ -61,8 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_retarget)
 
     p = sub.add_parser("render", help="render a pose sequence as a skeleton video")
-    p.add_argument("poses", help="pose file (.json/.npz)")
-    p.add_argument("-o", "--output", required=True, help="video to write (.mp4)")
+    p.add_argument("poses", help="pose file (.json/.npz) or folder of OpenPose JSON files")
+    p.add_argument("-o", "--output", required=True,
+                   help="video to write (.mp4, .webm, ...) or numbered PNG frames (skel/%%05d.png, for ControlNet)")
     p.add_argument("--style", default="openpose", help="drawing convention: openpose (default), musepose, ...")
     p.add_argument("--size", type=size_arg, help="output size WxH (default: the pose file's size)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -97,21 +98,29 @@ def _detect_every(text: str) -> int | str:
 
 def _check_output(path: str, overwrite: bool) -> None:
     from pose.errors import OutputError
+    from pose.image_sequence import check_sequence_output, is_image_sequence
 
-    if Path(path).exists() and not overwrite:
+    if is_image_sequence(path):
+        check_sequence_output(path, overwrite)
+    elif Path(path).exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --overwrite to replace it")
 
 
 def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, progress: bool) -> None:
-    """Render ``seq`` with ``style`` into the video ``path`` (atomic)."""
+    """Render ``seq`` with ``style`` into the video ``path``, or numbered PNG frames (``skel/%05d.png``),
+    atomically."""
     from tqdm import tqdm
 
+    from pose.image_sequence import ImageSequenceWriter, is_image_sequence
     from pose.render import render_sequence
     from pose.video import VideoWriter
 
     width, height = size or (seq.width, seq.height)
-    width, height = width - width % 2, height - height % 2
-    with VideoWriter(path, seq.fps, (width, height), overwrite=overwrite) as writer:
+    sequence = is_image_sequence(path)
+    if not sequence:  # yuv420p video needs even sides
+        width, height = width - width % 2, height - height % 2
+    writer_cls = ImageSequenceWriter if sequence else VideoWriter
+    with writer_cls(path, seq.fps, (width, height), overwrite=overwrite) as writer:
         frames = render_sequence(seq, style=style, size=(width, height))
         for frame in tqdm(frames, total=len(seq), desc="render", unit="frame", disable=not progress):
             writer.write(frame)

@@ -99,3 +99,20 @@ def test_usage_error_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["pose", "render"])
     assert exc.value.code == 2
+
+
+def test_render_skeleton_png_frames(dance_short_poses, tmp_path, capsys):
+    """Skeleton frames as numbered PNGs (for ControlNet tools), the same images as the video's frames."""
+    from pose.io import save_sequence
+    from pose.render import render_pose
+
+    poses = tmp_path / "poses.json"
+    save_sequence(dance_short_poses.slice(0, 3), poses)
+    assert main(["pose", "render", str(poses), "-o", str(tmp_path / "skel" / "s_%03d.png")]) == 0
+    names = sorted(p.name for p in (tmp_path / "skel").iterdir())
+    assert names == ["s_000.png", "s_001.png", "s_002.png"]
+    png = cv2.cvtColor(cv2.imread(str(tmp_path / "skel" / "s_001.png")), cv2.COLOR_BGR2RGB)
+    expected = render_pose(dance_short_poses[1], style="openpose", size=(dance_short_poses.width, dance_short_poses.height))
+    assert png.shape == expected.shape and (png == expected).all()  # lossless
+    assert main(["pose", "render", str(poses), "-o", str(tmp_path / "skel" / "s_%03d.png")]) == 2
+    assert "already exists" in capsys.readouterr().err
