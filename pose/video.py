@@ -118,8 +118,9 @@ def video_format(path: str | os.PathLike, alpha: bool = False) -> VideoFormat:
                               ".webm (VP9) or .mov (ProRes 4444)")
         return ALPHA_FORMATS[suffix]
     if suffix not in VIDEO_FORMATS:
+        hint = f" (for numbered PNG frames, a name such as {Path(path).stem}_%05d.png)" if suffix == ".png" else ""
         raise OutputError(f"cannot write a video to {path}: unknown format {suffix!r}; use one of "
-                          f"{', '.join(VIDEO_FORMATS)}")
+                          f"{', '.join(VIDEO_FORMATS)}{hint}")
     return VIDEO_FORMATS[suffix]
 
 
