@@ -65,6 +65,9 @@ logger = logging.getLogger(__name__)
 #: How far (in limb radii) a leg layer continues under the body's share of its thigh (``leg_underlay``).
 LEG_UNDERLAY_RADII = 1.5
 
+#: The leg layers' fixed order, back to front (``Rig.layers``): where they touch in the reference, the one
+#: behind goes on a little under the other, so that the seam between them does not show what lies behind.
+BACK_LEG, FRONT_LEG = "right_leg", "left_leg"
 #: A limb layer continues past the image border (:mod:`.offcanvas`) only this many limb radii from its bones.
 LIMB_REACH_RADII = 1.5
 #: The body's colours continued under a limb leave out its pixels this close to the limb (fraction of the
@@ -558,6 +561,9 @@ class PuppetRenderer(Renderer):
         origin = np.array([padding[2], padding[0]], np.float64)
         alpha_work = extend_past_border(hold_mask_at_border(alpha, padding, inset), padding)
         region_grown = extend_past_border(region_grown, padding)
+        front_leg = None
+        if BACK_LEG in rig.layers and FRONT_LEG in rig.layers:
+            front_leg = extend_past_border((labels == rig.layers.index(FRONT_LEG)).astype(np.uint8), padding)
         self.layers = []
         for name, rig_layer, own, image in parts:
             if own.sum() < spacing * spacing:
@@ -573,8 +579,14 @@ class PuppetRenderer(Renderer):
                 logger.info("layer %s could not be meshed; skipped", name)
                 continue
             mesh = Mesh(work_mesh.vertices - origin, work_mesh.triangles)
-            # layer alpha: the body extends a little under the limbs so that seams never show the plate
-            cover = cv2.dilate(own, grow) if name == "body" else own
+            # layer alpha: the body extends a little under the limbs so that seams never show the plate, and
+            # so does the leg drawn behind under the other leg where they touch
+            if name == "body":
+                cover = cv2.dilate(own, grow)
+            elif name == BACK_LEG and front_leg is not None:
+                cover = own | (cv2.dilate(own, grow) & front_leg)
+            else:
+                cover = own
             layer_alpha = alpha_work * cv2.GaussianBlur(cover.astype(np.float32), (0, 0), 0.7)
             loose = extend_past_border(rig.looseness((h, w), rig_layer), padding) if opt.loose_feather > 0 else None
             texture = layer_texture(image, layer_alpha, opt.edge_feather * h, loose, opt.loose_feather * h)
