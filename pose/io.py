@@ -311,7 +311,8 @@ def _load_npz(path: Path) -> PoseSequence:
                         dict(head.get("meta", {})))
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; a :class:`PoseFileError` names the file when it is not UTF-8 text or not JSON."""
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
@@ -335,9 +336,9 @@ def load_sequence(path: str | os.PathLike, fps: float | None = None) -> PoseSequ
             the message names the file and the offending field.
     """
     from .openpose_json import (
+        frame_from_openpose,
         is_openpose,
         load_openpose_folder,
-        load_openpose_frame,
         openpose_files,
     )
     from .video import DEFAULT_FOLDER_FPS
@@ -354,9 +355,9 @@ def load_sequence(path: str | os.PathLike, fps: float | None = None) -> PoseSequ
         return _load_npz(path)
     if suffix != ".json":
         raise PoseFileError(f"pose file {path} must be .json or .npz")
-    data = _read_json(path)
+    data = read_json(path)
     if is_openpose(data):
-        frame = load_openpose_frame(path)
+        frame = frame_from_openpose(data, path)
         return PoseSequence(frame.keypoints[None].copy(), frame.width, frame.height, fps or DEFAULT_FOLDER_FPS,
                             np.array([int(frame.status)], np.uint8), meta={"source": str(path), "format": "openpose"})
     return sequence_from_dict(data, path)
@@ -377,13 +378,13 @@ def load_pose_frame(path: str | os.PathLike, index: int = 0, size: tuple[int, in
     """
     path = Path(path)
     if path.suffix.lower() == ".json" and path.is_file():
-        from .openpose_json import is_openpose, load_openpose_frame
+        from .openpose_json import frame_from_openpose, is_openpose
 
-        data = _read_json(path)
+        data = read_json(path)
         if is_openpose(data):
             if index != 0:
                 raise PoseFileError(f"OpenPose file {path} holds one frame; frame {index} does not exist")
-            return load_openpose_frame(path, size)
+            return frame_from_openpose(data, path, size)
         seq = sequence_from_dict(data, path)
     else:
         seq = load_sequence(path)

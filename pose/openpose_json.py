@@ -33,7 +33,7 @@ import numpy as np
 
 from . import layout
 from .errors import OutputError, PoseFileError
-from .io import publish
+from .io import publish, read_json
 from .sequence import FrameStatus, PoseFrame, PoseSequence
 from .video import natural_key
 
@@ -106,13 +106,7 @@ def _body_score(kps: np.ndarray) -> float:
 
 
 def _read(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except UnicodeDecodeError as exc:
-        raise PoseFileError(f"OpenPose file {path} is not UTF-8 text JSON") from exc
-    except json.JSONDecodeError as exc:
-        raise PoseFileError(f"OpenPose file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    data = read_json(path)
     if not is_openpose(data):
         raise PoseFileError(f"{path} is not an OpenPose keypoint file (no 'people' list)")
     return data
@@ -158,7 +152,12 @@ def load_openpose_frame(path: str | os.PathLike, size: tuple[int, int] | None = 
     path = Path(path)
     if not path.is_file():
         raise PoseFileError(f"pose file {path} does not exist; check the path")
-    data = _read(path)
+    return frame_from_openpose(_read(path), path, size)
+
+
+def frame_from_openpose(data: dict, path: str | os.PathLike, size: tuple[int, int] | None = None) -> PoseFrame:
+    """:func:`load_openpose_frame` of the already parsed file ``data`` (``path`` names it in errors)."""
+    path = Path(path)
     people = _people(path, data)
     if not people:
         raise PoseFileError(f"OpenPose file {path} lists no person in 'people'")
