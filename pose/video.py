@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -96,9 +96,9 @@ VIDEO_FORMATS: dict[str, VideoFormat] = {
 #: Containers that keep an alpha channel (transparent frames): VP9 with alpha in WebM (browsers, editors) and
 #: ProRes 4444 in QuickTime (video editing and compositing). H.264 has no alpha; a GIF's is 1 bit.
 ALPHA_FORMATS: dict[str, VideoFormat] = {
-    ".webm": VideoFormat("libvpx-vp9", "yuva420p", 32, "libopus",
-                         ("-b:v", "0", "-row-mt", "1", "-deadline", "realtime", "-cpu-used", "6",
-                          "-auto-alt-ref", "0")),
+    # the same VP9 encoding with an alpha plane (which libvpx only stores without alternate reference frames)
+    ".webm": replace(VIDEO_FORMATS[".webm"], pix_fmt="yuva420p",
+                     extra=(*VIDEO_FORMATS[".webm"].extra, "-auto-alt-ref", "0")),
     ".mov": VideoFormat("prores_ks", "yuva444p10le", None, "aac", ("-profile:v", "4444", "-vendor", "apl0"),
                         faststart=True),
 }
