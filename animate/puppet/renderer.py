@@ -466,7 +466,8 @@ class PuppetRenderer(Renderer):
         if unknown:
             raise ConfigError(f"unknown puppet option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         self.options = PuppetOptions(**options)
-        self.transparent = parse_backdrop(self.options.background) == TRANSPARENT
+        self._backdrop = parse_backdrop(self.options.background)
+        self.transparent = self._backdrop == TRANSPARENT
         self.channels = 4 if self.transparent else 3
         self.rig: Rig | None = None
         self.layers: list[PuppetLayer] = []
@@ -605,7 +606,7 @@ class PuppetRenderer(Renderer):
                         max(padding))
         if not self.layers:
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
-        backdrop = backdrop_image(parse_backdrop(opt.background), (w, h))
+        backdrop = backdrop_image(self._backdrop, (w, h))
         if backdrop is None:
             backdrop = inpaint_background(ref, alpha if hole is None else hole, opt.inpaint,
                                           dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
