@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import inspect
 from typing import Callable, ClassVar, Iterator
 
 import numpy as np
@@ -69,11 +70,20 @@ def register_renderer(name: str, target: str | Callable[..., Renderer]) -> None:
 
 
 def create_renderer(name: str, **options) -> Renderer:
-    """Instantiate the renderer called ``name`` with keyword ``options``."""
+    """Instantiate the renderer called ``name`` with keyword ``options``.
+
+    Raises:
+        ConfigError: unknown name, or an option its constructor does not take.
+    """
     target = _REGISTRY.get(name)
     if target is None:
         raise ConfigError(f"unknown renderer '{name}'; choose one of: {', '.join(available_renderers())}")
     if isinstance(target, str):
         module_name, cls_name = target.split(":")
         target = getattr(importlib.import_module(module_name), cls_name)
+    try:  # an option the renderer does not take is a config error naming it, not a TypeError
+        inspect.signature(target).bind(**options)
+    except TypeError as exc:
+        raise ConfigError(f"invalid option for renderer '{name}' ({exc}); see help({target.__module__}."
+                          f"{target.__qualname__})") from None
     return target(**options)

@@ -16,7 +16,7 @@ import pytest
 from animate.api import Animator, canvas_size, fit_image, frame_border, hold_missing, resample
 from animate.config import load_config
 from tests.helpers import StampRenderer
-from pose.errors import InputError, NoPersonError, OutputError
+from pose.errors import ConfigError, InputError, NoPersonError, OutputError
 from pose.sequence import FrameStatus, PoseFrame, PoseSequence
 
 NECK = 1
@@ -443,3 +443,11 @@ def test_cpu_path_does_not_import_torch(driving, reference, reference_pose):
     import sys
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_renderer_option_it_does_not_take_is_a_config_error():
+    from animate.renderer import create_renderer
+
+    with pytest.raises(ConfigError, match="invalid option for renderer 'stamp'.*background"):
+        create_renderer("stamp", background="green")
+    assert create_renderer("stamp", interrupt_after=3).interrupt_after == 3
