@@ -38,7 +38,7 @@ from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence
 from reference.mesh import Mesh, rasterize_triangles, triangle_affines, triangulate_mask
 from reference.morphology import disc
-from reference.rig import SKULL_FADE, Rig, absorb_islands
+from reference.rig import LEG_LAYERS, SKULL_FADE, Rig, absorb_islands
 from reference.segmentation import (
     SegmentationConfig,
     coarse_mask,
@@ -65,9 +65,9 @@ logger = logging.getLogger(__name__)
 #: How far (in limb radii) a leg layer continues under the body's share of its thigh (``leg_underlay``).
 LEG_UNDERLAY_RADII = 1.5
 
-#: The leg layers' fixed order, back to front (``Rig.layers``): where they touch in the reference, the one
+#: The leg layers, back to front, in the rig's fixed draw order: where they touch in the reference, the one
 #: behind goes on a little under the other, so that the seam between them does not show what lies behind.
-BACK_LEG, FRONT_LEG = "right_leg", "left_leg"
+BACK_LEG, FRONT_LEG = LEG_LAYERS
 #: A limb layer continues past the image border (:mod:`.offcanvas`) only this many limb radii from its bones.
 LIMB_REACH_RADII = 1.5
 #: The body's colours continued under a limb leave out its pixels this close to the limb (fraction of the
