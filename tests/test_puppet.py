@@ -546,12 +546,14 @@ def test_plate_loses_hair_tips_coloured_like_the_character(data_dir):
     rows = slice(int(nose[1] - 0.1 * H), int(nose[1] + 0.12 * H))
     cols = slice(int(nose[0] - 0.15 * H), int(nose[0] + 0.15 * H))
     wisps = {}
-    for ratio in (4.0, 0.0):
-        r = create_renderer("puppet", hole_colour_ratio=ratio)
+    for ratio, translucent in ((4.0, False), (0.0, False), (0.0, True)):
+        r = create_renderer("puppet", hole_colour_ratio=ratio, translucent=translucent)
         r.prepare(rgb, pose)
         plate = r.background.astype(int)[rows, cols]
-        wisps[ratio] = int(((plate[..., 0] > 190) & (plate[..., 1] > 150) & (plate[..., 2] < 150)).sum())
-    assert wisps[0.0] > 200 and wisps[4.0] < 0.1 * wisps[0.0], wisps  # 615 -> 8 px when written
+        wisps[ratio, translucent] = int(((plate[..., 0] > 190) & (plate[..., 1] > 150) & (plate[..., 2] < 150)).sum())
+    off = wisps[0.0, False]
+    assert off > 200 and wisps[4.0, False] < 0.1 * off, wisps  # 615 -> 8 px when written
+    assert wisps[0.0, True] < 0.1 * off, wisps  # the translucent fringe (gold, not in the sky) takes them too
 
     image = np.full((100, 100, 3), (40, 30, 90), np.uint8)  # a night sky ...
     image[20:80, 40:60] = (250, 210, 90)                     # ... a blonde character ...

@@ -59,6 +59,7 @@ from .offcanvas import (
     inset_lines,
     repair_edge_lines,
 )
+from .translucent import attach_translucent, nearest_labels, translucent_fringe
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,11 @@ class PuppetOptions:
             times likelier under the character's outline colours than under the background's around it
             (:func:`~animate.puppet.inpaint.colour_fringe`; default 4, 0 = off): hair tips and glows the
             segmentation missed would float in the plate. Not used with a given mask.
+        translucent: translucent and glowing parts beside the character that the segmentation leaves out
+            (sheer sleeves, a glowing rim, a halo) move with it (:mod:`.translucent`; default True): pixels
+            within 8 % of the height of the cut-out whose colours the background around them lacks are
+            inpainted in the plate and attached to the nearest layer with an alpha unmixed from the plate.
+            Never beside the legs (shadows, the floor between the feet). Not used with a given mask.
         skinning_power: skinning weight falloff exponent (default 5).
         layer_margin: layer meshes grow past their region by this fraction of the height (default 0.008).
         score_threshold: driving keypoints below this score count as missing (default 0.3).
@@ -188,6 +194,7 @@ class PuppetOptions:
     refine_feet: bool = True
     hole_threshold: float = 0.5
     hole_colour_ratio: float = 4.0
+    translucent: bool = True
     skinning_power: float = 5.0
     layer_margin: float = 0.008
     score_threshold: float = 0.3
@@ -507,16 +514,35 @@ class PuppetRenderer(Renderer):
         rig = Rig(reference_pose, opt.score_threshold, opt.leg_layers, opt.thigh_body_fraction, opt.torso_affine,
                   opt.torso_stiffness, opt.head_from_ears, opt.skirt_stretch)
         region = alpha > 0.02
-        # the layers are meshed and textured on the working image: the reference continued past the sides
-        # of the image that cut the character (.offcanvas), without the edge line many images end in
         padding = border_padding(region, opt.border_extend * h)
-        inset = inset_lines(h)
-        colours = repair_edge_lines(ref, region, padding, inset) if any(padding) else ref
         labels, owners = rig.layer_maps(region)
         labels = rig.skirt_hem(ref, labels)
         if opt.colour_split:
             labels = rig.hair_over_arms(ref, rig.refine_limb_labels(ref, labels))
         labels = absorb_islands(labels, owners=owners)
+        plate = None  # the inpainted background, once made
+        work = ref  # the colours the layers are textured with
+        if mask is None and opt.translucent:
+            # sheer sleeves, glowing rims: left in the plate they would float there as a ghost (.translucent)
+            legs = [rig.layers.index(n) for n in LEG_LAYERS if n in rig.layers]
+            fringe = translucent_fringe(ref, alpha, exclude=np.isin(labels, legs))
+            if fringe.any():
+                hole = np.maximum(alpha if hole is None else hole, fringe.astype(np.float32))
+                plate = self._plate(ref, hole)
+                extra, work = attach_translucent(ref, plate, fringe)
+                attached = extra > 0
+                if attached.any():
+                    alpha = np.maximum(alpha, extra)
+                    labels, owners = nearest_labels(labels, owners, attached)
+                    if "body" in rig.layers:  # a halo or hair tips by a hand raised to the face stay with the head
+                        head = attached & rig.head_zone(attached.shape)
+                        labels[head] = owners[head] = rig.layers.index("body")
+                    region = region | attached
+                    logger.info("translucent parts beside the character (%d px) attached to it", int(attached.sum()))
+        # the layers are meshed and textured on the working image: the reference continued past the sides
+        # of the image that cut the character (.offcanvas), without the edge line many images end in
+        inset = inset_lines(h)
+        colours = repair_edge_lines(work, region, padding, inset) if any(padding) else work
         spacing = h / float(opt.mesh_density)
         margin = max(1, int(round(opt.layer_margin * h)))
         grow = disc(margin)
@@ -608,9 +634,7 @@ class PuppetRenderer(Renderer):
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
         backdrop = backdrop_image(self._backdrop, (w, h))
         if backdrop is None:
-            backdrop = inpaint_background(ref, alpha if hole is None else hole, opt.inpaint,
-                                          dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
-                                          work_side=opt.inpaint_side, coarse_side=opt.inpaint_coarse_side)
+            backdrop = plate if plate is not None else self._plate(ref, alpha if hole is None else hole)
         self.background = backdrop
         self.alpha, self.labels, self.rig = alpha, labels, rig
         self._last_joints = None
@@ -619,6 +643,12 @@ class PuppetRenderer(Renderer):
         self._skull_weight = None
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
+
+    def _plate(self, reference: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The reference's background with ``hole`` (float ``(H, W)``, > 0.02 = gone) inpainted."""
+        opt = self.options
+        return inpaint_background(reference, hole, opt.inpaint, dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
+                                  work_side=opt.inpaint_side, coarse_side=opt.inpaint_coarse_side)
 
     @staticmethod
     def _within_reach(own: np.ndarray, rig: Rig, layer: str, padding: tuple[int, int, int, int], h: int,
