@@ -419,6 +419,52 @@ def test_body_underlay_fills_a_notch_with_the_body_colours():
     np.testing.assert_array_equal(image[labels == 1][0], [230, 180, 150])  # the input is untouched
 
 
+def _hand_on_the_side() -> tuple[np.ndarray, np.ndarray]:
+    labels = np.full((90, 70), -1, np.int8)
+    labels[10:80, 10:50] = 0                 # body ...
+    labels[38:52, 38:66] = 1                 # ... and a hand biting into its side
+    return labels, np.zeros((90, 70, 3), np.uint8)
+
+
+def test_fill_keeps_the_edge_between_two_garments_under_a_hand():
+    """A hand over the hem of the shorts: the fill is denim above the hem and skin below it, not a blend
+    of the two found nowhere on the character; softening changes only the filled pixels."""
+    from animate.puppet.renderer import body_underlay, extend_colours
+
+    labels, image = _hand_on_the_side()
+    image[10:45][labels[10:45] == 0] = (40, 60, 150)    # denim
+    image[45:80][labels[45:80] == 0] = (230, 190, 170)  # thigh
+    image[labels == 1] = (250, 200, 180)
+    under = body_underlay(labels, 0, labels >= 0, 10)
+    assert under[38:52, 38:46].all()
+    sharp = extend_colours(image, labels == 0, under, soften=0)
+    np.testing.assert_array_equal(sharp[38:44, 38:46].reshape(-1, 3), np.tile([40, 60, 150], (48, 1)))
+    np.testing.assert_array_equal(sharp[46:52, 38:46].reshape(-1, 3), np.tile([230, 190, 170], (48, 1)))
+    soft = extend_colours(image, labels == 0, under, soften=2.0)
+    np.testing.assert_array_equal(soft[~under], image[~under])
+    assert soft[38, 40, 2] > 140 and soft[51, 40, 2] < 180  # still denim at the top, skin at the bottom
+
+
+def test_stretched_fill_continues_a_seam_down_the_side_of_the_body():
+    """A hand biting into the body's side hides part of a dark side seam: with horizontal distances
+    counted longer the notch is filled from the seam above and below it, not from the light middle."""
+    from animate.puppet.renderer import body_underlay, extend_colours
+
+    labels, image = _hand_on_the_side()
+    image[labels == 0] = 200
+    image[10:80, 44:50] = (30, 30, 120)      # the seam along the side
+    image[labels == 1] = (230, 180, 150)
+    truth = image.copy()
+    truth[38:52, 38:44], truth[38:52, 44:50] = 200, (30, 30, 120)
+    under = body_underlay(labels, 0, labels >= 0, 10)
+
+    def error(stretch: float) -> float:
+        filled = extend_colours(image, labels == 0, under, stretch=stretch, soften=0)
+        return float(np.abs(filled[under].astype(float) - truth[under]).mean())
+
+    assert error(1.3) < 0.5 * error(1.0)  # measured 0.0 vs 2.1
+
+
 def test_absorb_islands_joins_cut_off_pieces_to_their_surroundings():
     from reference.rig import absorb_islands
 
