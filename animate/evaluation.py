@@ -535,12 +535,19 @@ def evaluate_self_reenactment(
     from .api import Animator
     from .writers import check_output_path
 
+    if frames is not None and frames < 2:
+        raise ConfigError(f"frames={frames}: self-reenactment animates frame 0 and scores the frames after it; "
+                          f"use at least 2")
+    with open_video(video, end=2) as src:
+        head = list(src)
+    if not head:
+        raise InputError(f"video {video} has no frames; pass a real clip")
+    if len(head) < 2:
+        raise InputError(f"{video} has a single frame: self-reenactment animates frame 0 and scores the frames "
+                         f"after it; pass a clip of at least 2 frames")
+    first = head[0]
     out = Path(out_dir)
     report_path = check_output_path(out / "report.json", overwrite=True, video=False)
-    with open_video(video, end=1) as src:
-        first = next(iter(src), None)
-    if first is None:
-        raise InputError(f"video {video} has no frames; pass a real clip")
     size = eval_size(first.shape[1], first.shape[0], height)
     with Animator.from_config(config, renderer=renderer, **overrides) as animator:
         backdrop = getattr(getattr(animator.renderer, "options", None), "background", "plate")

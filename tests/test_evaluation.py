@@ -141,6 +141,19 @@ def test_self_reenactment_report(clip, tmp_path):
     assert report["animate"]["frames"] == N
 
 
+def test_self_reenactment_needs_two_frames(data_dir, clip, tmp_path):
+    """A still image (or frames=1) leaves nothing to score after the reference frame: a clear error before
+    any work, and no report."""
+    from pose.errors import ConfigError
+
+    out = tmp_path / "eval"
+    with pytest.raises(InputError, match="single frame.*at least 2 frames"):
+        evaluate_self_reenactment(data_dir / "dance_000.jpg", renderer="stamp", out_dir=out, progress=False)
+    with pytest.raises(ConfigError, match="frames=1"):
+        evaluate_self_reenactment(clip, renderer="stamp", frames=1, out_dir=out, progress=False)
+    assert not out.exists()
+
+
 def test_missing_lpips_or_fvd_weights_file_is_an_error(clip, tmp_path):
     pytest.importorskip("torch")
     from pose.errors import WeightsError
