@@ -74,6 +74,15 @@ def ensure_output_folder(path: str | os.PathLike) -> Path:
         raise OutputError(f"cannot create folder {folder} for {path} ({exc.strerror}); choose a writable output path") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    # the permission bits do not tell everything (root, /proc, some network and FUSE mounts): the writers'
+    # temp file goes into this folder, so one is created and removed now, before any work is done
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: folder {folder} does not take new files ({exc.strerror}); "
+                          f"choose another output path") from exc
+    os.close(fd)
+    os.unlink(probe)
     return folder
 
 

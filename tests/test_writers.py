@@ -115,6 +115,16 @@ def test_unwritable_output(tmp_path):
             ro.chmod(0o700)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_folder_that_takes_no_files_fails_before_rendering(tmp_path):
+    """/proc passes the permission check (for root too) but takes no new file: found by check_output_path,
+    before any frame is rendered, not when the writer opens its temp file."""
+    with pytest.raises(OutputError, match="cannot write /proc/o.mp4: folder /proc does not take new files"):
+        check_output_path("/proc/o.mp4")
+    check_output_path(tmp_path / "o.mp4")
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+
+
 def test_missing_folder_is_created(tmp_path):
     out = write_video(_frames(2), tmp_path / "new" / "deeper" / "f.mp4", FPS)
     assert out.is_file()
