@@ -6,7 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from animate.puppet.translucent import attach_translucent, nearest_labels, translucent_fringe
+from animate.puppet.translucent import (
+    attach_translucent,
+    nearest_labels,
+    translucent_fringe,
+)
 from animate.renderer import create_renderer
 
 GLOW = (235, 225, 205)

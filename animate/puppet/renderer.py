@@ -475,29 +475,6 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
         inner = todo[win]
         out[win][inner] = np.clip(num[inner] / den[inner, None] + 0.5, 0, 255).astype(np.uint8)
     return out
-    h, w = todo.shape
-    weight = source.astype(np.float32)
-    kernels = []
-    for sigma in FILL_SCALES:
-        if stretch > 1.0:
-            kernels.append((sigma / stretch, sigma))
-        kernels.append((sigma, sigma))
-    for sigma_x, sigma_y in kernels:
-        # each kernel only looks at the pixels still to fill and its reach around them
-        ys, xs = np.nonzero(todo)
-        pad = int(4 * sigma_y) + 2  # OpenCV's float Gaussian kernel reaches 4 sigma: the crop changes nothing
-        win = (slice(max(0, ys.min() - pad), min(h, ys.max() + pad + 1)),
-               slice(max(0, xs.min() - pad), min(w, xs.max() + pad + 1)))
-        den = cv2.GaussianBlur(weight[win], (0, 0), sigmaX=sigma_x, sigmaY=sigma_y)
-        reach = todo[win] & (den > 0.05)
-        if reach.any():
-            num = cv2.GaussianBlur(image[win].astype(np.float32) * weight[win][..., None], (0, 0),
-                                   sigmaX=sigma_x, sigmaY=sigma_y)
-            out[win][reach] = np.clip(num[reach] / den[reach, None] + 0.5, 0, 255).astype(np.uint8)
-            todo[win] &= ~reach
-        if not todo.any():
-            break
-    return out
 
 
 class PuppetRenderer(Renderer):

@@ -69,7 +69,7 @@ def translucent_fringe(image: np.ndarray, alpha: np.ndarray, exclude: np.ndarray
     h, w = alpha.shape
     cut_full = alpha > 0.02
     scale = min(1.0, side / max(h, w))
-    sw, sh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     cut = cv2.resize(cut_full.astype(np.float32), (sw, sh), interpolation=cv2.INTER_LINEAR) > 0.5
     if not cut.any():
@@ -80,7 +80,7 @@ def translucent_fringe(image: np.ndarray, alpha: np.ndarray, exclude: np.ndarray
         return np.zeros((h, w), bool)
     q = (small.astype(np.int32) * bins) // 256
     codes = colour_codes(small, bins)
-    size = max(3, int(round(2 * window * sh)) | 1)
+    size = max(3, round(2 * window * sh) | 1)
     count = np.maximum(cv2.boxFilter(background.astype(np.float32), -1, (size, size), normalize=False), 1.0)
     foreign = np.zeros((sh, sw), bool)
     for code in np.unique(codes[ring]):
