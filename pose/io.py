@@ -27,6 +27,7 @@ an OpenPose JSON file (an OpenPose editor's export); OpenPose files and folders 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -75,10 +76,13 @@ def ensure_output_folder(path: str | os.PathLike) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
     # the permission bits do not tell everything (root, /proc, some network and FUSE mounts): the writers'
-    # temp file goes into this folder, so one is created and removed now, before any work is done
+    # temp file goes into this folder, so one named like it is created and removed now, before any work
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise OutputError(f"cannot write {path}: the name is too long for the temporary file written next to "
+                              f"it first; use a shorter file name") from exc
         raise OutputError(f"cannot write {path}: folder {folder} does not take new files ({exc.strerror}); "
                           f"choose another output path") from exc
     os.close(fd)

@@ -123,6 +123,9 @@ def test_folder_that_takes_no_files_fails_before_rendering(tmp_path):
         check_output_path("/proc/o.mp4")
     check_output_path(tmp_path / "o.mp4")
     assert list(tmp_path.iterdir()) == []  # the probe file is gone
+    # a name the file system takes, but not with the temp file's additions: refused now, not at the end
+    with pytest.raises(OutputError, match="name is too long.*shorter file name"):
+        check_output_path(tmp_path / ("x" * 250 + ".mp4"))
 
 
 def test_missing_folder_is_created(tmp_path):
