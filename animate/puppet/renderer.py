@@ -102,6 +102,10 @@ class PuppetOptions:
         layering: order layers per frame from the pose (``False``: body, then arms on top).
         inpaint: background fill, ``"telea"`` (default) or ``"ns"``.
         inpaint_dilate: the hole grows past the character by this fraction of the height (default 0.006).
+        head_hole: around the head (:meth:`Rig.head_zone`) the hole grows this much further (fraction of
+            the height, default 0.014; 0 = off): light hair and halos fade into the background over more
+            pixels than the rest of the outline, and left in the plate they drew a thin outline of the head
+            where it stood.
         inpaint_radius: inpainting neighbourhood radius in working pixels (default 10).
         inpaint_side: longest side of the inpainting working resolution (default 192).
         inpaint_coarse_side: resolution of the coarse fill used deep inside the hole (default 64; 0 = off).
@@ -191,6 +195,7 @@ class PuppetOptions:
     layering: bool = True
     inpaint: str = "telea"
     inpaint_dilate: float = 0.006
+    head_hole: float = 0.014
     inpaint_radius: float = 10.0
     inpaint_side: int = 192
     inpaint_coarse_side: int = 64
@@ -234,6 +239,8 @@ class PuppetOptions:
             raise ConfigError(f"puppet option inpaint='{self.inpaint}' is invalid; use one of {', '.join(INPAINT_METHODS)}")
         if not 0.0 <= float(self.inpaint_dilate) < 0.1:
             raise ConfigError(f"puppet option inpaint_dilate={self.inpaint_dilate} must be in [0, 0.1)")
+        if not 0.0 <= float(self.head_hole) < 0.1:
+            raise ConfigError(f"puppet option head_hole={self.head_hole} must be in [0, 0.1)")
         if not float(self.inpaint_radius) > 0 or int(self.inpaint_side) < 16:
             raise ConfigError(f"puppet options inpaint_radius={self.inpaint_radius} must be > 0 and inpaint_side={self.inpaint_side} >= 16")
         if int(self.inpaint_coarse_side) != 0 and int(self.inpaint_coarse_side) < 16:
@@ -547,7 +554,7 @@ class PuppetRenderer(Renderer):
             fringe = translucent_fringe(ref, alpha, exclude=np.isin(labels, legs))
             if fringe.any():
                 hole = np.maximum(alpha if hole is None else hole, fringe.astype(np.float32))
-                plate = self._plate(ref, hole)
+                plate = self._plate(ref, hole, rig)
                 extra, work = attach_translucent(ref, plate, fringe)
                 attached = extra > 0
                 if attached.any():
@@ -656,7 +663,7 @@ class PuppetRenderer(Renderer):
             raise InputError("reference character could not be meshed (mask too small); pass a larger mask or image")
         backdrop = backdrop_image(self._backdrop, (w, h))
         if backdrop is None:
-            backdrop = plate if plate is not None else self._plate(ref, alpha if hole is None else hole)
+            backdrop = plate if plate is not None else self._plate(ref, alpha if hole is None else hole, rig)
         self.background = backdrop
         self.alpha, self.labels, self.rig = alpha, labels, rig
         self._last_joints = None
@@ -666,9 +673,14 @@ class PuppetRenderer(Renderer):
         logger.info("puppet prepared: %s", ", ".join(f"{l.name} {l.mesh.num_vertices}v/{l.mesh.num_triangles}t"
                                                      for l in self.layers))
 
-    def _plate(self, reference: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """The reference's background with ``hole`` (float ``(H, W)``, > 0.02 = gone) inpainted."""
+    def _plate(self, reference: np.ndarray, hole: np.ndarray, rig: Rig) -> np.ndarray:
+        """The reference's background with ``hole`` (float ``(H, W)``, > 0.02 = gone) inpainted, the hole
+        grown by ``head_hole`` within the rig's head zone."""
         opt = self.options
+        if opt.head_hole > 0:
+            zone = rig.head_zone(hole.shape)
+            grown = cv2.dilate(((hole > 0.02) & zone).astype(np.uint8), disc(opt.head_hole * hole.shape[0])) > 0
+            hole = np.maximum(hole, (grown & zone).astype(np.float32))
         return inpaint_background(reference, hole, opt.inpaint, dilate=opt.inpaint_dilate, radius=opt.inpaint_radius,
                                   work_side=opt.inpaint_side, coarse_side=opt.inpaint_coarse_side)
 
