@@ -431,7 +431,7 @@ def covered_by_limbs(labels: np.ndarray, owners: list[int], limbs: list[int], ma
 
 
 def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, margin: int = 0,
-                   stretch: float = 1.0, soften: float = 3.0) -> np.ndarray:
+                   stretch: float = 1.0, soften: float | None = None) -> np.ndarray:
     """``image`` with the ``target`` pixels coloured from the nearby ``source`` pixels: each takes the colour
     of its nearest source pixel, then the filled pixels are softened by a Gaussian of ``soften`` px
     normalised over the source and target pixels (nothing else bleeds in).
@@ -455,7 +455,8 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
         target: ``(H, W)`` bool pixels to fill.
         margin: source pixels this close to the target (px) are not used, when others remain.
         stretch: weight of horizontal over vertical distance (1 = Euclidean).
-        soften: sigma (px) of the softening; 0 = the nearest colours as they are.
+        soften: sigma (px) of the softening; 0 = the nearest colours as they are; ``None`` =
+            :data:`FILL_SOFTEN` x the image height.
 
     Returns:
         ``(H, W, 3)`` uint8 copy.
@@ -469,6 +470,8 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
         return out
     _, (iy, ix) = ndimage.distance_transform_edt(~source, sampling=(1.0, stretch), return_indices=True)
     out[todo] = image[iy[todo], ix[todo]]
+    if soften is None:
+        soften = FILL_SOFTEN * image.shape[0]
     if soften > 0:
         # only the box around the filled pixels and the kernel's reach (4 sigma in OpenCV) is blurred
         ys, xs = np.nonzero(todo)
@@ -575,7 +578,6 @@ class PuppetRenderer(Renderer):
         region_grown = cv2.dilate(region.astype(np.uint8), grow)
 
         underlay = inside = None
-        soften = FILL_SOFTEN * h
         covered = np.full(labels.shape, -1)
         if "body" in rig.layers and opt.body_underlay > 0:
             underlay = body_underlay(labels, rig.layers.index("body"), region, opt.body_underlay * rig.limb_radius)
@@ -601,14 +603,14 @@ class PuppetRenderer(Renderer):
                 hidden &= cv2.dilate(own, disc(LEG_UNDERLAY_RADII * rig.limb_radius)) > 0
                 hidden |= covered == li  # and under an arm lying over it (a hand on the thigh)
                 if hidden.any():
-                    image = extend_colours(colours, own.astype(bool), hidden, soften=soften)
+                    image = extend_colours(colours, own.astype(bool), hidden)
                     own = own | hidden.astype(np.uint8)
             if name == "body" and underlay is not None and underlay.any():
                 # the body continues under the limbs that notch it (a hand on the hip, an arm along the
                 # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
                 source, margin = own.astype(bool), max(2, round(UNDERLAY_SOURCE_MARGIN * h))
-                image = extend_colours(colours, source, underlay & ~inside, margin, SIDE_FILL_STRETCH, soften)
-                image = extend_colours(image, source, inside, margin, soften=soften)
+                image = extend_colours(colours, source, underlay & ~inside, margin, SIDE_FILL_STRETCH)
+                image = extend_colours(image, source, inside, margin)
                 own = own | underlay.astype(np.uint8)
             if name == "body":
                 parts.extend(self._limb_underlays(rig, labels, region, colours))
@@ -716,8 +718,7 @@ class PuppetRenderer(Renderer):
             hidden = rig.hidden_limb(labels, arm) & region
             if hidden.any():
                 own = labels == rig.layers.index(arm)
-                image = extend_colours(ref, own, hidden, soften=FILL_SOFTEN * ref.shape[0])
-                out.append((f"{arm}_under", arm, hidden.astype(np.uint8), image))
+                out.append((f"{arm}_under", arm, hidden.astype(np.uint8), extend_colours(ref, own, hidden)))
         return out
 
     @staticmethod
