@@ -73,13 +73,14 @@ def ensure_output_folder(path: str | os.PathLike) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create folder {folder} for {path} ({exc.strerror}); choose a writable output path") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
-    # the permission bits do not tell everything (root, /proc, some network and FUSE mounts): the writers'
-    # temp file goes into this folder, so one named like it is created and removed now, before any work
+    # the writers' temp file goes into this folder, so one named like it is created and removed now, before
+    # any work: the permission bits alone do not tell (root, /proc, some network and FUSE mounts)
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
     except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output "
+                              f"path") from exc
         if exc.errno == errno.ENAMETOOLONG:
             raise OutputError(f"cannot write {path}: the name is too long for the temporary file written next to "
                               f"it first; use a shorter file name") from exc

@@ -97,7 +97,7 @@ def test_existing_output_needs_overwrite(tmp_path):
     assert len(_decode_video(path)) == 2
 
 
-def test_unwritable_output(tmp_path):
+def test_unwritable_output(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot create folder"):
@@ -113,6 +113,16 @@ def test_unwritable_output(tmp_path):
                 write_video(_frames(2), ro / "o.mp4", FPS)
         finally:
             ro.chmod(0o700)
+    # the same refusal as root would get it (root ignores the bits above): the folder's probe file is denied
+    import errno
+    import tempfile
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(OutputError, match="folder .* is not writable"):
+        check_output_path(tmp_path / "o.mp4")
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
