@@ -278,6 +278,39 @@ def test_a_hand_leaving_the_hip_reveals_the_clothes_under_it(data_dir):
     assert denim[1.0] > 0.2 and denim[0.0] < 0.05, denim
 
 
+def test_a_hand_leaving_the_shorts_leaves_no_light_outline_on_them(data_dir, monkeypatch):
+    """anyone-3.png's resting hand: the shorts' last pixels along it carry the hand's light colours (its
+    antialiased edge, a label edge a pixel off). They are filled with the denim too, so a raised hand leaves
+    no light outline of itself on the shorts."""
+    import animate.puppet.renderer as puppet_renderer
+
+    w, h = 340, 512  # the outline is 1-3 px wide: at the small size of the other tests it is hardly there
+    rgb, pose = _reference(data_dir, "anyone-3.png", (w, h))
+    hand = pose.keypoints[layout.RIGHT_HAND]
+    hull = cv2.convexHull(np.round(hand[hand[:, 2] > 0.3, :2]).astype(np.int32))
+    zone = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(zone, hull, 1)
+    zone = cv2.dilate(zone, np.ones((9, 9), np.uint8)) > 0
+    light = {}
+    for ring in (True, False):
+        if not ring:
+            monkeypatch.setattr(puppet_renderer, "edge_ring", lambda own, over, width: np.zeros_like(own, bool))
+        r = create_renderer("puppet", threads=1)
+        r.prepare(rgb, pose)
+        body, arm = r.rig.layers.index("body"), r.rig.layers.index("right_arm")
+        colours = rgb.astype(int)
+        denim = ((colours[..., 2] - colours[..., 0]) > 20) & (r.labels == body)
+        shorts = cv2.morphologyEx(denim.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+        shorts = cv2.dilate(shorts, np.ones((5, 5), np.uint8)) > 0
+        # the body's pixels on the shorts within 2 px of the hand
+        edge = (r.labels == body) & shorts & zone
+        edge &= cv2.dilate((r.labels == arm).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert edge.sum() > 40, edge.sum()
+        out = next(iter(r.render(_seq(_raise_arm(pose))))).astype(int)[edge]
+        light[ring] = float((out.sum(axis=1) > colours[denim].sum(axis=1).mean() + 120).mean())
+    assert light[True] < 0.05 and light[False] > 0.1, light
+
+
 def test_colour_split_gives_the_shorts_beside_the_arms_back_to_the_body(data_dir):
     """anyone-3.png's arms hang along her top and shorts: with the colour split, almost no denim (blue) pixel
     is left in the arm layers, which would carry it away when the arms rise."""

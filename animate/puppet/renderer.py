@@ -75,6 +75,9 @@ LIMB_REACH_RADII = 1.5
 #: The body's colours continued under a limb leave out its pixels this close to the limb (fraction of the
 #: height): antialiasing blends them with the limb's colour (``extend_colours(margin=)``).
 UNDERLAY_SOURCE_MARGIN = 0.01
+#: Width (fraction of the height) of the band of the body's own pixels along an arm lying over it that is
+#: filled with the body's colours too (:func:`edge_ring`).
+UNDERLAY_EDGE_RING = 0.003
 #: Longest run of arm pixels over the body (in limb radii) that the body layer continues under
 #: (:func:`covered_by_limbs`; with ``body_underlay``).
 COVERED_LIMB_RADII = 5.0
@@ -430,6 +433,14 @@ def covered_by_limbs(labels: np.ndarray, owners: list[int], limbs: list[int], ma
     return covered
 
 
+def edge_ring(own: np.ndarray, over: np.ndarray, width: float) -> np.ndarray:
+    """A layer's ``own`` pixels (bool ``(H, W)``) within ``width`` px (at least 1) of the ``over`` pixels
+    lying over it: the layer's outline there mixes its colours with the covering limb's."""
+    if not over.any():
+        return np.zeros_like(own, dtype=bool)
+    return own & (cv2.dilate(over.astype(np.uint8), disc(max(1.0, width))) > 0)
+
+
 def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, margin: int = 0,
                    stretch: float = 1.0, soften: float | None = None) -> np.ndarray:
     """``image`` with the ``target`` pixels coloured from the nearby ``source`` pixels: each takes the colour
@@ -609,8 +620,15 @@ class PuppetRenderer(Renderer):
                 # the body continues under the limbs that notch it (a hand on the hip, an arm along the
                 # side): its own colours pushed into those pixels, so a limb moving away reveals clothes
                 source, margin = own.astype(bool), max(2, round(UNDERLAY_SOURCE_MARGIN * h))
-                image = extend_colours(colours, source, underlay & ~inside, margin, SIDE_FILL_STRETCH)
-                image = extend_colours(image, source, inside, margin)
+                # the body's last pixels along an arm lying over it carry the arm's colours (antialiasing, a
+                # label edge a pixel off): they are filled too, or a light outline of the hand is left on
+                # the clothes when it moves away
+                side = underlay & ~inside
+                side_ring = edge_ring(source, side & np.isin(labels, arms), UNDERLAY_EDGE_RING * h)
+                inside_ring = edge_ring(source, inside, UNDERLAY_EDGE_RING * h) & ~side_ring
+                source = source & ~side_ring & ~inside_ring
+                image = extend_colours(colours, source, side | side_ring, margin, SIDE_FILL_STRETCH)
+                image = extend_colours(image, source, inside | inside_ring, margin)
                 own = own | underlay.astype(np.uint8)
             if name == "body":
                 parts.extend(self._limb_underlays(rig, labels, region, colours))
