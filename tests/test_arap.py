@@ -465,6 +465,40 @@ def test_stretched_fill_continues_a_seam_down_the_side_of_the_body():
     assert error(1.3) < 0.5 * error(1.0)  # measured 0.0 vs 2.1
 
 
+def test_bridged_fill_continues_the_shading_down_the_side():
+    """A hand in the body's side over clothes shaded from light to dark down the body: the bridged fill
+    interpolates between the clothes above and below the notch (the nearest colour makes a step)."""
+    from animate.puppet.renderer import body_underlay, extend_colours
+
+    labels, image = _hand_on_the_side()
+    shade = np.linspace(220, 60, 90).astype(np.uint8)[:, None]
+    image[..., 0], image[..., 1], image[..., 2] = shade, shade, 120
+    truth = image.copy()
+    image[labels == 1] = (230, 180, 150)
+    under = body_underlay(labels, 0, labels >= 0, 10)
+
+    def error(bridge: float) -> float:
+        filled = extend_colours(image, labels == 0, under, stretch=1.3, soften=0, bridge=bridge)
+        return float(np.abs(filled[under].astype(float) - truth[under]).mean())
+
+    assert error(20.0) < 0.2 * error(0.0)  # measured 0.07 vs 3.0
+
+
+def test_bridged_fill_never_mixes_two_garments():
+    """Under a hand over the hem of the shorts, the ends of a line down the notch are denim and skin: it is
+    not interpolated (a colour found on neither); the fill stays denim above the hem, skin below it."""
+    from animate.puppet.renderer import body_underlay, extend_colours
+
+    labels, image = _hand_on_the_side()
+    image[10:45][labels[10:45] == 0] = (40, 60, 150)    # denim
+    image[45:80][labels[45:80] == 0] = (230, 190, 170)  # thigh
+    image[labels == 1] = (250, 200, 180)
+    under = body_underlay(labels, 0, labels >= 0, 10)
+    filled = extend_colours(image, labels == 0, under, stretch=1.3, soften=0, bridge=40.0)
+    np.testing.assert_array_equal(filled[38:44, 38:46].reshape(-1, 3), np.tile([40, 60, 150], (48, 1)))
+    np.testing.assert_array_equal(filled[46:52, 38:46].reshape(-1, 3), np.tile([230, 190, 170], (48, 1)))
+
+
 def test_absorb_islands_joins_cut_off_pieces_to_their_surroundings():
     from reference.rig import absorb_islands
 

@@ -87,6 +87,9 @@ FILL_SOFTEN = 0.004
 #: with horizontal distances counted this many times (``extend_colours(stretch=)``): the fill follows the
 #: garment down the side (docs/PUPPET.md); the limbs lying inside the body use plain distances.
 SIDE_FILL_STRETCH = 1.3
+#: ... and where a line of at most this many limb radii through the body crosses the notch between two of
+#: its pixels, the fill interpolates between them (``extend_colours(bridge=)``; down the side, mostly).
+SIDE_FILL_BRIDGE_RADII = 2.0
 
 DEFORMATIONS = ("skinning", "arap")
 # Map value that ``cv2.remap`` reads as "outside" (border constant = transparent).
@@ -441,8 +444,60 @@ def edge_ring(own: np.ndarray, over: np.ndarray, width: float) -> np.ndarray:
     return own & (cv2.dilate(over.astype(np.uint8), disc(max(1.0, width))) > 0)
 
 
+#: Directions (dy, dx) of the lines a bridged fill looks along (:func:`extend_colours` ``bridge``): across,
+#: down, the diagonals and the four in between.
+BRIDGE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1), (1, 2), (2, 1), (1, -2), (2, -1))
+#: A bridged fill interpolates only between two ends whose colours differ by at most this much (Euclidean,
+#: RGB levels): between two garments (denim and skin) it would draw a colour found on neither.
+BRIDGE_MAX_DIFFERENCE = 80.0
+
+
+def _bridge(image: np.ndarray, source: np.ndarray, todo: np.ndarray, passable: np.ndarray,
+            reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colours of the ``todo`` pixels interpolated between two ``source`` pixels on opposite sides of each.
+
+    Along every direction of :data:`BRIDGE_DIRECTIONS` the first source pixel is looked for on both sides,
+    within ``reach`` px and through ``passable`` pixels only (a line that leaves the layer finds nothing).
+    Of the lines with a source pixel at both ends whose colours differ by at most
+    :data:`BRIDGE_MAX_DIFFERENCE`, the one whose ends differ least in colour, plus its length in px, wins:
+    across a hem, the line running along it (both ends on the same garment) beats the shorter one crossing
+    it, and no line mixes the two garments. Returns the pixels' ``(ys, xs)`` and their ``(N, 3)`` float
+    colours, NaN where no line was found."""
+    ys, xs = np.nonzero(todo)
+    h, w = todo.shape
+    colours = image.astype(np.float32)
+    best = np.full(len(ys), np.inf, np.float32)
+    found = np.full((len(ys), 3), np.nan, np.float32)
+    for dy, dx in BRIDGE_DIRECTIONS:
+        length = float(np.hypot(dy, dx))
+        ends = []
+        for sign in (1, -1):
+            steps = np.zeros(len(ys), np.int32)  # steps to the first source pixel, 0 = none yet
+            going = np.ones(len(ys), bool)
+            for k in range(1, int(reach / length) + 1):
+                y, x = ys + sign * k * dy, xs + sign * k * dx
+                going &= (y >= 0) & (y < h) & (x >= 0) & (x < w)
+                y, x = np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)
+                hit = going & source[y, x]
+                steps[hit] = k
+                going &= ~hit & passable[y, x]
+                if not going.any():
+                    break
+            ends.append((steps, colours[np.clip(ys + sign * steps * dy, 0, h - 1),
+                                        np.clip(xs + sign * steps * dx, 0, w - 1)]))
+        (k1, c1), (k2, c2) = ends
+        differ = np.linalg.norm(c1 - c2, axis=1)
+        both = (k1 > 0) & (k2 > 0) & (differ <= BRIDGE_MAX_DIFFERENCE)
+        cost = differ + (k1 + k2) * length
+        better = both & (cost < best)
+        share = (k2 / np.maximum(k1 + k2, 1)).astype(np.float32)[:, None]  # the nearer end weighs more
+        best[better] = cost[better]
+        found[better] = (c1 * share + c2 * (1.0 - share))[better]
+    return ys, xs, found
+
+
 def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, margin: int = 0,
-                   stretch: float = 1.0, soften: float | None = None) -> np.ndarray:
+                   stretch: float = 1.0, soften: float | None = None, bridge: float = 0.0) -> np.ndarray:
     """``image`` with the ``target`` pixels coloured from the nearby ``source`` pixels: each takes the colour
     of its nearest source pixel, then the filled pixels are softened by a Gaussian of ``soften`` px
     normalised over the source and target pixels (nothing else bleeds in).
@@ -460,12 +515,18 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
     from the outline (a garment's shading, seams and hems run down the body), rather than from the middle
     of the body.
 
+    ``bridge`` > 0 first fills each target pixel that lies on a line between two source pixels at most that
+    many px apart (through source and target pixels) by interpolating between them, along the line whose
+    ends agree best (:func:`_bridge`); the nearest colour fills the rest. In notches at the body's side this
+    cut the error on held-out holes of five characters by 9 % (docs/PUPPET.md).
+
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         source: ``(H, W)`` bool pixels whose colours are kept and spread.
         target: ``(H, W)`` bool pixels to fill.
         margin: source pixels this close to the target (px) are not used, when others remain.
         stretch: weight of horizontal over vertical distance (1 = Euclidean).
+        bridge: longest line (px) interpolated across the target; 0 = nearest colours only.
         soften: sigma (px) of the softening; 0 = the nearest colours as they are; ``None`` =
             :data:`FILL_SOFTEN` x the image height.
 
@@ -474,6 +535,7 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
     """
     out = image.copy()
     todo = target & ~source
+    passable = source | todo  # before the margin: lines of a bridged fill cross it
     if margin > 0:
         kept = source & (cv2.dilate(todo.astype(np.uint8), disc(margin)) == 0)
         source = kept if kept.any() else source
@@ -481,6 +543,10 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
         return out
     _, (iy, ix) = ndimage.distance_transform_edt(~source, sampling=(1.0, stretch), return_indices=True)
     out[todo] = image[iy[todo], ix[todo]]
+    if bridge > 0:
+        ys, xs, found = _bridge(image, source, todo, passable, bridge)
+        ok = ~np.isnan(found[:, 0])
+        out[ys[ok], xs[ok]] = np.clip(found[ok] + 0.5, 0, 255).astype(np.uint8)
     if soften is None:
         soften = FILL_SOFTEN * image.shape[0]
     if soften > 0:
@@ -627,7 +693,8 @@ class PuppetRenderer(Renderer):
                 side_ring = edge_ring(source, side & np.isin(labels, arms), UNDERLAY_EDGE_RING * h)
                 inside_ring = edge_ring(source, inside, UNDERLAY_EDGE_RING * h) & ~side_ring
                 source = source & ~side_ring & ~inside_ring
-                image = extend_colours(colours, source, side | side_ring, margin, SIDE_FILL_STRETCH)
+                image = extend_colours(colours, source, side | side_ring, margin, SIDE_FILL_STRETCH,
+                                       bridge=SIDE_FILL_BRIDGE_RADII * rig.limb_radius)
                 image = extend_colours(image, source, inside | inside_ring, margin)
                 own = own | underlay.astype(np.uint8)
             if name == "body":
