@@ -36,9 +36,10 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -432,7 +433,7 @@ class Animator:
         self._renderer: Renderer | None = None
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike | None = None, **overrides: Any) -> "Animator":
+    def from_config(cls, path: str | os.PathLike | None = None, **overrides: Any) -> Animator:
         """Animator from the YAML at ``path`` (``None``: package defaults) with keyword ``overrides``.
 
         Raises:
@@ -456,10 +457,10 @@ class Animator:
             self._renderer.close()
             self._renderer = None
 
-    def __enter__(self) -> "Animator":
+    def __enter__(self) -> Animator:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- stages ------------------------------------------------------------------------------------

@@ -27,9 +27,10 @@ import dataclasses
 import inspect
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pose.errors import ConfigError
 from pose.outliers import DEFAULT_MAX_JUMP
@@ -392,7 +393,7 @@ def _max_scale_jump(c: _Checker, value: Any) -> float | None:
     return jump
 
 
-def _detect_every(c: "_Checker", value: Any) -> int | str:
+def _detect_every(c: _Checker, value: Any) -> int | str:
     if value == "auto":
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

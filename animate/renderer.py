@@ -11,7 +11,8 @@ from __future__ import annotations
 import abc
 import importlib
 import inspect
-from typing import Callable, ClassVar, Iterator
+from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import numpy as np
 

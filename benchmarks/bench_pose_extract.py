@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pose import extract, layout
+from pose import extract, layout, video
 from pose.extract import _postprocess, extract_poses
 from pose.sequence import FrameStatus, PoseSequence
-from pose import video
 from pose.video import open_video
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / "examples" / "assets" / "dance.mp4"

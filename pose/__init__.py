@@ -21,8 +21,15 @@ import importlib
 from typing import Any
 
 from .errors import (
-    ConfigError, DetectorError, InputError, NoPersonError, OutputError, PoseFileError, PosedriveError,
-    VideoError, WeightsError,
+    ConfigError,
+    DetectorError,
+    InputError,
+    NoPersonError,
+    OutputError,
+    PosedriveError,
+    PoseFileError,
+    VideoError,
+    WeightsError,
 )
 from .io import load_pose_frame, load_sequence, save_pose_frame, save_sequence
 from .sequence import FrameStatus, PoseFrame, PoseSequence

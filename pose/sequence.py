@@ -12,8 +12,8 @@ The keypoint layout is :mod:`pose.layout` (134 whole-body keypoints).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class PoseFrame:
         self.status = FrameStatus(self.status)
 
     @classmethod
-    def empty(cls, width: int, height: int) -> "PoseFrame":
+    def empty(cls, width: int, height: int) -> PoseFrame:
         """A frame with no keypoints (status ``MISSING``)."""
         return cls(empty_keypoints(), width, height, FrameStatus.MISSING)
 
@@ -135,7 +135,7 @@ class PoseFrame:
         pts = self.xy[vis]
         return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
 
-    def transformed(self, matrix: np.ndarray, width: int | None = None, height: int | None = None) -> "PoseFrame":
+    def transformed(self, matrix: np.ndarray, width: int | None = None, height: int | None = None) -> PoseFrame:
         """Apply a 2x3 affine ``matrix`` to every keypoint (scores kept).
 
         Args:
@@ -148,17 +148,17 @@ class PoseFrame:
         new[:, :2] = (xy @ m[:, :2].T + m[:, 2]).astype(np.float32)
         return PoseFrame(new, width or self.width, height or self.height, self.status)
 
-    def resized(self, width: int, height: int) -> "PoseFrame":
+    def resized(self, width: int, height: int) -> PoseFrame:
         """Map the pose onto a ``width`` x ``height`` canvas, scaled to fit and centred (aspect kept)."""
         return self.transformed(fit_matrix(self.width, self.height, width, height), width, height)
 
-    def mirrored(self) -> "PoseFrame":
+    def mirrored(self) -> PoseFrame:
         """Horizontal mirror image, with left/right keypoints swapped so the labels stay correct."""
         new = self.keypoints[layout.flip_permutation()].copy()
         new[:, 0] = self.width - new[:, 0]
         return PoseFrame(new, self.width, self.height, self.status)
 
-    def copy(self) -> "PoseFrame":
+    def copy(self) -> PoseFrame:
         return PoseFrame(self.keypoints.copy(), self.width, self.height, self.status)
 
 
@@ -214,7 +214,7 @@ class PoseSequence:
 
     # --- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_frames(cls, frames: Sequence[PoseFrame], fps: float, meta: dict | None = None) -> "PoseSequence":
+    def from_frames(cls, frames: Sequence[PoseFrame], fps: float, meta: dict | None = None) -> PoseSequence:
         """Stack frames (all of one size) into a sequence."""
         if not frames:
             raise InputError("cannot build a pose sequence from zero frames")
@@ -239,7 +239,7 @@ class PoseSequence:
         for i in range(len(self)):
             yield self[i]
 
-    def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> "PoseSequence":
+    def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> PoseSequence:
         """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``)."""
         sl = slice(start, stop, step)
         meta = dict(self.meta)
@@ -257,7 +257,7 @@ class PoseSequence:
             self.status[sl].copy(), self.confidence[sl].copy(), meta,
         )
 
-    def copy(self, keypoints: np.ndarray | None = None, **changes) -> "PoseSequence":
+    def copy(self, keypoints: np.ndarray | None = None, **changes) -> PoseSequence:
         """Deep copy, optionally replacing the keypoints or other fields."""
         fields = dict(
             keypoints=self.keypoints.copy() if keypoints is None else keypoints,
@@ -324,7 +324,7 @@ class PoseSequence:
             out.append((start, len(self)))
         return out
 
-    def transformed(self, matrix: np.ndarray, width: int | None = None, height: int | None = None) -> "PoseSequence":
+    def transformed(self, matrix: np.ndarray, width: int | None = None, height: int | None = None) -> PoseSequence:
         """Apply one 2x3 affine map to every frame (see :meth:`PoseFrame.transformed`)."""
         m = np.asarray(matrix, dtype=np.float64)
         kps = self.keypoints.copy()
@@ -332,7 +332,7 @@ class PoseSequence:
         kps[..., :2] = (xy @ m[:, :2].T + m[:, 2]).astype(np.float32)
         return self.copy(kps, width=width or self.width, height=height or self.height)
 
-    def resized(self, width: int, height: int) -> "PoseSequence":
+    def resized(self, width: int, height: int) -> PoseSequence:
         """Map every frame onto a ``width`` x ``height`` canvas, scaled to fit and centred."""
         return self.transformed(fit_matrix(self.width, self.height, width, height), width, height)
 

@@ -169,7 +169,7 @@ def _limb_segments(img: _Pixels) -> list[tuple[np.ndarray, np.ndarray] | None]:
     return out
 
 
-def parse_body(rgb: np.ndarray, _pixels: "_Pixels | None" = None) -> np.ndarray:
+def parse_body(rgb: np.ndarray, _pixels: _Pixels | None = None) -> np.ndarray:
     """Read the 18 OpenPose body joints from a skeleton drawing.
 
     Args:
@@ -266,7 +266,7 @@ def _snap_to_joint(point: np.ndarray, blue: np.ndarray) -> np.ndarray:
     return np.array([xs.mean() + x0, ys.mean() + y0])
 
 
-def parse_hands(rgb: np.ndarray, body: np.ndarray, _pixels: "_Pixels | None" = None) -> tuple[np.ndarray, np.ndarray]:
+def parse_hands(rgb: np.ndarray, body: np.ndarray, _pixels: _Pixels | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read both hands (21 joints each) from a skeleton drawing, starting at the parsed body wrists.
 
     Args:

@@ -31,9 +31,9 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -345,7 +345,7 @@ class VideoSource:
         """Stop decoding and release the decoder. Safe to call twice."""
         self._closed = True
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self) -> VideoSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -436,7 +436,7 @@ def _read_header(path: Path, frame: bool = False) -> tuple[dict, bytes | None]:
     try:
         try:
             meta = next(gen)
-        except (IOError, OSError, RuntimeError, StopIteration) as exc:
+        except (OSError, RuntimeError, StopIteration) as exc:
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no header"
             raise VideoError(
                 f"video {path} cannot be opened ({last[:160]}); the file is corrupt, truncated or not a video: re-export it"
@@ -445,7 +445,7 @@ def _read_header(path: Path, frame: bool = False) -> tuple[dict, bytes | None]:
             return meta, None
         try:
             return meta, next(gen)
-        except (IOError, OSError, RuntimeError, StopIteration) as exc:
+        except (OSError, RuntimeError, StopIteration) as exc:
             raise VideoError(f"video {path} has no decodable first frame; the file is corrupt or not a video: "
                              "re-export it") from exc
     finally:

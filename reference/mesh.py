@@ -65,7 +65,7 @@ class Mesh:
         """Total area in pixels^2."""
         return float(np.abs(signed_areas(self.vertices[self.triangles])).sum())
 
-    def subset(self, triangle_mask: np.ndarray) -> "Mesh":
+    def subset(self, triangle_mask: np.ndarray) -> Mesh:
         """The mesh made of the selected triangles, unreferenced vertices removed."""
         tris = self.triangles[np.asarray(triangle_mask, bool)]
         used, inverse = np.unique(tris, return_inverse=True)

@@ -107,7 +107,7 @@ class ReferenceBank:
         """Attention paths recorded, in call order."""
         return list(self.features)
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "ReferenceBank":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> ReferenceBank:
         """Copy with every tensor moved to ``device`` / cast to ``dtype``."""
         return ReferenceBank({k: v.to(device=device, dtype=dtype) for k, v in self.features.items()})
 
@@ -185,7 +185,7 @@ def has_reference_writers(unet: torch.nn.Module) -> bool:
 
 @torch.no_grad()
 def compute_reference_features(unet: UNet2DConditionModel, latents: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                               timestep: int | float = 0) -> ReferenceBank:
+                               timestep: float = 0) -> ReferenceBank:
     """Run the ReferenceNet once and return the recorded self-attention inputs.
 
     Args:

@@ -13,7 +13,7 @@ class StampRenderer(Renderer):
     """Reference image with a white 5x5 square at the neck of each pose; optional interrupt after N frames."""
 
     name = "stamp"
-    instances: list["StampRenderer"] = []
+    instances: list[StampRenderer] = []
 
     def __init__(self, interrupt_after: int | None = None) -> None:
         self.interrupt_after = interrupt_after

@@ -15,9 +15,9 @@ import pytest
 
 from animate.api import Animator, canvas_size, fit_image, frame_border, hold_missing, resample
 from animate.config import load_config
-from tests.helpers import StampRenderer
 from pose.errors import ConfigError, InputError, NoPersonError, OutputError
 from pose.sequence import FrameStatus, PoseFrame, PoseSequence
+from tests.helpers import StampRenderer
 
 NECK = 1
 

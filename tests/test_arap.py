@@ -127,7 +127,7 @@ def test_legs_get_their_own_layers_below_the_hips():
     mask = np.ones((300, 200), bool)
     mask[170:, 99:102] = False  # the gap between the legs below the crotch
     labels = rig.label_layers(mask, step=1)
-    name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
+    name = lambda x, y: rig.layers[labels[y, x]]
     assert name(88, 160) == "body"        # top of the right thigh (hip / skirt region)
     assert name(88, 200) == "right_leg"   # lower thigh
     assert name(113, 250) == "left_leg"   # left shin
@@ -337,8 +337,8 @@ def _with_hand(kps: np.ndarray, side: str, angle_deg: float) -> np.ndarray:
 
 
 def test_hands_turn_to_the_detected_hand_and_ease_back_when_lost():
-    from pose.sequence import PoseFrame
     from pose import layout
+    from pose.sequence import PoseFrame
     from reference.rig import HAND_BEND_DECAY, MAX_HAND_BEND
 
     straight, kps = _standing_rig()
@@ -391,7 +391,7 @@ def test_head_claims_the_hair_beside_a_raised_forearm_and_the_torso_its_clothes(
     raised[3, :2], raised[4, :2] = (70, 60), (70, 20)  # right forearm held up beside the head
     rig = type(_)(PoseFrame(raised, 200, 300))
     labels = rig.label_layers(np.ones((300, 200), bool), step=1)
-    name = lambda x, y: rig.layers[labels[y, x]]  # noqa: E731
+    name = lambda x, y: rig.layers[labels[y, x]]
     assert name(80, 20) == "body"       # between the forearm and the face: hair, with the head
     assert name(72, 20) == "right_arm"  # on the forearm
     standing, _ = _standing_rig()

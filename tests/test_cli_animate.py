@@ -10,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animate import cli_animate, cli_eval
 import tests.helpers  # noqa: F401  (registers the "stamp" test renderer)
+from animate import cli_animate, cli_eval
 from pose.errors import ConfigError, NoPersonError, OutputError
-
-
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,7 +10,6 @@ from animate.diffusion.context import ContextConfig, context_windows, window_wei
 from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame, PoseSequence, empty_keypoints
 from reference.preprocess import canvas_fit, fit_image, unfit_frame
-
 from tests.conftest import DATA
 
 

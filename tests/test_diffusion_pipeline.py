@@ -7,12 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from animate.diffusion.motion_unet import PoseUNetMotionModel  # noqa: E402
-from animate.diffusion.pipeline import PoseDrivePipeline  # noqa: E402
-from animate.diffusion.reference_attention import ReferenceContext, install_reference_readers  # noqa: E402
-from animate.diffusion.tiny import tiny_components  # noqa: E402
-from pose.errors import ConfigError  # noqa: E402
-
+from animate.diffusion.motion_unet import PoseUNetMotionModel
+from animate.diffusion.pipeline import PoseDrivePipeline
+from animate.diffusion.reference_attention import ReferenceContext, install_reference_readers
+from animate.diffusion.tiny import tiny_components
+from pose.errors import ConfigError
 from tests.conftest import DATA
 
 SIZE = 32

@@ -18,11 +18,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from animate.diffusion import weights as W  # noqa: E402
-from animate.diffusion.tiny import (  # noqa: E402
-    TINY_MOTION_CONFIG, TINY_POSE_GUIDER_CONFIG, TINY_UNET_CONFIG, tiny_components,
+from animate.diffusion import weights as W
+from animate.diffusion.tiny import (
+    TINY_MOTION_CONFIG,
+    TINY_POSE_GUIDER_CONFIG,
+    TINY_UNET_CONFIG,
+    tiny_components,
 )
-from pose.errors import WeightsError  # noqa: E402
+from pose.errors import WeightsError
 
 # Real key names of the released files (Moore-AnimateAnyone / AnimateDiff mm_sd_v15_v2), written out by hand.
 REAL_MOTION_KEYS = {

@@ -8,14 +8,20 @@ import json
 import numpy as np
 import pytest
 
-from animate.evaluation import (
-    PSNR_CAP_DB, WarpError, compare_videos, contact_sheet, evaluate_self_reenactment, l1, pck, psnr, ssim,
-)
 import tests.helpers  # noqa: F401  (registers the "stamp" test renderer)
+from animate.evaluation import (
+    PSNR_CAP_DB,
+    WarpError,
+    compare_videos,
+    contact_sheet,
+    evaluate_self_reenactment,
+    l1,
+    pck,
+    psnr,
+    ssim,
+)
 from pose.errors import InputError
 from pose.sequence import PoseFrame
-
-
 
 N = 6  # frames used from the clip
 

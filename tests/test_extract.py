@@ -16,8 +16,14 @@ from scipy.interpolate import Akima1DInterpolator
 
 from pose import layout
 from pose.errors import InputError, NoPersonError
-from pose.extract import (_balanced_chunks, _chunks, auto_detect_every, detect_image, extract_poses,
-                          interpolate_between_keyframes)
+from pose.extract import (
+    _balanced_chunks,
+    _chunks,
+    auto_detect_every,
+    detect_image,
+    extract_poses,
+    interpolate_between_keyframes,
+)
 from pose.sequence import FrameStatus, PoseSequence
 from pose.video import VideoWriter, read_image
 

@@ -142,8 +142,7 @@ def test_published_files_get_ordinary_permissions(sequence, tmp_path):
 
 def test_atomic_output_removes_partial_file_on_interrupt(tmp_path):
     target = tmp_path / "out.bin"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []

@@ -251,7 +251,7 @@ def test_hair_beside_a_raised_hand_stays_with_the_head(reference, puppet):
     """musepose_ref.png raises both hands beside its face: the hair between the right hand and the face
     belongs to the head (body layer), the hand to the arm."""
     _, pose = reference
-    name = lambda p: puppet.rig.layers[puppet.labels[int(p[1]), int(p[0])]]  # noqa: E731
+    name = lambda p: puppet.rig.layers[puppet.labels[int(p[1]), int(p[0])]]
     wrist, nose = pose.xy[B["right_wrist"]], pose.xy[B["nose"]]
     for t in (0.4, 0.45, 0.5):
         assert name(wrist + t * np.array([nose[0] - wrist[0], 0.0])) == "body"

@@ -13,7 +13,12 @@ import pytest
 from pose import layout
 from pose.errors import ConfigError
 from pose.render import (
-    HAND_EDGE_COLOURS, OPENPOSE_PALETTE, STYLES, musepose_width, render_pose, render_sequence,
+    HAND_EDGE_COLOURS,
+    OPENPOSE_PALETTE,
+    STYLES,
+    musepose_width,
+    render_pose,
+    render_sequence,
 )
 from pose.sequence import PoseFrame, PoseSequence, empty_keypoints
 

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from pose.errors import InputError, OutputError, VideoError
-from pose.video import (VideoWriter, ffmpeg_exe, first_frame, fit_size, index_packets, natural_key, open_video,
-                        read_image, to_rgb)
+from pose.video import (
+    VideoWriter,
+    ffmpeg_exe,
+    first_frame,
+    fit_size,
+    index_packets,
+    natural_key,
+    open_video,
+    read_image,
+    to_rgb,
+)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -100,9 +109,8 @@ def test_truncated_without_index_is_an_error(data_dir, tmp_path):
     data = (data_dir / "dance_short.mp4").read_bytes()
     cut = tmp_path / "half.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(VideoError, match="half.mp4"):
-        with open_video(cut) as src:
-            list(src)
+    with pytest.raises(VideoError, match="half.mp4"), open_video(cut) as src:
+        list(src)
 
 
 def test_truncated_stream_warns_and_keeps_frames(data_dir, tmp_path, caplog):
@@ -123,9 +131,8 @@ def test_video_without_frames(tmp_path):
     audio = tmp_path / "audio_only.mp4"
     subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.5",
                     "-c:a", "aac", str(audio)], check=True)
-    with pytest.raises(VideoError, match="audio_only.mp4"):
-        with open_video(audio) as src:
-            list(src)
+    with pytest.raises(VideoError, match="audio_only.mp4"), open_video(audio) as src:
+        list(src)
 
 
 def test_start_past_the_end(data_dir):
@@ -213,12 +220,11 @@ def test_writer_roundtrip(tmp_path):
 
 def test_writer_exception_leaves_nothing(tmp_path):
     out = tmp_path / "out.mp4"
-    with pytest.raises(RuntimeError, match="boom"):
-        with VideoWriter(out, 24, (64, 48)) as w:
-            for i, f in enumerate(_frames(6)):
-                w.write(f)
-                if i == 3:
-                    raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), VideoWriter(out, 24, (64, 48)) as w:
+        for i, f in enumerate(_frames(6)):
+            w.write(f)
+            if i == 3:
+                raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 

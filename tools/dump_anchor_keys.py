@@ -30,8 +30,9 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 logger = logging.getLogger("dump_anchor_keys")
 
@@ -101,7 +102,7 @@ def dump(anchor: str, repo: Path, unet_config_path: Path) -> dict[str, dict[str,
     cfg3d = {k: v for k, v in unet_cfg.items() if not k.startswith("_")} | BLOCKS_3D
     if anchor == "animatediff":  # its UNet3DConditionModel has no mid_block_type argument
         cfg3d.pop("mid_block_type")
-    build3d: Callable[[dict], Any] = lambda extra: unet3d.UNet3DConditionModel.from_config(cfg3d, **extra)  # noqa
+    build3d: Callable[[dict], Any] = lambda extra: unet3d.UNet3DConditionModel.from_config(cfg3d, **extra)
 
     out: dict[str, dict[str, Any]] = {}
     with torch.device("meta"):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from diffusers import UNetMotionModel
@@ -28,7 +29,7 @@ class PoseConditionedConv2d(nn.Conv2d):
     _residual: torch.Tensor | None = None
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> "PoseConditionedConv2d":
+    def from_conv(cls, conv: nn.Conv2d) -> PoseConditionedConv2d:
         """Same geometry and parameters as ``conv``."""
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
                   dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
@@ -65,7 +66,7 @@ class FrameGroupNorm(nn.GroupNorm):
     """
 
     @classmethod
-    def from_norm(cls, norm: nn.GroupNorm) -> "FrameGroupNorm":
+    def from_norm(cls, norm: nn.GroupNorm) -> FrameGroupNorm:
         """Same groups, channels, eps and parameters as ``norm``."""
         new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=norm.affine,
                   device=norm.weight.device if norm.affine else None, dtype=norm.weight.dtype if norm.affine else None)
@@ -103,7 +104,7 @@ class PoseUNetMotionModel(UNetMotionModel):
         """Longest frame window the motion modules' positional encoding supports (``motion_max_seq_length``)."""
         return int(self.config.motion_max_seq_length)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int, encoder_hidden_states: torch.Tensor,
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float, encoder_hidden_states: torch.Tensor,
                 pose_features: torch.Tensor | None = None, reference: ReferenceContext | None = None,
                 cross_attention_kwargs: dict[str, Any] | None = None, return_dict: bool = True,
                 **kwargs: Any) -> UNetMotionOutput | tuple[torch.Tensor]:

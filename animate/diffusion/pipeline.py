@@ -17,8 +17,9 @@ Steps of ``__call__``:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -255,7 +256,7 @@ class PoseDrivePipeline(DiffusionPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, decode_chunk_size: int = 8, output_type: str = "np",
                  return_dict: bool = True,
-                 callback_on_step_end: Callable[["PoseDrivePipeline", int, torch.Tensor, dict], dict] | None = None,
+                 callback_on_step_end: Callable[[PoseDrivePipeline, int, torch.Tensor, dict], dict] | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
                  ) -> PoseDrivePipelineOutput | tuple:
         """Generate the video.

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch

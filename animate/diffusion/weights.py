@@ -28,9 +28,10 @@ import json
 import logging
 import math
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -167,9 +168,7 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
         raise WeightsError(f"{path}: cannot read as a PyTorch checkpoint ({exc.__class__.__name__}); "
                            "the file is truncated or not a checkpoint, download it again") from None
     for wrapper in STATE_DICT_WRAPPERS:
-        if isinstance(obj, dict) and set(obj) == {wrapper} and isinstance(obj[wrapper], dict):
-            obj = obj[wrapper]
-        elif isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict) and \
+        if isinstance(obj, dict) and set(obj) == {wrapper} and isinstance(obj[wrapper], dict) or isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict) and \
                 not any(isinstance(v, torch.Tensor) for v in obj.values()):
             obj = obj[wrapper]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -317,7 +316,7 @@ def reference_unet_from_config(unet_config: Mapping[str, Any], empty: bool = Fal
     """A ``UNet2DConditionModel`` from a config dict (parameters on the meta device when ``empty``)."""
     from diffusers import UNet2DConditionModel
 
-    build = lambda: UNet2DConditionModel.from_config(dict(unet_config))  # noqa: E731
+    build = lambda: UNet2DConditionModel.from_config(dict(unet_config))
     return _empty(build) if empty else build()
 
 

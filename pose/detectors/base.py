@@ -50,7 +50,7 @@ class Detector(abc.ABC):
         """JSON-serialisable options the detector was created with (recorded in sequence metadata)."""
         return {}
 
-    def __enter__(self) -> "Detector":
+    def __enter__(self) -> Detector:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -134,7 +134,7 @@ class OpenposeDetector(Detector):
 
     @classmethod
     def from_model(cls, model, include_hands: bool = True, include_face: bool = True,
-                   detect_resolution: int = DEFAULT_DETECT_RESOLUTION) -> "OpenposeDetector":
+                   detect_resolution: int = DEFAULT_DETECT_RESOLUTION) -> OpenposeDetector:
         """Wrap an already built ``controlnet_aux`` OpenposeDetector (tests, custom weights)."""
         self = cls.__new__(cls)
         self._model = model
