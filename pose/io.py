@@ -61,6 +61,19 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+def partial_file(path: Path, folder: Path, suffix: str | None = None) -> Path:
+    """Create the empty temporary file a video writer fills before publishing ``path``:
+    ``<folder>/.<stem>.<random>.partial<suffix>`` (``suffix`` defaults to the path's own).
+
+    Raises:
+        OSError: the file cannot be created (the caller words the error for its output).
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix if suffix is None else suffix}",
+                                dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
 def ensure_output_folder(path: str | os.PathLike) -> Path:
     """Create the folder of the output ``path`` if needed and check that it can be written; returns the folder.
 
@@ -76,7 +89,7 @@ def ensure_output_folder(path: str | os.PathLike) -> Path:
     # the writers' temp file goes into this folder, so one named like it is created and removed now, before
     # any work: the permission bits alone do not tell (root, /proc, some network and FUSE mounts)
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+        probe = partial_file(path, folder)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise OutputError(f"cannot write {path}: folder {folder} is not writable; choose another output "
@@ -86,8 +99,7 @@ def ensure_output_folder(path: str | os.PathLike) -> Path:
                               f"it first; use a shorter file name") from exc
         raise OutputError(f"cannot write {path}: folder {folder} does not take new files ({exc.strerror}); "
                           f"choose another output path") from exc
-    os.close(fd)
-    os.unlink(probe)
+    probe.unlink()
     return folder
 
 

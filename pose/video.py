@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import subprocess
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OutputError, VideoError
-from .io import AtomicWriter, publish
+from .io import AtomicWriter, partial_file, publish
 
 logger = logging.getLogger(__name__)
 
@@ -801,11 +800,9 @@ class VideoWriter(AtomicWriter):
             raise OutputError(f"output folder {folder} is not writable; choose another location")
         suffix = self.path.suffix or ".mp4"
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=folder)
-            os.close(fd)
+            self.temp_path = partial_file(self.path, folder, suffix)
         except OSError as exc:
             raise OutputError(f"cannot create a file in {folder} ({exc.strerror}); choose another location") from exc
-        self.temp_path = Path(tmp)
         if self.codec != "gif":  # a GIF starts with its first frame, which makes its palette
             self._start()
 
