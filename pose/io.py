@@ -34,7 +34,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -103,6 +103,9 @@ def ensure_output_folder(path: str | os.PathLike) -> Path:
     return folder
 
 
+_Writer = TypeVar("_Writer", bound="AtomicWriter")
+
+
 class AtomicWriter:
     """The context-manager side of the streaming writers: :meth:`close` when the block succeeds (the output
     moves into place), :meth:`abort` on an exception, Ctrl-C included (nothing partial is left)."""
@@ -113,7 +116,7 @@ class AtomicWriter:
     def abort(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Writer) -> _Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
