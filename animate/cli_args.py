@@ -62,3 +62,15 @@ def window_arg(text: str) -> list[float]:
     except DetectorError:
         raise argparse.ArgumentTypeError(f"window must be X0,Y0,X1,Y1 fractions of the frame with X0 < X1 and Y0 < Y1, "
                                          f"such as 0.5,0,1,1; got {text!r}") from None
+
+
+def region_arg(text: str) -> list[float]:
+    """argparse type for a region ``X0,Y0,X1,Y1`` in fractions of the frame (``0 <= X0 < X1 <= 1``,
+    ``0 <= Y0 < Y1 <= 1``), e.g. ``0,0.875,1,1`` for the bottom eighth."""
+    from .evaluation import check_regions
+
+    try:
+        return check_regions([text.split(",")])[0]
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"region must be X0,Y0,X1,Y1 fractions of the frame with X0 < X1 and Y0 < Y1, "
+                                         f"such as 0,0.875,1,1 for the bottom eighth; got {text!r}") from None

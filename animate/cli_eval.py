@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .cli_args import positive_int
+from .cli_args import positive_int, region_arg
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--renderer", default="puppet", help="renderer to evaluate: puppet (default) or diffusion")
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
     p.add_argument("--height", type=positive_int, default=512, help="comparison height in pixels (default 512)")
+    p.add_argument("--ignore", type=region_arg, action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="leave this part of the frame (fractions) out of SSIM, PSNR, L1 and the warp error, e.g. "
+                        "0,0.875,1,1 for burnt-in subtitles along the bottom; repeat for several regions")
     p.add_argument("--no-pck", action="store_true", help="skip re-detecting poses on the output (faster)")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")
     p.add_argument("--lpips-weights", metavar="PATH", help="LPIPS weights (TorchScript or lpips linear layers); else skipped")
@@ -40,6 +43,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.video, renderer=args.renderer, frames=args.frames, height=args.height, out_dir=args.out_dir,
         config=args.config, pck_eval=not args.no_pck, lpips_weights=args.lpips_weights,
         fvd_weights=args.fvd_weights, progress=getattr(args, "progress", True), weights=args.weights,
+        ignore=args.ignore,
     )
     g, b = report["generated"], report.get("baseline_first_frame", {})
     rows = [("metric", args.renderer, "first-frame baseline")]
@@ -47,7 +51,10 @@ def run_eval(args: argparse.Namespace) -> int:
         if key in g:
             rows.append((key, _fmt(g.get(key)), _fmt(b.get(key))))
     table = "\n".join(f"{a:<18}{b_:>14}{c:>22}" for a, b_, c in rows)
-    print(f"{report['frames']} frames of {args.video} at {report['size'][0]}x{report['size'][1]}\n{table}")
+    scored = report["settings"]["scored_fraction"]
+    regions = " ".join(",".join(f"{v:g}" for v in box) for box in args.ignore)
+    where = "" if scored == 1.0 else f" ({scored:.1%} of each frame scored; ignored: {regions})"
+    print(f"{report['frames']} frames of {args.video} at {report['size'][0]}x{report['size'][1]}{where}\n{table}")
     print(f"report: {report['report']}")
     return 0
 

@@ -17,6 +17,9 @@ with real frame ``t``. Metrics, all computed streaming (two frames in memory at 
                 and as the ratio generated / real (1 = as steady as the real video; a frozen video scores 0).
 
 Every frame is compared at ``height`` pixels (512 by default), width following the real clip's aspect.
+Regions can be left out of every score (``ignore``: rectangles in fractions of the frame), for what no
+renderer can know from the first frame: burnt-in subtitles that change, a channel logo, a timestamp. SSIM,
+PSNR, L1 and the warp error are then computed on the other pixels only; PCK is unaffected.
 The report includes the trivial baseline "first frame repeated" so the numbers have a floor to beat.
 In self-reenactment frame 0 is the input itself and is left out of SSIM/PSNR/L1/PCK.
 LPIPS and FVD need network weights: they run only when a weights path is given (torch imported lazily)
@@ -29,7 +32,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,8 @@ PSNR_CAP_DB = 100.0
 PCK_ALPHA = 0.05
 #: keypoint score below which a driving keypoint is not evaluated (the skeleton-drawing threshold).
 PCK_SCORE_THRESHOLD = 0.3
+#: side of the SSIM window (skimage's default).
+SSIM_WINDOW = 7
 #: comparison height in pixels.
 DEFAULT_HEIGHT = 512
 #: columns of the contact sheet.
@@ -61,24 +66,77 @@ FVD_SIDE = 224
 # ------------------------------------------------------------------------------------------------
 # per-frame metrics
 # ------------------------------------------------------------------------------------------------
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images of one shape, capped at :data:`PSNR_CAP_DB`."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+def psnr(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """PSNR in dB of two uint8 images of one shape, capped at :data:`PSNR_CAP_DB`; over the pixels where the
+    ``(H, W)`` bool ``keep`` is set, if given."""
+    sq = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    mse = float(np.mean(sq if keep is None else sq[keep]))
     if mse == 0.0:
         return PSNR_CAP_DB
     return min(PSNR_CAP_DB, 10.0 * math.log10(255.0 ** 2 / mse))
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two ``(H, W, 3)`` uint8 images (skimage defaults: 7x7 window, RGB channels averaged)."""
+def ssim(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """SSIM of two ``(H, W, 3)`` uint8 images (skimage defaults: 7x7 window, RGB channels averaged).
+
+    With an ``(H, W)`` bool ``keep``, the SSIM map is averaged over the kept pixels instead, leaving out
+    the border that skimage's mean leaves out (half a window)."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+    if keep is None:
+        return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+    _, full = structural_similarity(a, b, channel_axis=2, data_range=255, full=True)
+    pad = (SSIM_WINDOW - 1) // 2
+    inner = np.zeros(keep.shape, bool)
+    inner[pad:keep.shape[0] - pad, pad:keep.shape[1] - pad] = True
+    return float(full.mean(axis=2)[keep & inner].mean())
 
 
-def l1(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two uint8 images, in [0, 1]."""
-    return float(np.mean(np.abs(a.astype(np.float32) - b.astype(np.float32))) / 255.0)
+def l1(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """Mean absolute difference of two uint8 images, in [0, 1]; over the ``keep`` pixels, if given."""
+    diff = np.abs(a.astype(np.float32) - b.astype(np.float32))
+    return float(np.mean(diff if keep is None else diff[keep]) / 255.0)
+
+
+def check_regions(ignore: Sequence[Sequence[float]]) -> list[list[float]]:
+    """The ``ignore`` rectangles as lists of four floats, checked: ``0 <= X0 < X1 <= 1``, ``0 <= Y0 < Y1 <= 1``.
+
+    Raises:
+        ConfigError: a rectangle that is not four such fractions.
+    """
+    boxes = []
+    for rect in ignore:
+        try:
+            box = [float(v) for v in rect]
+        except (TypeError, ValueError):
+            box = []
+        if len(box) != 4 or not (0.0 <= box[0] < box[2] <= 1.0 and 0.0 <= box[1] < box[3] <= 1.0):
+            raise ConfigError(f"ignored region {rect!r} must be X0,Y0,X1,Y1 fractions of the frame with X0 < X1 "
+                              f"and Y0 < Y1, such as 0,0.875,1,1 for the bottom eighth")
+        boxes.append(box)
+    return boxes
+
+
+def keep_mask(size: tuple[int, int], ignore: Sequence[Sequence[float]]) -> np.ndarray | None:
+    """``(H, W)`` bool mask of the pixels scored when the ``ignore`` rectangles (``X0, Y0, X1, Y1``
+    fractions of the frame) are left out; ``None`` when nothing is ignored.
+
+    Raises:
+        ConfigError: a rectangle that is not four fractions with ``X0 < X1``, ``Y0 < Y1``, or rectangles
+            that leave nothing to score.
+    """
+    if not ignore:
+        return None
+    w, h = size
+    keep = np.ones((h, w), bool)
+    for box in check_regions(ignore):
+        x0, x1 = round(box[0] * w), round(box[2] * w)
+        y0, y1 = round(box[1] * h), round(box[3] * h)
+        keep[y0:y1, x0:x1] = False
+    pad = (SSIM_WINDOW - 1) // 2
+    if not keep[pad:h - pad, pad:w - pad].any():
+        raise ConfigError(f"the ignored regions {[list(r) for r in ignore]} cover the whole frame; leave something to score")
+    return keep
 
 
 class WarpError:
@@ -86,13 +144,14 @@ class WarpError:
 
     For each pair ``(t, t+1)``: DIS optical flow (OpenCV, medium preset) from ``t+1`` to ``t`` on the gray
     images, frame ``t`` sampled at the flow's targets (so it is warped onto ``t+1``), mean absolute RGB
-    error in [0, 1].
+    error in [0, 1] (over the ``(H, W)`` bool ``keep`` pixels, if given).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: np.ndarray | None = None) -> None:
         import cv2
 
         self._cv2 = cv2
+        self._keep = keep
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self._prev: np.ndarray | None = None
         self._prev_gray: np.ndarray | None = None
@@ -108,7 +167,7 @@ class WarpError:
             gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
             warped = cv2.remap(self._prev, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
-            self.values.append(l1(warped, frame))
+            self.values.append(l1(warped, frame, self._keep))
         self._prev, self._prev_gray = frame, gray
 
     @property
@@ -153,12 +212,13 @@ class _Scores:
     pck_hit: int = 0
     pck_n: int = 0
     warp: WarpError | None = None
+    keep: np.ndarray | None = None
 
     def add(self, gen: np.ndarray, real: np.ndarray, score: bool = True) -> None:
         if score:
-            self.ssim.append(ssim(gen, real))
-            self.psnr.append(psnr(gen, real))
-            self.l1.append(l1(gen, real))
+            self.ssim.append(ssim(gen, real, self.keep))
+            self.psnr.append(psnr(gen, real, self.keep))
+            self.l1.append(l1(gen, real, self.keep))
         if self.warp is not None:
             self.warp.update(gen)
 
@@ -361,6 +421,7 @@ def compare_videos(
     fvd_weights: str | os.PathLike | None = None,
     contact_sheet_path: str | os.PathLike | None = None,
     progress: bool = True,
+    ignore: Sequence[Sequence[float]] = (),
 ) -> dict:
     """Compare a generated video with a real one frame by frame (streamed).
 
@@ -384,6 +445,8 @@ def compare_videos(
         lpips_weights, fvd_weights: weight files enabling LPIPS / FVD (else reported as skipped).
         contact_sheet_path: write a PNG with ~8 sampled frames (row 1 real, row 2 generated).
         progress: tqdm bar.
+        ignore: rectangles ``(X0, Y0, X1, Y1)`` in fractions of the frame left out of SSIM, PSNR, L1 and
+            the warp error (burnt-in subtitles, logos); listed in the report's ``settings``.
 
     Returns:
         Report dict: ``frames``, ``size``, ``generated`` / ``baseline_first_frame`` metric dicts (``ssim``,
@@ -392,7 +455,9 @@ def compare_videos(
 
     Raises:
         InputError: a video has no frames, or a frame is not an RGB image.
+        ConfigError: a malformed ``ignore`` rectangle, or rectangles covering the whole frame.
     """
+    check_regions(ignore)  # a malformed rectangle fails before any video is opened
     gen_it, gen_count, _ = _frames(generated, frames)
     real_it, real_count, fps = _frames(real, frames)
     counts = [c for c in (gen_count, real_count) if c is not None]
@@ -404,12 +469,14 @@ def compare_videos(
 
         det = create_detector(detector, **(detector_options or {}))
 
-    gen_s = _Scores(warp=WarpError() if warp else None)
-    base_s = _Scores(warp=WarpError() if warp else None) if baseline else None
-    real_warp = WarpError() if warp else None
+    # the scorers are made at the first frame, when the comparison size (and so the kept pixels) is known
+    gen_s: _Scores | None = None
+    base_s: _Scores | None = None
+    real_warp: WarpError | None = None
     lp, lp_info = _optional("LPIPS", lpips_weights)
     fv, fv_info = _optional("FVD", fvd_weights)
     size: tuple[int, int] | None = None
+    keep: np.ndarray | None = None
     first_real: np.ndarray | None = None
     base_pose: PoseFrame | None = None
     thumbs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -422,6 +489,10 @@ def compare_videos(
                 raise InputError(f"real frame {n} of {_label(real)} has shape {r.shape}; frames must be (H, W, 3) RGB")
             if size is None:
                 size = eval_size(r.shape[1], r.shape[0], height)
+                keep = keep_mask(size, ignore)
+                gen_s = _Scores(warp=WarpError(keep) if warp else None, keep=keep)
+                base_s = _Scores(warp=WarpError(keep) if warp else None, keep=keep) if baseline else None
+                real_warp = WarpError(keep) if warp else None
             r = _resize(r, size)
             g = _resize(np.asarray(g), size)
             if first_real is None:
@@ -454,7 +525,7 @@ def compare_videos(
         bar.close()
         if det is not None and hasattr(det, "close"):
             det.close()
-    if n == 0 or not gen_s.ssim:
+    if n == 0 or gen_s is None or not gen_s.ssim:
         raise InputError(f"no frames to compare between {_label(generated)} and {_label(real)}; check both videos")
 
     rw = real_warp.mean if real_warp is not None else None
@@ -471,6 +542,8 @@ def compare_videos(
             "height": height, "psnr_cap_db": PSNR_CAP_DB, "pck_alpha": PCK_ALPHA,
             "pck_reference": "max side of the driving body bbox", "ssim": "skimage, RGB, window 7",
             "warp_flow": "OpenCV DIS medium, t+1 -> t",
+            "ignored_regions": check_regions(ignore),
+            "scored_fraction": 1.0 if keep is None else round(float(keep.mean()), 6),
         },
     }
     if base_s is not None:
@@ -508,6 +581,7 @@ def evaluate_self_reenactment(
     lpips_weights: str | os.PathLike | None = None,
     fvd_weights: str | os.PathLike | None = None,
     progress: bool = True,
+    ignore: Sequence[Sequence[float]] = (),
     **overrides: Any,
 ) -> dict:
     """Self-reenactment of ``video``: its first frame animated with its own poses, scored against it.
@@ -522,6 +596,7 @@ def evaluate_self_reenactment(
         pck_eval: re-detect poses on the generated frames for PCK@0.05.
         lpips_weights, fvd_weights: optional weight files (see :func:`compare_videos`).
         progress: tqdm bars.
+        ignore: regions left out of the scores (see :func:`compare_videos`).
 
     Returns:
         The report (also saved as ``out_dir/report.json``): everything :func:`compare_videos` returns plus
@@ -536,6 +611,7 @@ def evaluate_self_reenactment(
     from .api import Animator
     from .writers import check_output_path
 
+    check_regions(ignore)  # a malformed rectangle fails before the clip is animated
     if frames is not None and frames < 2:
         raise ConfigError(f"frames={frames}: self-reenactment animates frame 0 and scores the frames after it; "
                           f"use at least 2")
@@ -564,7 +640,7 @@ def evaluate_self_reenactment(
             detector_options={k: v for k, v in (driving.meta.get("detector_options") or {}).items()
                               if k in WINDOW_OPTIONS},
             lpips_weights=lpips_weights, fvd_weights=fvd_weights,
-            contact_sheet_path=out / "contact_sheet.png", skip_first=True, progress=False,
+            contact_sheet_path=out / "contact_sheet.png", skip_first=True, progress=False, ignore=ignore,
         )
         stats = animator.last_stats
     report = {

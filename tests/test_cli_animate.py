@@ -110,6 +110,21 @@ def test_eval_subcommand(tmp_path, data_dir, capsys):
     assert "ssim" in printed and "first-frame baseline" in printed
 
 
+def test_eval_ignore_option(tmp_path, data_dir, capsys):
+    pytest.importorskip("pose.extract")
+    out_dir = tmp_path / "ev"
+    rc = run(["eval", str(data_dir / "dance_short.mp4"), "--frames", "3", "--out-dir", str(out_dir),
+              "--renderer", "stamp", "--no-pck", "--height", "256", "--ignore", "0,0.875,1,1",
+              "--ignore", "0.9,0,1,0.1"])
+    assert rc == 0
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["settings"]["ignored_regions"] == [[0, 0.875, 1, 1], [0.9, 0, 1, 0.1]]
+    assert "of each frame scored; ignored: 0,0.875,1,1 0.9,0,1,0.1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        run(["eval", str(data_dir / "dance_short.mp4"), "--ignore", "0,0.9,1"])
+    assert exc.value.code == 2 and "region must be X0,Y0,X1,Y1" in capsys.readouterr().err
+
+
 def test_window_and_root_motion_reach_the_driving_detection_only(tmp_path, data_dir):
     """``--window`` restricts the driving video's detection, not the character's (tryon_model.png stands at
     0.46-0.83 of her image's width, across the window's edge, and is still found whole)."""

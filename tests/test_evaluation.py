@@ -15,12 +15,13 @@ from animate.evaluation import (
     compare_videos,
     contact_sheet,
     evaluate_self_reenactment,
+    keep_mask,
     l1,
     pck,
     psnr,
     ssim,
 )
-from pose.errors import InputError
+from pose.errors import ConfigError, InputError
 from pose.sequence import PoseFrame
 
 N = 6  # frames used from the clip
@@ -168,3 +169,59 @@ def test_missing_lpips_or_fvd_weights_file_is_an_error(clip, tmp_path):
         compare_videos(clip, clip, frames=2, lpips_weights=tmp_path / "nope.pth", progress=False)
     with pytest.raises(WeightsError, match="--fvd-weights"):
         compare_videos(clip, clip, frames=2, fvd_weights=tmp_path / "nope.pt", progress=False)
+
+
+def test_ignored_region_is_left_out_of_every_score(clip, real_frames):
+    """A burnt-in subtitle that changes (a bar of alternating colour): frames that differ from the real ones only in the bottom eighth
+    score as perfect once that band is ignored, and the scores of the rest are those of the kept pixels."""
+    texted = []
+    for i, frame in enumerate(real_frames):
+        f = frame.copy()
+        h, w = f.shape[:2]  # a subtitle inside the bottom eighth, as wide as the frame
+        f[h - h // 10:h - h // 40, w // 20:w - w // 20] = (250, 120, 250) if i % 2 else (250, 250, 120)
+        texted.append(f)
+    band = [[0.0, 0.875, 1.0, 1.0]]
+    full = compare_videos(texted, clip, frames=N, progress=False)
+    masked = compare_videos(texted, clip, frames=N, progress=False, ignore=band)
+    g = masked["generated"]
+    assert full["generated"]["psnr"] < 40 and full["generated"]["ssim"] < 0.99
+    assert g["psnr"] == PSNR_CAP_DB and g["ssim"] == pytest.approx(1.0) and g["l1"] == 0.0
+    assert masked["settings"]["ignored_regions"] == band
+    assert masked["settings"]["scored_fraction"] == pytest.approx(0.875, abs=0.01)
+    assert full["settings"]["scored_fraction"] == 1.0
+    # the warp error is measured on the same pixels for both videos: the flickering band no longer counts
+    # (the flow is still computed on whole frames, so pixels next to the band move it a little)
+    assert g["warp_error_ratio"] == pytest.approx(1.0, abs=1e-3)
+    assert full["generated"]["warp_error_ratio"] > 1.05
+    # the first-frame baseline is scored on the same pixels too
+    b_full, b_masked = full["baseline_first_frame"], masked["baseline_first_frame"]
+    assert b_masked["psnr"] != pytest.approx(b_full["psnr"])
+
+
+def test_metrics_on_kept_pixels_match_the_cropped_images():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    b = a.copy()
+    b[48:] = 255 - b[48:]  # only the bottom quarter differs ...
+    b[:48, :8] = np.clip(b[:48, :8].astype(int) + 20, 0, 255)  # ... and a strip on the left
+    keep = keep_mask((48, 64), [[0, 0.75, 1, 1]])
+    assert keep.shape == (64, 48) and not keep[48:].any() and keep[:48].all()
+    assert psnr(a, b, keep) == pytest.approx(psnr(a[:48], b[:48]))
+    assert l1(a, b, keep) == pytest.approx(l1(a[:48], b[:48]))
+    assert psnr(a, b, keep) > psnr(a, b)
+    # SSIM: the map's mean over kept pixels, without the half-window border skimage leaves out
+    assert 0.0 < ssim(a, b, keep) < 1.0 and ssim(a, a, keep) == pytest.approx(1.0)
+    assert keep_mask((48, 64), []) is None
+
+
+def test_bad_ignored_regions_fail_before_any_work(clip, tmp_path):
+    for bad in ([[0, 0.9, 1]], [[0.5, 0, 0.4, 1]], [[0, 0, 1, 1.5]], [["a", 0, 1, 1]]):
+        with pytest.raises(ConfigError, match="X0,Y0,X1,Y1"):
+            compare_videos(clip, clip, frames=2, progress=False, ignore=bad)
+    with pytest.raises(ConfigError, match="whole frame"):
+        compare_videos(clip, clip, frames=2, progress=False, ignore=[[0, 0, 1, 1]])
+    out = tmp_path / "eval"
+    with pytest.raises(ConfigError, match="X0,Y0,X1,Y1"):
+        evaluate_self_reenactment(clip, renderer="stamp", frames=2, out_dir=out, progress=False,
+                                  ignore=[[0, 1, 1, 0]])
+    assert not out.exists()
