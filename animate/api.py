@@ -175,7 +175,7 @@ def load_rgb(image: ImageLike, what: str = "reference") -> np.ndarray:
     from pose.video import read_image, to_rgb
 
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        return read_image(image, what=what)
     if isinstance(image, np.ndarray) or (hasattr(image, "convert") and hasattr(image, "mode")):
         return to_rgb(image)
     raise InputError(f"{what} must be an image path, a numpy array or a PIL image, got {type(image).__name__}")

@@ -181,7 +181,7 @@ def _to_float01(arr: np.ndarray) -> np.ndarray:
     raise InputError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
 
 
-def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE, what: str = "image") -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8 RGB.
 
     Handles 8/16-bit, grayscale, and RGBA (composited over ``background``, default white), and turns the
@@ -190,30 +190,31 @@ def read_image(path: str | os.PathLike, background: tuple[int, int, int] = WHITE
     Args:
         path: image file (PNG, JPEG, BMP, WebP, TIFF).
         background: RGB colour for transparent pixels.
+        what: the file's role in error messages ("reference", "mask", ...).
 
     Raises:
         InputError: the file is missing or cannot be decoded as an image.
     """
-    return to_rgb(decode_image(path), background)
+    return to_rgb(decode_image(path, what), background)
 
 
-def decode_image(path: str | os.PathLike) -> np.ndarray:
+def decode_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     """Decode an image file as stored: ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, in the
     file's bit depth, turned upright by its EXIF orientation (phone photos store the pixels sideways and
-    say how to turn them).
+    say how to turn them). ``what`` names the file's role in error messages.
 
     Raises:
         InputError: the file is missing or cannot be decoded as an image.
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"image {p} does not exist; check the path")
+        raise InputError(f"{what} {p} does not exist; check the path")
     # np.fromfile + imdecode also works for non-ASCII paths, unlike cv2.imread; IMREAD_UNCHANGED keeps
     # 16 bits and alpha but ignores the EXIF orientation, applied below.
     data = np.fromfile(str(p), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
-        raise InputError(f"image {p} cannot be decoded; check that it is a valid PNG/JPEG/BMP/WebP/TIFF file")
+        raise InputError(f"{what} {p} cannot be decoded; check that it is a valid PNG/JPEG/BMP/WebP/TIFF file")
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:

@@ -328,8 +328,12 @@ def test_interrupt_mid_render_leaves_no_file(tmp_path, driving, reference, refer
 
 def test_bad_inputs(tmp_path, driving, reference, reference_pose):
     animator = stamp()
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="^reference .*missing.png does not exist"):
         animator.stream(tmp_path / "missing.png", driving, reference_pose=reference_pose)
+    not_an_image = tmp_path / "mask.png"
+    not_an_image.write_text("not an image")
+    with pytest.raises(InputError, match="^mask .*mask.png cannot be decoded"):  # the error names the input's role
+        animator.stream(reference, driving, reference_pose=reference_pose, mask=not_an_image)
     with pytest.raises(InputError, match="driving must be"):
         animator.stream(reference, 42, reference_pose=reference_pose)
     with pytest.raises(InputError, match="reference must be"):

@@ -73,7 +73,7 @@ def backdrop_image(spec: str | tuple[int, int, int] | Path, size: tuple[int, int
         return np.full((h, w, 3), spec, np.uint8)
     from pose.video import read_image
 
-    picture = read_image(spec)
+    picture = read_image(spec, what="background picture")
     ph, pw = picture.shape[:2]
     scale = max(w / pw, h / ph)
     sw, sh = max(w, round(pw * scale)), max(h, round(ph * scale))
