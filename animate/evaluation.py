@@ -258,6 +258,25 @@ def _frames(source: Any, end: int | None) -> tuple[Iterator[np.ndarray], int | N
     return it, (min(count, end) if count is not None and end is not None else count), None
 
 
+def hatch(image: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """``image`` with the pixels outside ``keep`` (any size; resized to the image's) dimmed and crossed by
+    diagonal lines: how a contact sheet shows the regions left out of the scores. Unchanged without ``keep``."""
+    if keep is None:
+        return image
+    import cv2
+
+    h, w = image.shape[:2]
+    out = cv2.resize(keep.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) == 0
+    if not out.any():
+        return image
+    shaded = image.copy()
+    shaded[out] = (0.5 * image[out]).astype(np.uint8)
+    ys, xs = np.nonzero(out)
+    lines = (xs + ys) % 8 < 2
+    shaded[ys[lines], xs[lines]] = 255
+    return shaded
+
+
 def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
@@ -518,7 +537,7 @@ def compare_videos(
                 fv.update(g, r)
             if n in sample and contact_sheet_path is not None:
                 th = eval_size(size[0], size[1], CONTACT_THUMB_HEIGHT)
-                thumbs.append((_resize(r, th), _resize(g, th)))
+                thumbs.append((hatch(_resize(r, th), keep), hatch(_resize(g, th), keep)))
             n += 1
             bar.update(1)
     finally:

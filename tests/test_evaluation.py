@@ -214,6 +214,22 @@ def test_metrics_on_kept_pixels_match_the_cropped_images():
     assert keep_mask((48, 64), []) is None
 
 
+def test_contact_sheet_hatches_the_ignored_region(clip, tmp_path):
+    import cv2
+
+    sheet = tmp_path / "sheet.png"
+    compare_videos(clip, clip, frames=2, progress=False, warp=False, baseline=False, contact_sheet_path=sheet,
+                   ignore=[[0, 0.5, 1, 1]])
+    img = cv2.imread(str(sheet))[..., ::-1]
+    plain = tmp_path / "plain.png"
+    compare_videos(clip, clip, frames=2, progress=False, warp=False, baseline=False, contact_sheet_path=plain)
+    ref = cv2.imread(str(plain))[..., ::-1]
+    # each 144x256 thumbnail (rows: real, generated): its top half as before, its bottom half changed
+    for top in (0, 256):
+        assert np.array_equal(img[top + 40:top + 120], ref[top + 40:top + 120])
+        assert (img[top + 140:top + 250] != ref[top + 140:top + 250]).mean() > 0.5
+
+
 def test_bad_ignored_regions_fail_before_any_work(clip, tmp_path):
     for bad in ([[0, 0.9, 1]], [[0.5, 0, 0.4, 1]], [[0, 0, 1, 1.5]], [["a", 0, 1, 1]]):
         with pytest.raises(ConfigError, match="X0,Y0,X1,Y1"):
