@@ -104,16 +104,16 @@ def check_regions(ignore: Sequence[Sequence[float]]) -> list[list[float]]:
     Raises:
         ConfigError: a rectangle that is not four such fractions.
     """
+    from pose.detectors.base import check_crop  # the same rule as a detection window's
+    from pose.errors import DetectorError
+
     boxes = []
     for rect in ignore:
         try:
-            box = [float(v) for v in rect]
-        except (TypeError, ValueError):
-            box = []
-        if len(box) != 4 or not (0.0 <= box[0] < box[2] <= 1.0 and 0.0 <= box[1] < box[3] <= 1.0):
+            boxes.append(list(check_crop(rect)))
+        except DetectorError:
             raise ConfigError(f"ignored region {rect!r} must be X0,Y0,X1,Y1 fractions of the frame with X0 < X1 "
-                              f"and Y0 < Y1, such as 0,0.875,1,1 for the bottom eighth")
-        boxes.append(box)
+                              f"and Y0 < Y1, such as 0,0.875,1,1 for the bottom eighth") from None
     return boxes
 
 
@@ -476,7 +476,7 @@ def compare_videos(
         InputError: a video has no frames, or a frame is not an RGB image.
         ConfigError: a malformed ``ignore`` rectangle, or rectangles covering the whole frame.
     """
-    check_regions(ignore)  # a malformed rectangle fails before any video is opened
+    regions = check_regions(ignore)  # a malformed rectangle fails before any video is opened
     gen_it, gen_count, _ = _frames(generated, frames)
     real_it, real_count, fps = _frames(real, frames)
     counts = [c for c in (gen_count, real_count) if c is not None]
@@ -508,7 +508,7 @@ def compare_videos(
                 raise InputError(f"real frame {n} of {_label(real)} has shape {r.shape}; frames must be (H, W, 3) RGB")
             if size is None:
                 size = eval_size(r.shape[1], r.shape[0], height)
-                keep = keep_mask(size, ignore)
+                keep = keep_mask(size, regions)
                 gen_s = _Scores(warp=WarpError(keep) if warp else None, keep=keep)
                 base_s = _Scores(warp=WarpError(keep) if warp else None, keep=keep) if baseline else None
                 real_warp = WarpError(keep) if warp else None
@@ -561,7 +561,7 @@ def compare_videos(
             "height": height, "psnr_cap_db": PSNR_CAP_DB, "pck_alpha": PCK_ALPHA,
             "pck_reference": "max side of the driving body bbox", "ssim": "skimage, RGB, window 7",
             "warp_flow": "OpenCV DIS medium, t+1 -> t",
-            "ignored_regions": check_regions(ignore),
+            "ignored_regions": regions,
             "scored_fraction": 1.0 if keep is None else round(float(keep.mean()), 6),
         },
     }
