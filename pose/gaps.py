@@ -13,7 +13,9 @@ when the rest of the body was detected, and whole-frame misses (status ``MISSING
 * a longer gap, or one at the end of the sequence, holds the last detection of that keypoint before it,
   and a gap at the start holds the first one after it: a dancer who walks out of the frame freezes in
   their last pose until they come back, and the pose changes when the video shows them again (not in
-  the middle of the gap, as holding the nearest detection did). For frames where the person *was*
+  the middle of the gap, as holding the nearest detection did). Frames without the person hold the pose
+  of the last frame with them as it was: a keypoint missing there (a hand lost shortly before) stays
+  missing instead of returning from an older frame, away from the wrist. For frames where the person *was*
   detected, long per-keypoint gaps are left missing unless ``hold_keypoints=True``: holding one hand at a stale position while the arm
   moves on looks worse than not drawing it.
 
@@ -195,6 +197,10 @@ def fill_gaps(
     hold = ~valid & ~interp & (has_prev | has_next)
     if not hold_keypoints:
         hold &= missing_frame[:, None]
+    # Across a whole-frame gap the pose of the frame beside it is held: a keypoint that frame lacks (a hand
+    # lost a few frames before the person was) stays missing rather than coming back from an older frame.
+    person_prev, person_next = _neighbours(source_frame[:, None])
+    hold &= ~(missing_frame[:, None] & np.where(has_prev, prev != person_prev, nxt != person_next))
 
     new = kps.copy()
     # Linear interpolation between the bounding detections (x, y and score) ...

@@ -83,6 +83,25 @@ def test_long_gap_holds_the_last_detection_and_is_flagged():
     assert (out.confidence[10:22] == 0).all()
 
 
+def test_held_frames_hold_the_last_pose_not_older_keypoints():
+    """A hand lost a few frames before the person is not brought back from its older detection."""
+    full = _sequence()
+    kps = full.keypoints.copy()
+    kps[5:10, layout.RIGHT_HAND] = empty_keypoints()[layout.RIGHT_HAND]  # hand lost at 5, person at 10
+    seq = _drop_frames(full.copy(kps), range(10, 22))
+    out = fill_gaps(seq, max_interp_gap=8)
+    assert (out.status[10:22] == FrameStatus.HELD).all()
+    np.testing.assert_allclose(out.keypoints[10:22, layout.BODY, :2], np.repeat(full.keypoints[9:10, layout.BODY, :2], 12, 0))
+    assert (out.keypoints[10:22, layout.RIGHT_HAND, 2] == 0).all()
+    assert np.isnan(out.keypoints[10:22, layout.RIGHT_HAND, :2]).all()
+    # the same at the start: the first pose after the gap, without a hand it lacks
+    kps = full.keypoints.copy()
+    kps[3:6, layout.RIGHT_HAND] = empty_keypoints()[layout.RIGHT_HAND]
+    out = fill_gaps(_drop_frames(full.copy(kps), [0, 1, 2]), max_interp_gap=8)
+    np.testing.assert_allclose(out.keypoints[0, layout.BODY, :2], full.keypoints[3, layout.BODY, :2])
+    assert (out.keypoints[:3, layout.RIGHT_HAND, 2] == 0).all()
+
+
 def test_leading_and_trailing_gaps_are_held():
     full = _sequence()
     seq = _drop_frames(full, [0, 1, 2, N - 2, N - 1])
