@@ -617,7 +617,8 @@ class Animator:
                     path, detector=cfg.pose.detector, smoothing=self._smoothing(),
                     max_interp_gap=cfg.pose.max_interp_gap, start=start, end=end, progress=progress,
                     detector_options=cfg.pose.detector_options or None, detect_every=cfg.pose.detect_every,
-                    max_scale_jump=cfg.pose.max_scale_jump, while_detecting=while_detecting,
+                    max_scale_jump=cfg.pose.max_scale_jump, follow_identity=cfg.pose.follow_identity,
+                    while_detecting=while_detecting,
                 )
         else:
             raise InputError(f"driving must be a video path, a pose file (.json/.npz) or a PoseSequence, got {type(driving).__name__}")

@@ -224,5 +224,13 @@ def run_show(args: argparse.Namespace) -> int:
     if rejected:
         shown = ", ".join(str(t) for t in rejected[:10]) + (", ..." if len(rejected) > 10 else "")
         lines.append(f"{'rejected:':<17}{len(rejected)} implausible detections (frames {shown})")
+    for run in meta.get("identity_runs") or []:
+        first, last = run["frames"]
+        if run["kept"]:
+            lines.append(f"{'look changed:':<17}frames {first}-{last} look unlike the first frames; nobody more like "
+                         "them was found, kept")
+        else:
+            lines.append(f"{'person switch:':<17}frames {first}-{last}: the tracker took someone else; the first "
+                         f"person was found again in {run['recovered']} detections, {run['hidden']} hidden")
     print("\n".join(lines))
     return 0

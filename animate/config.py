@@ -58,6 +58,9 @@ class PoseConfig:
         max_scale_jump: drop detections whose body is more than this many times larger or smaller than the
             detections within a second around them (a collapsed skeleton of a person half out of the frame,
             :mod:`pose.outliers`); they are then filled like frames without a person. ``None`` keeps all.
+        follow_identity: when the detections start to look like someone else (another dancer crossing in
+            front took the tracker), detect those frames again with that person painted over and keep
+            following the first one (:mod:`pose.identity`).
     """
 
     detector: str = "mediapipe"
@@ -65,6 +68,7 @@ class PoseConfig:
     max_interp_gap: int = 8
     detect_every: int | str = "auto"
     max_scale_jump: float | None = DEFAULT_MAX_JUMP
+    follow_identity: bool = True
 
 
 @dataclass
@@ -425,6 +429,7 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
             max_interp_gap=c.integer("pose.max_interp_gap", p["max_interp_gap"]),
             detect_every=_detect_every(c, p["detect_every"]),
             max_scale_jump=_max_scale_jump(c, p["max_scale_jump"]),
+            follow_identity=c.boolean("pose.follow_identity", p["follow_identity"]),
         ),
         smoothing=SmoothingConfig(
             enabled=c.boolean("smoothing.enabled", s["enabled"]),

@@ -6,7 +6,9 @@ them (:mod:`pose.outliers`: a collapsed skeleton of a person half out of the fra
 (:func:`pose.gaps.fill_gaps`) and smooths the tracks (:func:`pose.smoothing.smooth_sequence`). When the
 detector finds the person in too few frames, a person too small for it (a dancer on a wide stage) is
 searched for tile by tile on a few frames, and the video detected again inside a window around them, or
-following them (:mod:`pose.person_search`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
+following them (:mod:`pose.person_search`). When the detections start to look like someone else (a second
+dancer crossing in front took the tracker), those frames are detected again with that person painted over
+(:mod:`pose.identity`). Rendered skeleton videos (e.g. ``*_kps.mp4``) are
 recognised from their first frame and read back with :mod:`pose.skeleton_parse` instead of being detected.
 
 Speed (the default mediapipe detector is the bottleneck: Holistic costs ~40-50 ms of CPU per frame):
@@ -53,6 +55,7 @@ from tqdm import tqdm
 from . import layout
 from .detectors.base import DEFAULT_DETECTOR, WINDOW_OPTIONS, Detector, create_detector, detect_in_window
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
+from .identity import SIGNATURE_SIZE, appearance
 from .outliers import DEFAULT_MAX_JUMP, implausible_frames
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
 from .video import VideoSource, first_frame, index_packets, open_video, read_image, to_rgb
@@ -88,8 +91,9 @@ PIN_WORKERS = True
 # Set once a forked worker crashed or hung in this process: later calls do not fork again.
 _FORK_STATE = {"failed": False}
 
-# (positions of detected frames, their (n, K, 3) keypoints, their statuses, sequence frames, frames decoded)
-_RangeResult = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
+# (positions of detected frames, their (n, K, 3) keypoints, their statuses, sequence frames, frames decoded,
+# their (n, SIGNATURE_SIZE) appearance signatures, NaN rows where none)
+_RangeResult = tuple[np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray]
 # Frames decoded ahead of the detector by the reader thread.
 PREFETCH_FRAMES = 4
 # Seconds between progress updates sent by worker processes.
@@ -223,25 +227,31 @@ def _scale_frame(frame: PoseFrame, sx: float, sy: float, width: int, height: int
 
 def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: bool,
                    progress_cb: Callable[[int], None] | None = None,
-                   count: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                   count: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Run ``det`` on the keyframes of the frames streamed from ``src`` (an open :class:`VideoSource`).
 
     The ``i``-th frame of ``src`` is sequence position ``offset + i``; it is a keyframe when that position
     is a multiple of ``every``. With ``detect_tail`` the last frame is detected too (end point of the
     interpolation). Only keyframes reach the detector; when ``count`` (the exact number of frames of
     ``src``) is known, a video file's decoder drops the other frames itself
-    (:meth:`~pose.video.VideoSource.iter_keyframes`). Keypoints are in source-frame pixels.
+    (:meth:`~pose.video.VideoSource.iter_keyframes`). Keypoints are in source-frame pixels. Each detection's
+    look (:func:`pose.identity.appearance`, NaN when its torso is unseen) is taken on the frame detected.
     """
     sx, sy = src.scale
     positions: list[int] = []
     kps: list[np.ndarray] = []
     status: list[int] = []
+    looks: list[np.ndarray] = []
+    unseen = np.full(SIGNATURE_SIZE, np.nan, np.float32)
 
     def detect(i: int, rgb: np.ndarray) -> None:
-        f = _scale_frame(det(rgb), sx, sy, src.source_width, src.source_height)
+        found = det(rgb)
+        look = appearance(rgb, found.keypoints) if found.has_person else None
+        f = _scale_frame(found, sx, sy, src.source_width, src.source_height)
         positions.append(i)
         kps.append(f.keypoints)
         status.append(int(f.status))
+        looks.append(unseen if look is None else look)
 
     done = 0
     for i, rgb in _prefetch(src.iter_keyframes(every, offset, detect_tail, count)):
@@ -253,8 +263,9 @@ def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: boo
     if progress_cb is not None and n > done:
         progress_cb(n - done)
     if not kps:
-        return np.zeros(0, np.int64), np.zeros((0, layout.NUM_KEYPOINTS, 3), np.float32), np.zeros(0, np.uint8), n
-    return np.asarray(positions, np.int64), np.stack(kps), np.asarray(status, np.uint8), n
+        return (np.zeros(0, np.int64), np.zeros((0, layout.NUM_KEYPOINTS, 3), np.float32), np.zeros(0, np.uint8), n,
+                np.zeros((0, SIGNATURE_SIZE), np.float32))
+    return np.asarray(positions, np.int64), np.stack(kps), np.asarray(status, np.uint8), n, np.stack(looks)
 
 
 def _detect_range(path: str, name: str, options: dict, start: int, end: int | None, step: int,
@@ -266,9 +277,10 @@ def _detect_range(path: str, name: str, options: dict, start: int, end: int | No
     Runs in the calling process or in a worker process (``in_worker``: one of several, so the ffmpeg
     decoder gets ``WORKER_DECODER_THREADS`` threads); ``cpu`` pins the calling process (and the decoder it
     starts) to that core; ``count`` is the exact number of frames in the range when known (``step`` 1
-    only), which lets the decoder drop non-keyframes. Returns ``(positions, keypoints, status, frames)``:
-    positions of the detected frames relative to ``start``, their ``(n, 134, 3)`` keypoints and statuses,
-    and the number of sequence frames read.
+    only), which lets the decoder drop non-keyframes. Returns ``(positions, keypoints, status, frames,
+    decoded, looks)``: positions of the detected frames relative to ``start``, their ``(n, 134, 3)``
+    keypoints and statuses, the number of sequence frames read, the number of frames decoded, and the
+    detections' ``(n, SIGNATURE_SIZE)`` looks (:func:`pose.identity.appearance`).
     """
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         try:
@@ -280,9 +292,9 @@ def _detect_range(path: str, name: str, options: dict, start: int, end: int | No
             open_video(path, fps, max_size=max_size, start=start, end=end, threads=threads,
                        skip_deblocking=FAST_DECODE) as src:
         frames = src if step == 1 else _StepSource(src, step)
-        positions, kps, status, n = _detect_stream(det, frames, every, offset, detect_tail, progress_cb,
-                                                   count if step == 1 else None)
-        return positions, kps, status, n, src.frames_read if step == 1 else frames.read
+        positions, kps, status, n, looks = _detect_stream(det, frames, every, offset, detect_tail, progress_cb,
+                                                          count if step == 1 else None)
+        return positions, kps, status, n, src.frames_read if step == 1 else frames.read, looks
 
 
 class _StepSource:
@@ -582,18 +594,19 @@ def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, i
     return [results[i] for i in range(len(procs))], offsets
 
 
-def _assemble(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate range results into ``(keypoints (T, K, 3), status (T,), keyframe (T,))``."""
+def _assemble(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate range results into ``(keypoints (T, K, 3), status (T,), keyframe (T,), looks (T, S))``."""
     total = sum(int(p[3]) for p in parts)
     kps = empty_keypoints(total)
     status = np.full(total, FrameStatus.MISSING, np.uint8)
     keyframe = np.zeros(total, bool)
+    looks = np.full((total, SIGNATURE_SIZE), np.nan, np.float32)
     base = 0
-    for positions, k, s, n, *_ in parts:
+    for positions, k, s, n, _, look in parts:
         idx = base + np.asarray(positions, np.int64)
-        kps[idx], status[idx], keyframe[idx] = k, s, True
+        kps[idx], status[idx], keyframe[idx], looks[idx] = k, s, True, look
         base += int(n)
-    return kps, status, keyframe
+    return kps, status, keyframe, looks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -619,6 +632,7 @@ def extract_poses(
     while_detecting: Callable[[], Any] | None = None,
     max_scale_jump: float | None = DEFAULT_MAX_JUMP,
     find_small_person: bool = True,
+    follow_identity: bool = True,
 ) -> PoseSequence:
     """Extract one person's whole-body poses from every frame of a video.
 
@@ -669,6 +683,11 @@ def extract_poses(
             (a dancer crossing the frame), following them from keyframe to keyframe
             (``detector_options["follow"]``); a pass is kept when it finds the person in more frames.
             Default True.
+        follow_identity: when detections stop looking like the person of the first ones (someone else
+            crossing in front of them took the tracker), detect those frames again with the other person
+            painted over and keep the followed person where they are found (:mod:`pose.identity`); frames
+            where they are hidden are filled like misses. ``meta["identity_runs"]`` lists what was found.
+            Not done for skeleton videos or with a detection window (``crop``/``follow``). Default True.
 
     Returns:
         :class:`PoseSequence` in source-frame pixels with ``meta`` recording source, detector and options.
@@ -745,7 +764,8 @@ def extract_poses(
                 detector.reset()
                 with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
                     frames = _StepSource(src, step)
-                    parts = [(*_detect_stream(detector, frames, every, 0, True, bar.update), frames.read)]
+                    positions, k, s, n, looks = _detect_stream(detector, frames, every, 0, True, bar.update)
+                    parts = [(positions, k, s, n, frames.read, looks)]
             else:
                 n_workers = auto_workers(n_expected, every) if workers == "auto" else int(workers)
                 if single:
@@ -800,11 +820,11 @@ def extract_poses(
             bar.close()
         return parts, n_workers
 
-    def detect_one_person(options: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    def detect_one_person(options: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
         """:func:`detect_all`, again in one process when the workers followed different people;
-        ``(keypoints, status, keyframe, workers, frames decoded)``."""
+        ``(keypoints, status, keyframe, looks, workers, frames decoded)``."""
         parts, n_workers = detect_all(options)
-        kps, status, keyframe = _assemble(parts)
+        kps, status, keyframe, looks = _assemble(parts)
         decoded = sum(int(p[4]) for p in parts)
         switch = _person_switch(kps, status, np.cumsum([int(p[3]) for p in parts])[:-1], src_fps / step)
         if switch is not None:
@@ -812,11 +832,11 @@ def extract_poses(
                            "one person in the video?); detecting again in one process, which follows one person "
                            "throughout", path, start + switch * step)
             parts, n_workers = detect_all(options, single=True)
-            kps, status, keyframe = _assemble(parts)
+            kps, status, keyframe, looks = _assemble(parts)
             decoded += sum(int(p[4]) for p in parts)
-        return kps, status, keyframe, n_workers, decoded
+        return kps, status, keyframe, looks, n_workers, decoded
 
-    kps, status, keyframe, n_workers, decoded = detect_one_person(options)
+    kps, status, keyframe, looks, n_workers, decoded = detect_one_person(options)
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     rate = _found_share(status, keyframe)
@@ -838,13 +858,13 @@ def extract_poses(
             logger.warning("%s: the detector found the person in %.0f%% of the frames; a search found them small "
                            "in %d of %d frames: detecting again %s", path, 100 * rate, search.found,
                            search.searched, how)
-            k2, s2, kf2, workers_again, decoded_again = detect_one_person(opts)
+            k2, s2, kf2, looks2, workers_again, decoded_again = detect_one_person(opts)
             decoded += decoded_again
             rate2 = _found_share(s2, kf2)
             if len(k2) != len(kps) or rate2 <= rate:
                 logger.warning("%s: that found the person in %.0f%% of the frames; not kept", path, 100 * rate2)
                 continue
-            kps, status, keyframe, options, n_workers, rate = k2, s2, kf2, opts, workers_again, rate2
+            kps, status, keyframe, looks, options, n_workers, rate = k2, s2, kf2, looks2, opts, workers_again, rate2
             if rate >= SEARCH_BELOW:
                 break
     t_detect = time.perf_counter() - t0
@@ -853,6 +873,10 @@ def extract_poses(
             f"no person detected in any of the {int(keyframe.sum())} frames of {path} the detector ran on; check "
             f"that one person is fully visible, or try another detector (available: mediapipe, openpose)"
         )
+    identity: list[dict] = []
+    if follow_identity and name != "skeleton" and not set(WINDOW_OPTIONS) & set(options):
+        identity = _follow_identity(path, name, options, detector, kps, status, keyframe, looks, start, step,
+                                    max_size, fps, src_fps / step)
     rejected = _reject_implausible(kps, status, src_fps / step, max_scale_jump, path)
     if every > 1:
         kps, status = interpolate_between_keyframes(kps, status, keyframe)
@@ -869,6 +893,7 @@ def extract_poses(
         "detections": int(keyframe.sum()),
         "max_scale_jump": max_scale_jump,
         "rejected_frames": [int(t) for t in rejected],
+        "identity_runs": identity,
         "frames_decoded": int(decoded),
         "fill_gaps": bool(fill_gaps), "max_interp_gap": int(max_interp_gap),
         "smoothing": _smoothing_meta(smoothing),
@@ -932,6 +957,64 @@ def _person_switch(kps: np.ndarray, status: np.ndarray, boundaries: np.ndarray, 
         if torso > 0 and shift > SWITCH_TORSOS * torso:
             return int(b)
     return None
+
+
+def _follow_identity(path: Path, name: str, options: dict, detector: str | Detector, kps: np.ndarray,
+                     status: np.ndarray, keyframe: np.ndarray, looks: np.ndarray, start: int, step: int,
+                     max_size: int | None, fps: float | None, rate: float) -> list[dict]:
+    """Find the runs of detections that look like someone else and detect them again
+    (:func:`pose.identity.recover_runs`), editing ``kps``/``status`` in place; their summary for ``meta``.
+    ``fps`` overrides the source's frame rate (folders); ``rate`` is the sequence's."""
+    from . import identity
+
+    reference = identity.reference_appearance(looks)
+    if reference is None:
+        return []
+    distances = identity.distances_to(reference, looks)
+    if np.isfinite(distances).any():
+        logger.debug("%s: appearance distance to the first detections: median %.3f, max %.3f", path,
+                     float(np.nanmedian(distances)), float(np.nanmax(distances)))
+    runs = identity.stranger_runs(distances)
+    if not runs:
+        return []
+
+    def frames(first: int, last: int) -> Iterator[tuple[int, np.ndarray, tuple[float, float]]]:
+        with open_video(path, fps, max_size=max_size, start=start + first * step,
+                        end=start + last * step + 1) as src:
+            for i, rgb in enumerate(src if step == 1 else _StepSource(src, step)):
+                yield first + i, rgb, src.scale
+
+    def fresh_detector() -> Detector:
+        if isinstance(detector, Detector):
+            detector.reset()
+            return _Borrowed(detector)
+        return create_detector(name, **options)
+
+    results = identity.recover_runs(runs, kps, status, keyframe, reference, frames, fresh_detector, rate)
+    for r in results:
+        first, last = start + r.first * step, start + r.last * step
+        if r.kept:
+            logger.info("%s: frames %d-%d look unlike the person of the first frames, but nobody more like them "
+                        "was found there; kept", path, first, last)
+        else:
+            logger.warning("%s: from frame %d the detector followed someone who looks different (another person "
+                           "crossing in front?); the first person was found again in %d of the %d frames detected "
+                           "up to frame %d, the other %d are filled as hidden", path, first, len(r.recovered),
+                           len(r.recovered) + len(r.hidden), last, len(r.hidden))
+    return identity.describe(results, start, step)
+
+
+class _Borrowed(Detector):
+    """A caller's detector lent to :func:`_follow_identity`: closing it only resets its tracking."""
+
+    def __init__(self, inner: Detector) -> None:
+        self.inner = inner
+
+    def __call__(self, rgb: np.ndarray) -> PoseFrame:
+        return self.inner(rgb)
+
+    def close(self) -> None:
+        self.inner.reset()
 
 
 def _reject_implausible(kps: np.ndarray, status: np.ndarray, fps: float, max_jump: float | None,

@@ -75,6 +75,7 @@ def test_renderer_options_and_diffusion_paths(tmp_path):
         ("pose:\n  max_interp_gap: -1\n", "pose.max_interp_gap"),
         ("pose:\n  detect_every: 0\n", "pose.detect_every"),
         ("pose:\n  detect_every: often\n", "pose.detect_every"),
+        ("pose:\n  follow_identity: sometimes\n", "pose.follow_identity"),
         ("retarget:\n  options: {anchr: feet}\n", "retarget.options"),
         ("output:\n  fsp: 12\n", "output.fsp"),
         ("rendrer:\n  name: puppet\n", "rendrer"),

@@ -1,0 +1,338 @@
+"""Keep following the same person when another one passes in front of them.
+
+mediapipe Holistic tracks one person from frame to frame. When a second person crosses in front of the
+one it follows, the tracker can slide onto the one in front and stay with them: on a clip of two dancers
+crossing (``tests/test_identity.py`` builds it from ``tests/data/dance_short.mp4``), it followed the
+dancer in the red skirt up to the crossing and the one in the blue skirt after it, with no jump large
+enough for the position checks to notice, since the two bodies overlap when it happens.
+
+Their clothes tell them apart. For every detection, :func:`appearance` takes a colour histogram of the
+torso and thighs (hue and saturation of coloured pixels, brightness of grey ones). The person followed is
+the one seen in the first detections (:func:`reference_appearance`). :func:`stranger_runs` finds the runs
+of detections that look unlike them, and :func:`recover_runs` detects each run again with the stranger
+painted over (:func:`cover_person`). When someone who looks like the followed person turns up there,
+the run's poses become theirs, and its frames where they are not found (hidden behind the other person)
+are marked missing, to be filled like any other miss. When nobody like them is found (the same person in
+other light, or turned around in a top whose back differs), the run is left as it was: only a second
+person who matches better moves the track. A video with one person costs one histogram per detection
+(0.8 ms on the dance's 960-px frames). The detection again runs in the calling process; once it has run
+a mediapipe graph there, later extractions in that process spawn their workers instead of forking them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import layout
+from .sequence import FrameStatus, PoseFrame
+
+logger = logging.getLogger(__name__)
+
+HUE_BINS = 16
+"""Hue bins of the coloured pixels' histogram."""
+SATURATION_BINS = 4
+"""Saturation bins of the coloured pixels' histogram (from :data:`GREY_SATURATION` to 255)."""
+GREY_BINS = 8
+"""Brightness bins of the grey (unsaturated or dark) pixels' histogram."""
+SIGNATURE_SIZE = HUE_BINS * SATURATION_BINS + GREY_BINS
+"""Length of an :func:`appearance` vector."""
+GREY_SATURATION = 50
+"""Pixels below this saturation (0-255) have no reliable hue: they count by brightness."""
+DARK_VALUE = 40
+"""Pixels below this brightness (0-255) count by brightness too."""
+TORSO_SHRINK = 0.7
+"""The torso's quadrilateral (shoulders, hips) shrunk about its centre to this fraction: its sides hold arms
+and background when the person turns."""
+THIGH_WIDTH = 0.2
+"""Width of the strips sampled along the thighs, in torso lengths (neck to mid-hip)."""
+MIN_PIXELS = 30
+"""Fewer sampled pixels than this give no signature."""
+SAMPLE_PIXELS = 8000
+"""Pixels sampled at most (on a regular grid): a histogram of 72 bins needs no more, and the detector's
+960-px frames would otherwise cost 2.8 ms a detection instead of 0.9."""
+REFERENCE_DETECTIONS = 8
+"""The followed person's look is the mean of this many first detections with a signature."""
+STRANGER = 0.45
+"""Hellinger distance to the followed person's look above which a detection looks like someone else. On the
+bundled dance (one dancer, 12 s, turning and raising her arms) the distance stays below 0.28; after the
+tracker slid onto the other dancer of the crossing clip it is 0.64-0.71."""
+SIMILAR = 0.25
+"""A run of strangers goes on over neighbouring detections above this distance, and a detection found again
+counts as the followed person below it."""
+MIN_STRANGERS = 2
+"""Detections above :data:`STRANGER` a run needs."""
+PROBE_SECONDS = 4.0
+"""A run is given up (left as it was) when nobody like the followed person is found within this many seconds
+of its start. Two people crossing overlap for about a second at walking pace (1.1 s on the crossing clip,
+whose dancers pass within 27 frames at 24 fps); a false alarm (the followed person in other light) costs
+the detections of this long."""
+MIN_FOUND = 2
+"""Detections of the followed person a run needs before its poses are replaced (one could be a fluke)."""
+COVER_MARGIN = 0.35
+"""Margin around the stranger's keypoints painted over, in torso lengths (hair, clothes, hands beyond the
+joints)."""
+MIN_SHIFT = 0.5
+"""A person found again must stand this many torso lengths away from the stranger (else it is the stranger
+seen through the cover)."""
+
+_TORSO_QUAD = [layout.B[n] for n in ("right_shoulder", "left_shoulder", "left_hip", "right_hip")]
+_THIGHS = [(layout.B["right_hip"], layout.B["right_knee"]), (layout.B["left_hip"], layout.B["left_knee"])]
+_BODY = slice(0, layout.NUM_BODY + layout.NUM_FEET)
+
+
+def _torso(keypoints: np.ndarray, threshold: float) -> tuple[np.ndarray, float] | None:
+    """Torso corners ``(4, 2)`` (right/left shoulder, left/right hip) and length, or None when one is unseen."""
+    quad = keypoints[_TORSO_QUAD]
+    if not np.all(np.isfinite(quad[:, :2])) or np.any(quad[:, 2] < threshold):
+        return None
+    corners = quad[:, :2].astype(np.float64)
+    length = float(np.linalg.norm(corners[:2].mean(axis=0) - corners[2:].mean(axis=0)))
+    return (corners, length) if length > 1.0 else None
+
+
+def appearance(rgb: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -> np.ndarray | None:
+    """Colour signature of the person whose keypoints are given, or None when their torso is not seen.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 frame the keypoints were detected on.
+        keypoints: ``(K, 3)`` keypoints in ``rgb``'s pixels (:mod:`pose.layout`).
+        threshold: minimum score of the shoulders, hips and knees used.
+
+    Returns:
+        ``(SIGNATURE_SIZE,)`` float32 histogram summing to 1: hue x saturation of the coloured pixels, then
+        brightness of the grey ones, over the shrunk torso and strips along the thighs.
+    """
+    torso = _torso(keypoints, threshold)
+    if torso is None:
+        return None
+    corners, length = torso
+    h, w = rgb.shape[:2]
+    centre = corners.mean(axis=0)
+    quad = centre + TORSO_SHRINK * (corners - centre)
+    strips = []
+    for hip, knee in _THIGHS:
+        a, b = keypoints[hip], keypoints[knee]
+        if np.all(np.isfinite(b[:2])) and b[2] >= threshold:
+            strips.append((a[:2] + 0.15 * (b[:2] - a[:2]), a[:2] + 0.85 * (b[:2] - a[:2])))
+    pad = THIGH_WIDTH * length
+    pts = np.concatenate([quad, *[np.asarray(s) for s in strips]]) if strips else quad
+    x0, y0 = np.floor(pts.min(axis=0) - pad).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0) + pad).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    offset = np.array([x0, y0])
+    cv2.fillConvexPoly(mask, np.round(quad - offset).astype(np.int32), 1)
+    thickness = max(1, round(THIGH_WIDTH * length))
+    for a, b in strips:
+        cv2.line(mask, tuple(int(v) for v in np.round(a - offset)), tuple(int(v) for v in np.round(b - offset)),
+                 1, thickness)
+    stride = max(1, int(np.sqrt(mask.size / SAMPLE_PIXELS)))
+    sel = mask[::stride, ::stride].astype(bool)
+    if int(sel.sum()) < MIN_PIXELS:
+        return None
+    crop = np.ascontiguousarray(rgb[y0:y1:stride, x0:x1:stride])
+    hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)[sel].astype(np.int32)
+    hue, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    grey = (sat < GREY_SATURATION) | (val < DARK_VALUE)
+    colour_bin = (np.minimum(hue * HUE_BINS // 180, HUE_BINS - 1) * SATURATION_BINS
+                  + np.minimum((sat - GREY_SATURATION) * SATURATION_BINS // (256 - GREY_SATURATION),
+                               SATURATION_BINS - 1))
+    bins = np.where(grey, HUE_BINS * SATURATION_BINS + val * GREY_BINS // 256, colour_bin)
+    hist = np.bincount(bins, minlength=SIGNATURE_SIZE).astype(np.float32)
+    return hist / hist.sum()
+
+
+def appearance_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Hellinger distance of two :func:`appearance` signatures: 0 for the same colours, 1 for none shared."""
+    return float(np.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(np.asarray(p, np.float64) * q))))))
+
+
+def reference_appearance(signatures: np.ndarray) -> np.ndarray | None:
+    """The followed person's look: the mean of the first :data:`REFERENCE_DETECTIONS` signatures.
+
+    Args:
+        signatures: ``(T, SIGNATURE_SIZE)``, NaN rows where a frame has none.
+    """
+    have = np.flatnonzero(np.all(np.isfinite(signatures), axis=1))[:REFERENCE_DETECTIONS]
+    if len(have) == 0:
+        return None
+    ref = signatures[have].mean(axis=0)
+    return ref / ref.sum()
+
+
+def distances_to(reference: np.ndarray, signatures: np.ndarray) -> np.ndarray:
+    """``(T,)`` :func:`appearance_distance` of each signature to ``reference``; NaN where a frame has none."""
+    out = np.full(len(signatures), np.nan)
+    for t in np.flatnonzero(np.all(np.isfinite(signatures), axis=1)):
+        out[t] = appearance_distance(reference, signatures[t])
+    return out
+
+
+def stranger_runs(distances: np.ndarray) -> list[tuple[int, int]]:
+    """Runs ``(first, last)`` (inclusive positions) of detections that look like someone else.
+
+    A run is a maximal stretch of signatures above :data:`SIMILAR` (positions without one, NaN, neither
+    break nor end it) holding at least :data:`MIN_STRANGERS` above :data:`STRANGER`.
+    """
+    have = np.flatnonzero(np.isfinite(distances))
+    runs: list[tuple[int, int]] = []
+    current: list[int] = []
+    for t in [*have, None]:
+        if t is not None and distances[t] > SIMILAR:
+            current.append(int(t))
+            continue
+        if current and int(np.sum(distances[current] > STRANGER)) >= MIN_STRANGERS:
+            runs.append((current[0], current[-1]))
+        current = []
+    return runs
+
+
+def cover_person(rgb: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """A copy of ``rgb`` with the person whose keypoints are given painted over (mean colour of the frame).
+
+    The box of their body and feet keypoints, grown by :data:`COVER_MARGIN` torso lengths (a fifth of the
+    box's height when the torso is unseen), is filled; ``rgb`` itself is not modified.
+    """
+    body = keypoints[_BODY]
+    seen = np.all(np.isfinite(body[:, :2]), axis=1) & (body[:, 2] >= threshold)
+    out = rgb.copy()
+    if not seen.any():
+        return out
+    pts = body[seen, :2]
+    torso = _torso(keypoints, threshold)
+    margin = COVER_MARGIN * torso[1] if torso is not None else 0.2 * float(np.ptp(pts[:, 1]))
+    h, w = rgb.shape[:2]
+    x0, y0 = np.floor(pts.min(axis=0) - margin).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0) + margin).astype(int)
+    out[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)] = np.round(rgb.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
+    return out
+
+
+def _centre(keypoints: np.ndarray, threshold: float = 0.3) -> np.ndarray | None:
+    torso = _torso(keypoints, threshold)
+    return None if torso is None else torso[0].mean(axis=0)
+
+
+@dataclass
+class RunResult:
+    """What :func:`recover_runs` did with one run of strangers (positions inclusive)."""
+
+    first: int
+    last: int
+    recovered: list[int] = field(default_factory=list)
+    """Positions where the followed person was found again."""
+    hidden: list[int] = field(default_factory=list)
+    """Positions of the run where they were not found (marked missing)."""
+    kept: bool = False
+    """True when the followed person was not found (fewer than :data:`MIN_FOUND` times within
+    :data:`PROBE_SECONDS`): the run was left as it was."""
+
+
+def recover_runs(
+    runs: list[tuple[int, int]],
+    keypoints: np.ndarray,
+    status: np.ndarray,
+    keyframe: np.ndarray,
+    reference: np.ndarray,
+    frames: Callable[[int, int], Iterator[tuple[int, np.ndarray, tuple[float, float]]]],
+    detector_factory: Callable[[], Callable[[np.ndarray], PoseFrame]],
+    fps: float,
+) -> list[RunResult]:
+    """Detect each run of strangers again with the stranger painted over; edits ``keypoints``/``status``.
+
+    Args:
+        runs: from :func:`stranger_runs` (sequence positions, inclusive).
+        keypoints: ``(T, K, 3)`` in source pixels; replaced in place on the run's keyframes when the run is
+            recovered.
+        status: ``(T,)`` :class:`FrameStatus` values, edited in place alike.
+        keyframe: ``(T,)`` bool, the positions the detector ran on (only those are detected again).
+        reference: the followed person's look (:func:`reference_appearance`).
+        frames: ``frames(first, last)`` yields ``(position, rgb, (sx, sy))`` for the positions
+            ``first..last``: the frame as given to the detector and the factors from its pixels to source
+            pixels.
+        detector_factory: makes a fresh detector (tracking from frame to frame) for each run.
+        fps: frame rate of the positions (for :data:`PROBE_SECONDS`).
+
+    Returns:
+        One :class:`RunResult` per run.
+    """
+    results = []
+    for first, last in runs:
+        result = RunResult(first, last)
+        found: dict[int, np.ndarray] = {}
+        give_up = first + max(1, round(PROBE_SECONDS * fps))
+        detect = detector_factory()
+        stream = frames(first, last)
+        try:
+            for pos, rgb, (sx, sy) in stream:
+                if len(found) < MIN_FOUND and pos >= give_up:
+                    break
+                if not keyframe[pos]:
+                    continue
+                stranger = keypoints[pos].copy()
+                stranger[:, 0] /= sx
+                stranger[:, 1] /= sy
+                is_detected = status[pos] == FrameStatus.DETECTED
+                covered = cover_person(rgb, stranger) if is_detected else rgb
+                frame = detect(covered)
+                if frame.has_person and _is_followed(rgb, frame.keypoints, stranger if is_detected else None,
+                                                     reference):
+                    kp = frame.keypoints.copy()
+                    kp[:, 0] *= sx
+                    kp[:, 1] *= sy
+                    found[pos] = kp
+        finally:
+            for closable in (stream, detect):
+                close = getattr(closable, "close", None)
+                if close is not None:
+                    close()
+        if len(found) < MIN_FOUND:
+            result.kept = True
+            results.append(result)
+            continue
+        for pos in range(first, last + 1):
+            if not keyframe[pos]:
+                continue
+            if pos in found:
+                keypoints[pos] = found[pos]
+                status[pos] = FrameStatus.DETECTED
+                result.recovered.append(pos)
+            else:
+                keypoints[pos] = np.nan
+                keypoints[pos, :, 2] = 0.0
+                status[pos] = FrameStatus.MISSING
+                result.hidden.append(pos)
+        results.append(result)
+    return results
+
+
+def _distance(rgb: np.ndarray, keypoints: np.ndarray, reference: np.ndarray) -> float:
+    sig = appearance(rgb, keypoints)
+    return np.inf if sig is None else appearance_distance(reference, sig)
+
+
+def _is_followed(rgb: np.ndarray, found: np.ndarray, stranger: np.ndarray | None, reference: np.ndarray) -> bool:
+    """Whether the person ``found`` (on the covered frame) is the followed one: they look like them (on the
+    uncovered frame) and, when a stranger was covered, stand away from the stranger."""
+    if _distance(rgb, found, reference) > SIMILAR:
+        return False
+    if stranger is None:
+        return True
+    a, b = _centre(found), _centre(stranger)
+    torso = _torso(found, 0.3)
+    if a is None or b is None or torso is None:
+        return False
+    return float(np.linalg.norm(a - b)) > MIN_SHIFT * torso[1]
+
+
+def describe(results: Iterable[RunResult], start: int, step: int) -> list[dict]:
+    """JSON-ready summary of :func:`recover_runs`' results in source frame numbers (for ``meta``)."""
+    return [{"frames": [start + r.first * step, start + r.last * step], "recovered": len(r.recovered),
+             "hidden": len(r.hidden), "kept": r.kept} for r in results]
