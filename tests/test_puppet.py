@@ -704,3 +704,27 @@ def test_plate_keeps_no_outline_of_the_hair(data_dir, name, size):
     assert create_renderer("puppet").options.head_hole == 0.014
     with pytest.raises(ConfigError, match="head_hole"):
         create_renderer("puppet", head_hole=0.5)
+
+
+def test_hidden_arm_part_backs_its_seam_with_the_arm(data_dir, monkeypatch):
+    """anyone-3.png: hair covers her upper arms, whose hidden part is an extra layer (``limb_underlay``).
+    Its silhouette and the arm's were both feathered where they met, inside the arm, so a raised arm let
+    the plate show through there (it looked faded). The hidden part now also takes the arm's own pixels
+    along it: the two layers together cover the arm's inside fully."""
+    from animate.puppet import renderer as puppet_renderer
+
+    rgb, pose = _reference(data_dir, "anyone-3.png", (288, 432))
+    thin = {}
+    for sigmas in (0.0, puppet_renderer.SEAM_BACKING_SIGMAS):
+        monkeypatch.setattr(puppet_renderer, "SEAM_BACKING_SIGMAS", sigmas)
+        r = create_renderer("puppet")
+        r.prepare(rgb, pose)
+        alpha = {layer.name: layer.texture[..., 3].astype(np.float32) / 255.0 for layer in r.layers}
+        assert "right_arm_under" in alpha
+        thin[sigmas] = 0
+        for arm in ("right_arm", "left_arm"):
+            under = alpha.get(f"{arm}_under", np.zeros_like(alpha[arm]))
+            cover = 1.0 - (1.0 - alpha[arm]) * (1.0 - under)
+            inside = cv2.erode(((alpha[arm] > 0.5) | (under > 0.5)).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            thin[sigmas] += int((cover[inside] < 0.9).sum())
+    assert thin[puppet_renderer.SEAM_BACKING_SIGMAS] < 0.5 * thin[0.0], thin

@@ -81,6 +81,9 @@ UNDERLAY_EDGE_RING = 0.003
 #: Longest run of arm pixels over the body (in limb radii) that the body layer continues under
 #: (:func:`covered_by_limbs`; with ``body_underlay``).
 COVERED_LIMB_RADII = 5.0
+#: An arm's hidden part (``limb_underlay``) also takes the arm's own pixels within this many ``edge_feather``
+#: sigmas of it, so that the two layers' feathered edges do not meet inside the arm.
+SEAM_BACKING_SIGMAS = 3.0
 #: Softening of the colours continued under a limb (``extend_colours(soften=)``), fraction of the height.
 FILL_SOFTEN = 0.004
 #: The body's colours continued into a notch of its side (``body_underlay``) come from the nearest clothes
@@ -799,11 +802,16 @@ class PuppetRenderer(Renderer):
         if not opt.limb_underlay or opt.deformation != "skinning":
             return []
         out = []
+        # the arm's own pixels along the hidden part back the seam: each layer's silhouette is feathered, and
+        # two soft edges meeting inside the arm let the plate show through (a faded upper arm once raised)
+        seam = disc(max(1, int(np.ceil(SEAM_BACKING_SIGMAS * opt.edge_feather * ref.shape[0]))))
         for arm in ("right_arm", "left_arm"):
             hidden = rig.hidden_limb(labels, arm) & region
             if hidden.any():
                 own = labels == rig.layers.index(arm)
-                out.append((f"{arm}_under", arm, hidden.astype(np.uint8), extend_colours(ref, own, hidden)))
+                backing = own & (cv2.dilate(hidden.astype(np.uint8), seam) > 0)
+                out.append((f"{arm}_under", arm, (hidden | backing).astype(np.uint8),
+                            extend_colours(ref, own, hidden)))
         return out
 
     @staticmethod
