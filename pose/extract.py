@@ -873,13 +873,19 @@ def extract_poses(
             f"no person detected in any of the {int(keyframe.sum())} frames of {path} the detector ran on; check "
             f"that one person is fully visible, or try another detector (available: mediapipe, openpose)"
         )
-    identity: list[dict] = []
+    runs: list = []
     if follow_identity and name != "skeleton" and not set(WINDOW_OPTIONS) & set(options):
-        identity = _follow_identity(path, name, options, detector, kps, status, keyframe, looks, start, step,
-                                    max_size, fps, src_fps / step)
+        runs = _follow_identity(path, name, options, detector, kps, status, keyframe, looks, start, step,
+                                max_size, fps, src_fps / step)
     rejected = _reject_implausible(kps, status, src_fps / step, max_scale_jump, path)
     if every > 1:
         kps, status = interpolate_between_keyframes(kps, status, keyframe)
+    if runs:
+        from .identity import BRIDGE_SECONDS, bridge_hidden, describe
+
+        bridged = bridge_hidden(kps, status, runs, round(BRIDGE_SECONDS * src_fps / step))
+        if bridged:
+            logger.info("%s: %d frames where the followed person was hidden interpolated", path, bridged)
     det_opts = detector.options() if isinstance(detector, Detector) else options
     meta = {
         "source": str(path),
@@ -893,7 +899,7 @@ def extract_poses(
         "detections": int(keyframe.sum()),
         "max_scale_jump": max_scale_jump,
         "rejected_frames": [int(t) for t in rejected],
-        "identity_runs": identity,
+        "identity_runs": describe(runs, start, step) if runs else [],
         "frames_decoded": int(decoded),
         "fill_gaps": bool(fill_gaps), "max_interp_gap": int(max_interp_gap),
         "smoothing": _smoothing_meta(smoothing),
@@ -961,9 +967,9 @@ def _person_switch(kps: np.ndarray, status: np.ndarray, boundaries: np.ndarray, 
 
 def _follow_identity(path: Path, name: str, options: dict, detector: str | Detector, kps: np.ndarray,
                      status: np.ndarray, keyframe: np.ndarray, looks: np.ndarray, start: int, step: int,
-                     max_size: int | None, fps: float | None, rate: float) -> list[dict]:
+                     max_size: int | None, fps: float | None, rate: float) -> list:
     """Find the runs of detections that look like someone else and detect them again
-    (:func:`pose.identity.recover_runs`), editing ``kps``/``status`` in place; their summary for ``meta``.
+    (:func:`pose.identity.recover_runs`), editing ``kps``/``status`` in place; the runs' results.
     ``fps`` overrides the source's frame rate (folders); ``rate`` is the sequence's."""
     from . import identity
 
@@ -999,9 +1005,9 @@ def _follow_identity(path: Path, name: str, options: dict, detector: str | Detec
         else:
             logger.warning("%s: from frame %d the detector followed someone who looks different (another person "
                            "crossing in front?); the first person was found again in %d of the %d frames detected "
-                           "up to frame %d, the other %d are filled as hidden", path, first, len(r.recovered),
+                           "up to frame %d; in the other %d they are hidden", path, first, len(r.recovered),
                            len(r.recovered) + len(r.hidden), last, len(r.hidden))
-    return identity.describe(results, start, step)
+    return results
 
 
 class _Borrowed(Detector):

@@ -12,7 +12,8 @@ the one seen in the first detections (:func:`reference_appearance`). :func:`stra
 of detections that look unlike them, and :func:`recover_runs` detects each run again with the stranger
 painted over (:func:`cover_person`). When someone who looks like the followed person turns up there,
 the run's poses become theirs, and its frames where they are not found (hidden behind the other person)
-are marked missing, to be filled like any other miss. When nobody like them is found (the same person in
+are marked missing; up to :data:`BRIDGE_SECONDS` of them between two sightings are interpolated
+(:func:`bridge_hidden`: they walk on behind the other), longer spans are filled like any other miss. When nobody like them is found (the same person in
 other light, or turned around in a top whose back differs), the run is left as it was: only a second
 person who matches better moves the track. A video with one person costs one histogram per detection
 (0.8 ms on the dance's 960-px frames). The detection again runs in the calling process; once it has run
@@ -76,6 +77,10 @@ MIN_FOUND = 2
 COVER_MARGIN = 0.35
 """Margin around the stranger's keypoints painted over, in torso lengths (hair, clothes, hands beyond the
 joints)."""
+BRIDGE_SECONDS = 3.0
+"""Frames where the followed person is hidden behind the other, between two frames where they are seen, are
+interpolated from those two over at most this long (they walk on behind the other person); longer spans are
+filled like any miss (held)."""
 MIN_SHIFT = 0.5
 """A person found again must stand this many torso lengths away from the stranger (else it is the stranger
 seen through the cover)."""
@@ -330,6 +335,53 @@ def _is_followed(rgb: np.ndarray, found: np.ndarray, stranger: np.ndarray | None
     if a is None or b is None or torso is None:
         return False
     return float(np.linalg.norm(a - b)) > MIN_SHIFT * torso[1]
+
+
+def bridge_hidden(keypoints: np.ndarray, status: np.ndarray, results: Iterable[RunResult], max_frames: int) -> int:
+    """Interpolate the followed person across the frames where they were hidden; edits the arrays in place.
+
+    Every stretch of ``MISSING`` frames (after the keyframes' in-betweens were filled) that reaches into a
+    recovered run, lies between two frames with the person and is at most ``max_frames`` long is filled by
+    linear interpolation of the keypoints seen in both bounding frames (others stay missing) and gets status
+    ``INTERPOLATED``: the character walks on behind the other dancer instead of freezing and jumping.
+
+    Args:
+        keypoints: ``(T, K, 3)``.
+        status: ``(T,)`` :class:`FrameStatus` values.
+        results: from :func:`recover_runs` (kept runs are skipped).
+        max_frames: longest stretch interpolated (:data:`BRIDGE_SECONDS` x the frame rate).
+
+    Returns:
+        The number of frames filled.
+    """
+    seen = np.isin(status, (FrameStatus.DETECTED, FrameStatus.INTERPOLATED))
+    filled = 0
+    for r in results:
+        if r.kept or not r.hidden:
+            continue
+        t = r.first
+        while t <= r.last:
+            if status[t] != FrameStatus.MISSING:
+                t += 1
+                continue
+            begin, end = t, t  # the whole stretch: it starts before the run's first hidden keyframe
+            while begin > 0 and status[begin - 1] == FrameStatus.MISSING:
+                begin -= 1
+            while end + 1 < len(status) and status[end + 1] == FrameStatus.MISSING:
+                end += 1
+            a, b = begin - 1, end + 1
+            if a >= 0 and b < len(status) and seen[a] and seen[b] and end - begin + 1 <= max_frames:
+                both = np.all(np.isfinite(keypoints[[a, b], :, :2]), axis=(0, 2)) & np.all(
+                    keypoints[[a, b], :, 2] > 0, axis=0)
+                w = (np.arange(1, b - a, dtype=np.float32) / (b - a))[:, None]
+                span = np.full((b - a - 1, keypoints.shape[1], 3), np.nan, np.float32)
+                span[:, both] = (1.0 - w[:, :, None]) * keypoints[a, both] + w[:, :, None] * keypoints[b, both]
+                span[:, ~both, 2] = 0.0
+                keypoints[a + 1:b] = span
+                status[a + 1:b] = FrameStatus.INTERPOLATED
+                filled += b - a - 1
+            t = end + 1
+    return filled
 
 
 def describe(results: Iterable[RunResult], start: int, step: int) -> list[dict]:
