@@ -45,6 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-scale-jump", type=_scale_jump, default=DEFAULT_MAX_JUMP, metavar="X",
                    help="drop a detection whose body is over X times larger or smaller than the detections within "
                         f"1 s around it (a half-hidden person's collapsed skeleton); 0 keeps all (default {DEFAULT_MAX_JUMP})")
+    p.add_argument("--no-follow-identity", dest="follow_identity", action="store_false",
+                   help="do not check that the detections keep looking like the person of the first frames (by "
+                        "default, when someone crossing in front takes the tracker, the first person is found again)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run_extract)
 
@@ -145,7 +148,7 @@ def run_extract(args: argparse.Namespace) -> int:
     seq = extract_poses(
         args.video, detector=args.detector, smoothing=not args.no_smoothing, max_interp_gap=args.max_gap,
         start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,
-        detect_every=args.detect_every, max_scale_jump=args.max_scale_jump,
+        detect_every=args.detect_every, max_scale_jump=args.max_scale_jump, follow_identity=args.follow_identity,
     )
     save_sequence(seq, args.output, overwrite=args.overwrite)
     log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())

@@ -328,3 +328,14 @@ def test_config_switch_reaches_the_extraction(follow, data_dir, monkeypatch):
     with Animator(**{"pose.follow_identity": follow}) as animator, pytest.raises(RuntimeError, match="stop here"):
         animator.load_driving(data_dir / "dance_short.mp4", progress=False)
     assert seen["follow_identity"] is follow
+
+
+def test_pose_extract_cli_switch(crossing, tmp_path):
+    from animate.cli import main
+    from pose.io import load_sequence
+
+    out = tmp_path / "plain.json"
+    assert main(["-q", "pose", "extract", str(crossing[0]), "-o", str(out), "--no-follow-identity"]) == 0
+    seq = load_sequence(out)
+    assert seq.meta["identity_runs"] == [] and len(seq) == 72
+    assert seq.keypoints[-1, B["neck"], 0] > crossing[1] / 2  # went on with the dancer in front
