@@ -72,6 +72,9 @@ PROBE_SECONDS = 4.0
 of its start. Two people crossing overlap for about a second at walking pace (1.1 s on the crossing clip,
 whose dancers pass within 27 frames at 24 fps); a false alarm (the followed person in other light) costs
 the detections of this long."""
+GIVE_UP_AFTER_RUNS = 3
+"""After this many runs in which the followed person was not found elsewhere, the remaining runs are kept
+without looking (the person's look keeps changing, e.g. under stage lights: nobody else is there)."""
 MIN_FOUND = 2
 """Detections of the followed person a run needs before its poses are replaced (one could be a fluke)."""
 COVER_MARGIN = 0.35
@@ -269,8 +272,13 @@ def recover_runs(
         One :class:`RunResult` per run.
     """
     results = []
+    fruitless = 0
     for first, last in runs:
         result = RunResult(first, last)
+        if fruitless >= GIVE_UP_AFTER_RUNS:
+            result.kept = True
+            results.append(result)
+            continue
         found: dict[int, np.ndarray] = {}
         give_up = first + max(1, round(PROBE_SECONDS * fps))
         detect = detector_factory()
@@ -299,6 +307,7 @@ def recover_runs(
                 if close is not None:
                     close()
         if len(found) < MIN_FOUND:
+            fruitless += 1
             result.kept = True
             results.append(result)
             continue

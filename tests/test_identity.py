@@ -170,6 +170,27 @@ def test_recover_runs_keeps_a_run_when_nobody_like_them_is_found():
     assert len(det.seen) == len(range(0, int(identity.PROBE_SECONDS * 24), 3))
 
 
+def test_recover_runs_stops_looking_after_fruitless_runs():
+    red, blue = (200, 20, 20), (20, 20, 200)
+    left = _pose(40, 100, 35, 65)
+    frames = [_two_people(blue, blue)] * 60
+    reference = identity.appearance(_two_people(red, blue), left)
+    kps = np.stack([left] * 60)
+    status = np.full(60, FrameStatus.DETECTED, np.uint8)
+    det = _Scripted([None] * 60)  # nobody else, ever
+    calls = []
+
+    def source(first, last):
+        calls.append(first)
+        for t in range(first, last + 1):
+            yield t, frames[t], (1.0, 1.0)
+
+    runs = [(10 * i, 10 * i + 5) for i in range(6)]
+    results = identity.recover_runs(runs, kps, status, np.ones(60, bool), reference, source, lambda: det, fps=24.0)
+    assert all(r.kept for r in results)
+    assert calls == [0, 10, 20]  # the last three runs are kept without decoding or detecting anything
+
+
 def test_recover_runs_needs_more_than_one_sighting():
     red, blue = (200, 20, 20), (20, 20, 200)
     left, right = _pose(40, 100, 35, 65), _pose(40, 100, 175, 205)
