@@ -26,8 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
     p.add_argument("--height", type=positive_int, default=512, help="comparison height in pixels (default 512)")
     p.add_argument("--ignore", type=region_arg, action="append", default=[], metavar="X0,Y0,X1,Y1",
-                   help="leave this part of the frame (fractions) out of SSIM, PSNR, L1 and the warp error, e.g. "
-                        "0,0.875,1,1 for burnt-in subtitles along the bottom; repeat for several regions")
+                   help="leave this part of the frame (fractions) out of SSIM, PSNR, L1 and the warp error (LPIPS "
+                        "and FVD see the real pixels there in both videos), e.g. 0,0.875,1,1 for burnt-in subtitles "
+                        "along the bottom; repeat for several regions")
     p.add_argument("--no-pck", action="store_true", help="skip re-detecting poses on the output (faster)")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")
     p.add_argument("--lpips-weights", metavar="PATH", help="LPIPS weights (TorchScript or lpips linear layers); else skipped")

@@ -19,7 +19,8 @@ with real frame ``t``. Metrics, all computed streaming (two frames in memory at 
 Every frame is compared at ``height`` pixels (512 by default), width following the real clip's aspect.
 Regions can be left out of every score (``ignore``: rectangles in fractions of the frame), for what no
 renderer can know from the first frame: burnt-in subtitles that change, a channel logo, a timestamp. SSIM,
-PSNR, L1 and the warp error are then computed on the other pixels only; PCK is unaffected.
+PSNR, L1 and the warp error are then computed on the other pixels only; LPIPS and FVD, whose networks see
+whole frames, get the real pixels in those regions of the generated frames; PCK is unaffected.
 The report includes the trivial baseline "first frame repeated" so the numbers have a floor to beat.
 In self-reenactment frame 0 is the input itself and is left out of SSIM/PSNR/L1/PCK.
 LPIPS and FVD need network weights: they run only when a weights path is given (torch imported lazily)
@@ -465,7 +466,8 @@ def compare_videos(
         contact_sheet_path: write a PNG with ~8 sampled frames (row 1 real, row 2 generated).
         progress: tqdm bar.
         ignore: rectangles ``(X0, Y0, X1, Y1)`` in fractions of the frame left out of SSIM, PSNR, L1 and
-            the warp error (burnt-in subtitles, logos); listed in the report's ``settings``.
+            the warp error (burnt-in subtitles, logos), and filled with the real pixels in the generated
+            frames given to LPIPS and FVD; listed in the report's ``settings``.
 
     Returns:
         Report dict: ``frames``, ``size``, ``generated`` / ``baseline_first_frame`` metric dicts (``ssim``,
@@ -531,10 +533,13 @@ def compare_videos(
                         base_pose = _detect(det, first_real)
                     hit, cnt = pck(base_pose, target)
                     base_s.pck_hit, base_s.pck_n = base_s.pck_hit + hit, base_s.pck_n + cnt
-            if lp is not None:
-                lp.update(g, r)
-            if fv is not None:
-                fv.update(g, r)
+            if lp is not None or fv is not None:
+                # the networks see whole frames: the ignored regions get the real pixels in both
+                shown = g if keep is None else np.where(keep[..., None], g, r)
+                if lp is not None:
+                    lp.update(shown, r)
+                if fv is not None:
+                    fv.update(shown, r)
             if n in sample and contact_sheet_path is not None:
                 th = eval_size(size[0], size[1], CONTACT_THUMB_HEIGHT)
                 thumbs.append((hatch(_resize(r, th), keep), hatch(_resize(g, th), keep)))

@@ -241,3 +241,38 @@ def test_bad_ignored_regions_fail_before_any_work(clip, tmp_path):
         evaluate_self_reenactment(clip, renderer="stamp", frames=2, out_dir=out, progress=False,
                                   ignore=[[0, 1, 1, 0]])
     assert not out.exists()
+
+
+def test_lpips_and_fvd_see_the_real_pixels_in_ignored_regions(clip, real_frames, tmp_path):
+    """LPIPS and FVD run whole frames through their networks; with ``ignore`` the generated frames carry the
+    real pixels in those regions, so a changing subtitle no longer counts there either. The networks are
+    tiny TorchScript stand-ins with the real models' call signatures (no weights can be downloaded)."""
+    torch = pytest.importorskip("torch")
+
+    class Distance(torch.nn.Module):  # LPIPS: f(x, y) -> per-image distance
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return (x - y).abs().mean(dim=(1, 2, 3))
+
+    class Features(torch.nn.Module):  # I3D as StyleGAN-V calls it: pooled features of a (1, C, T, H, W) clip
+        def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = True,
+                    return_features: bool = True) -> torch.Tensor:
+            rows = x.mean(dim=(1, 2, 4))  # (1, H): the clip's mean per image row
+            return torch.cat([rows, rows ** 2], dim=1)
+
+    lpips_path, fvd_path = tmp_path / "lpips.pt", tmp_path / "i3d.pt"
+    torch.jit.script(Distance()).save(str(lpips_path))
+    torch.jit.script(Features()).save(str(fvd_path))
+    frames = [f for _ in range(6) for f in real_frames]  # enough frames for two FVD clips of 16
+    texted = []
+    for i, frame in enumerate(frames):
+        f = frame.copy()
+        h, w = f.shape[:2]
+        f[h - h // 10:h - h // 40, w // 20:w - w // 20] = (250, 120, 250) if i % 2 else (250, 250, 120)
+        texted.append(f)
+    band = [[0.0, 0.875, 1.0, 1.0]]
+    common = dict(progress=False, warp=False, baseline=False, lpips_weights=lpips_path, fvd_weights=fvd_path)
+    full = compare_videos(texted, frames, **common)
+    masked = compare_videos(texted, frames, ignore=band, **common)
+    assert full["lpips"]["lpips"] > 0.01 and masked["lpips"]["lpips"] == pytest.approx(0.0, abs=1e-6)
+    assert full["fvd"]["clips"] == masked["fvd"]["clips"] >= 2
+    assert full["fvd"]["fvd"] > 1e-4 and masked["fvd"]["fvd"] == pytest.approx(0.0, abs=1e-6)
