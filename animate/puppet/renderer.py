@@ -538,7 +538,7 @@ def extend_colours(image: np.ndarray, source: np.ndarray, target: np.ndarray, ma
     """
     out = image.copy()
     todo = target & ~source
-    passable = source | todo  # before the margin: lines of a bridged fill cross it
+    passable = source | todo if bridge > 0 else None  # before the margin: lines of a bridged fill cross it
     if margin > 0:
         kept = source & (cv2.dilate(todo.astype(np.uint8), disc(margin)) == 0)
         source = kept if kept.any() else source
