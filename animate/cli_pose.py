@@ -232,6 +232,9 @@ def run_show(args: argparse.Namespace) -> int:
         if run["kept"]:
             lines.append(f"{'look changed:':<17}frames {first}-{last} look unlike the first frames; nobody more like "
                          "them was found, kept")
+        elif run.get("other_seen"):
+            lines.append(f"{'person switch:':<17}frames {first}-{last}: the tracker took someone else, seen apart after; "
+                         f"the first person was hidden there ({run['hidden']} detections)")
         else:
             lines.append(f"{'person switch:':<17}frames {first}-{last}: the tracker took someone else; the first "
                          f"person was found again in {run['recovered']} detections, {run['hidden']} hidden")

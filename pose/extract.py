@@ -996,12 +996,16 @@ def _follow_identity(path: Path, name: str, options: dict, detector: str | Detec
             return _Borrowed(detector)
         return create_detector(name, **options)
 
-    results = identity.recover_runs(runs, kps, status, keyframe, reference, frames, fresh_detector, rate)
+    results = identity.recover_runs(runs, kps, status, keyframe, reference, frames, fresh_detector, rate, looks)
     for r in results:
         first, last = start + r.first * step, start + r.last * step
         if r.kept:
             logger.info("%s: frames %d-%d look unlike the person of the first frames, but nobody more like them "
                         "was found there; kept", path, first, last)
+        elif r.other_seen:
+            logger.warning("%s: frames %d-%d show someone who looks different (another person crossing in front?), "
+                           "seen apart from the first person after them; the first person is taken as hidden there",
+                           path, first, last)
         else:
             logger.warning("%s: from frame %d the detector followed someone who looks different (another person "
                            "crossing in front?); the first person was found again in %d of the %d frames detected "

@@ -13,7 +13,10 @@ of detections that look unlike them, and :func:`recover_runs` detects each run a
 painted over (:func:`cover_person`). When someone who looks like the followed person turns up there,
 the run's poses become theirs, and its frames where they are not found (hidden behind the other person)
 are marked missing; up to :data:`BRIDGE_SECONDS` of them between two sightings are interpolated
-(:func:`bridge_hidden`: they walk on behind the other), longer spans are filled like any other miss. When nobody like them is found (the same person in
+(:func:`bridge_hidden`: they walk on behind the other), longer spans are filled like any other miss. When
+the followed person stays hidden for the whole run and the tracker comes back to them by itself after it,
+the frames after the run are detected again with the followed person painted over: the stranger found
+there, apart from them, shows that the run was the stranger, and its frames are marked missing too. When nobody like them is found (the same person in
 other light, or turned around in a top whose back differs), the run is left as it was: only a second
 person who matches better moves the track. A video with one person costs one histogram per detection
 (0.8 ms on the dance's 960-px frames). The detection again runs in the calling process; once it has run
@@ -239,8 +242,11 @@ class RunResult:
     hidden: list[int] = field(default_factory=list)
     """Positions of the run where they were not found (marked missing)."""
     kept: bool = False
-    """True when the followed person was not found (fewer than :data:`MIN_FOUND` times within
-    :data:`PROBE_SECONDS`): the run was left as it was."""
+    """True when the run was left as it was: the followed person was not found (fewer than :data:`MIN_FOUND`
+    times within :data:`PROBE_SECONDS`), nor the stranger apart from them after the run."""
+    other_seen: bool = False
+    """True when the run's stranger was seen apart from the followed person just after the run (the tracker
+    came back by itself): the whole run showed the stranger, and the followed person was hidden."""
 
 
 def recover_runs(
@@ -252,8 +258,16 @@ def recover_runs(
     frames: Callable[[int, int], Iterator[tuple[int, np.ndarray, tuple[float, float]]]],
     detector_factory: Callable[[], Callable[[np.ndarray], PoseFrame]],
     fps: float,
+    looks: np.ndarray | None = None,
 ) -> list[RunResult]:
     """Detect each run of strangers again with the stranger painted over; edits ``keypoints``/``status``.
+
+    When the followed person turns up (at least :data:`MIN_FOUND` times within :data:`PROBE_SECONDS` of the
+    run's start), the run's keyframes take their poses, and those where they do not are marked missing.
+    When they do not, but the tracker came back to them by itself after the run, the frames just after it
+    are searched the other way round, with the followed person painted over: if the stranger is found there,
+    apart from them, the run showed the stranger while the followed person was hidden, and all of its
+    keyframes are marked missing.
 
     Args:
         runs: from :func:`stranger_runs` (sequence positions, inclusive).
@@ -265,66 +279,100 @@ def recover_runs(
         frames: ``frames(first, last)`` yields ``(position, rgb, (sx, sy))`` for the positions
             ``first..last``: the frame as given to the detector and the factors from its pixels to source
             pixels.
-        detector_factory: makes a fresh detector (tracking from frame to frame) for each run.
+        detector_factory: makes a fresh detector (tracking from frame to frame) for each search.
         fps: frame rate of the positions (for :data:`PROBE_SECONDS`).
+        looks: ``(T, SIGNATURE_SIZE)`` signatures of the detections (NaN rows where none): the stranger's
+            look is their mean over the run. Without them only the followed person is searched for.
 
     Returns:
         One :class:`RunResult` per run.
     """
     results = []
     fruitless = 0
+    probe = max(1, round(PROBE_SECONDS * fps))
     for first, last in runs:
         result = RunResult(first, last)
+        results.append(result)
         if fruitless >= GIVE_UP_AFTER_RUNS:
             result.kept = True
-            results.append(result)
             continue
-        found: dict[int, np.ndarray] = {}
-        give_up = first + max(1, round(PROBE_SECONDS * fps))
-        detect = detector_factory()
-        stream = frames(first, last)
-        try:
-            for pos, rgb, (sx, sy) in stream:
-                if len(found) < MIN_FOUND and pos >= give_up:
-                    break
-                if not keyframe[pos]:
-                    continue
-                stranger = keypoints[pos].copy()
-                stranger[:, 0] /= sx
-                stranger[:, 1] /= sy
-                is_detected = status[pos] == FrameStatus.DETECTED
-                covered = cover_person(rgb, stranger) if is_detected else rgb
-                frame = detect(covered)
-                if frame.has_person and _is_followed(rgb, frame.keypoints, stranger if is_detected else None,
-                                                     reference):
-                    kp = frame.keypoints.copy()
-                    kp[:, 0] *= sx
-                    kp[:, 1] *= sy
-                    found[pos] = kp
-        finally:
-            for closable in (stream, detect):
-                close = getattr(closable, "close", None)
-                if close is not None:
-                    close()
-        if len(found) < MIN_FOUND:
-            fruitless += 1
-            result.kept = True
-            results.append(result)
+        found = _covered_search(first, last, keypoints, status, keyframe, frames, detector_factory,
+                                looks_right=lambda rgb, kp: _distance(rgb, kp, reference) <= SIMILAR,
+                                stop=lambda pos, hits: len(hits) < MIN_FOUND and pos >= first + probe)
+        if len(found) >= MIN_FOUND:
+            hidden = [pos for pos in range(first, last + 1) if keyframe[pos] and pos not in found]
+            for pos, kp in found.items():
+                keypoints[pos] = kp
+                status[pos] = FrameStatus.DETECTED
+            _mark_missing(keypoints, status, hidden)
+            result.recovered, result.hidden = sorted(found), hidden
             continue
-        for pos in range(first, last + 1):
+        stranger = None if looks is None else _stranger_look(looks[first:last + 1], reference)
+        after = min(len(status) - 1, last + probe)
+        if stranger is not None and last + 1 <= after:
+            # the stranger's look is the mean over the run, which mixes in some of the followed person where
+            # the two overlapped: closer to it than to the followed person, and within STRANGER, will do
+            apart = _covered_search(last + 1, after, keypoints, status, keyframe, frames, detector_factory,
+                                    looks_right=lambda rgb, kp: _is_stranger(rgb, kp, stranger, reference),
+                                    stop=lambda pos, hits: len(hits) >= MIN_FOUND)
+            if len(apart) >= MIN_FOUND:
+                hidden = [pos for pos in range(first, last + 1) if keyframe[pos]]
+                _mark_missing(keypoints, status, hidden)
+                result.hidden, result.other_seen = hidden, True
+                continue
+        fruitless += 1
+        result.kept = True
+    return results
+
+
+def _covered_search(first: int, last: int, keypoints: np.ndarray, status: np.ndarray, keyframe: np.ndarray,
+                    frames: Callable, detector_factory: Callable, looks_right: Callable[[np.ndarray, np.ndarray], bool],
+                    stop: Callable[[int, dict], bool]) -> dict[int, np.ndarray]:
+    """Detect the keyframes ``first..last`` again with the person tracked there painted over; the poses (in
+    source pixels) of those where someone for whom ``looks_right(rgb, keypoints)`` holds stands apart from
+    them. ``stop(position, hits so far)`` ends the search early."""
+    hits: dict[int, np.ndarray] = {}
+    detect = detector_factory()
+    stream = frames(first, last)
+    try:
+        for pos, rgb, (sx, sy) in stream:
+            if stop(pos, hits):
+                break
             if not keyframe[pos]:
                 continue
-            if pos in found:
-                keypoints[pos] = found[pos]
-                status[pos] = FrameStatus.DETECTED
-                result.recovered.append(pos)
-            else:
-                keypoints[pos] = np.nan
-                keypoints[pos, :, 2] = 0.0
-                status[pos] = FrameStatus.MISSING
-                result.hidden.append(pos)
-        results.append(result)
-    return results
+            tracked = keypoints[pos].copy()
+            tracked[:, 0] /= sx
+            tracked[:, 1] /= sy
+            is_detected = status[pos] == FrameStatus.DETECTED
+            frame = detect(cover_person(rgb, tracked) if is_detected else rgb)
+            if frame.has_person and looks_right(rgb, frame.keypoints) and _apart(frame.keypoints,
+                                                                                tracked if is_detected else None):
+                kp = frame.keypoints.copy()
+                kp[:, 0] *= sx
+                kp[:, 1] *= sy
+                hits[pos] = kp
+    finally:
+        for closable in (stream, detect):
+            close = getattr(closable, "close", None)
+            if close is not None:
+                close()
+    return hits
+
+
+def _mark_missing(keypoints: np.ndarray, status: np.ndarray, positions: list[int]) -> None:
+    for pos in positions:
+        keypoints[pos] = np.nan
+        keypoints[pos, :, 2] = 0.0
+        status[pos] = FrameStatus.MISSING
+
+
+def _stranger_look(looks: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
+    """Mean signature of the detections that look like someone else (above :data:`STRANGER`), or None."""
+    rows = [sig for sig in looks if np.all(np.isfinite(sig)) and appearance_distance(reference, sig) > STRANGER]
+    if not rows:
+        return None
+    mean = np.mean(rows, axis=0)
+    return mean / mean.sum()
 
 
 def _distance(rgb: np.ndarray, keypoints: np.ndarray, reference: np.ndarray) -> float:
@@ -332,14 +380,19 @@ def _distance(rgb: np.ndarray, keypoints: np.ndarray, reference: np.ndarray) -> 
     return np.inf if sig is None else appearance_distance(reference, sig)
 
 
-def _is_followed(rgb: np.ndarray, found: np.ndarray, stranger: np.ndarray | None, reference: np.ndarray) -> bool:
-    """Whether the person ``found`` (on the covered frame) is the followed one: they look like them (on the
-    uncovered frame) and, when a stranger was covered, stand away from the stranger."""
-    if _distance(rgb, found, reference) > SIMILAR:
-        return False
-    if stranger is None:
+def _is_stranger(rgb: np.ndarray, found: np.ndarray, stranger: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether ``found`` looks like the stranger (within :data:`STRANGER`, and closer than to the followed)."""
+    d = _distance(rgb, found, stranger)
+    return d <= STRANGER and d < _distance(rgb, found, reference)
+
+
+def _apart(found: np.ndarray, covered: np.ndarray | None) -> bool:
+    """Whether the person ``found`` on a covered frame stands away from the person covered (when any): more
+    than :data:`MIN_SHIFT` torso lengths between their torsos' centres (else it is the covered person seen
+    through the cover's edge)."""
+    if covered is None:
         return True
-    a, b = _centre(found), _centre(stranger)
+    a, b = _centre(found), _centre(covered)
     torso = _torso(found, 0.3)
     if a is None or b is None or torso is None:
         return False
@@ -366,7 +419,7 @@ def bridge_hidden(keypoints: np.ndarray, status: np.ndarray, results: Iterable[R
     seen = np.isin(status, (FrameStatus.DETECTED, FrameStatus.INTERPOLATED))
     filled = 0
     for r in results:
-        if r.kept or not r.hidden:
+        if not r.hidden:
             continue
         t = r.first
         while t <= r.last:
@@ -396,4 +449,4 @@ def bridge_hidden(keypoints: np.ndarray, status: np.ndarray, results: Iterable[R
 def describe(results: Iterable[RunResult], start: int, step: int) -> list[dict]:
     """JSON-ready summary of :func:`recover_runs`' results in source frame numbers (for ``meta``)."""
     return [{"frames": [start + r.first * step, start + r.last * step], "recovered": len(r.recovered),
-             "hidden": len(r.hidden), "kept": r.kept} for r in results]
+             "hidden": len(r.hidden), "kept": r.kept, "other_seen": r.other_seen} for r in results]

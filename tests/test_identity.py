@@ -170,6 +170,39 @@ def test_recover_runs_keeps_a_run_when_nobody_like_them_is_found():
     assert len(det.seen) == len(range(0, int(identity.PROBE_SECONDS * 24), 3))
 
 
+def test_recover_runs_other_person_seen_apart_after_the_run():
+    """The tracker took the blue person at 2-4 and came back to the red one at 5 by itself; red was hidden
+    during the run (nobody found with blue covered). With red covered after the run, blue is found apart:
+    the run's keyframes showed blue, and red is marked hidden there."""
+    red, blue = (200, 20, 20), (20, 20, 200)
+    left, right = _pose(40, 100, 35, 65), _pose(40, 100, 175, 205)
+    frames = [_two_people(red, blue)] * 10
+    reference = identity.appearance(frames[0], left)
+    kps = np.stack([left, left, right, right, right, left, left, left, left, left])
+    status = np.full(10, FrameStatus.DETECTED, np.uint8)
+    looks = np.stack([identity.appearance(f, k) for f, k in zip(frames, kps)])
+    # covering blue at 2-4 finds nobody; covering red at 5.. finds blue on the right
+    det = _Scripted([None, None, None, right, right])
+
+    def source(first, last):
+        for t in range(first, last + 1):
+            yield t, frames[t], (1.0, 1.0)
+
+    before = kps.copy()
+    results = identity.recover_runs([(2, 4)], kps, status, np.ones(10, bool), reference, source, lambda: det,
+                                    fps=24.0, looks=looks)
+    r = results[0]
+    assert r.other_seen and not r.kept and r.hidden == [2, 3, 4] and not r.recovered
+    assert (status[2:5] == FrameStatus.MISSING).all() and (status[5:] == FrameStatus.DETECTED).all()
+    np.testing.assert_array_equal(kps[5:], before[5:])
+    assert len(det.seen) == 5  # stopped once blue was found twice
+    # without the signatures only the followed person is searched for: the run is kept
+    kps, status = before.copy(), np.full(10, FrameStatus.DETECTED, np.uint8)
+    det = _Scripted([None, None, None, right, right])
+    r = identity.recover_runs([(2, 4)], kps, status, np.ones(10, bool), reference, source, lambda: det, fps=24.0)[0]
+    assert r.kept and not r.other_seen and (status == FrameStatus.DETECTED).all()
+
+
 def test_recover_runs_stops_looking_after_fruitless_runs():
     red, blue = (200, 20, 20), (20, 20, 200)
     left = _pose(40, 100, 35, 65)
@@ -276,6 +309,21 @@ def crossing(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def crossing_poses(crossing):
     return extract_poses(crossing[0], progress=False)
+
+
+def test_crossing_when_the_tracker_comes_back_by_itself(crossing):
+    """Detecting every other frame, mediapipe's tracker follows the dancer in front through the crossing
+    and comes back to the first dancer after it. She was hidden meanwhile (nobody like her is found with
+    the other covered), but the other dancer is found apart from her right after: the run is taken as
+    the other dancer, and the first one is interpolated across it."""
+    path, width = crossing
+    seq = extract_poses(path, progress=False, detect_every=2)
+    runs = seq.meta["identity_runs"]
+    assert len(runs) == 1 and runs[0]["other_seen"] and not runs[0]["kept"] and runs[0]["hidden"] >= 6
+    x = seq.keypoints[:, B["neck"], 0]
+    step = np.diff(x)
+    assert np.all(step < 0) and step.min() > 3 * np.median(step), step
+    assert x[-1] < width / 3
 
 
 def test_crossing_dancers_are_told_apart_by_their_clothes(crossing, crossing_poses):
