@@ -298,7 +298,7 @@ def recover_runs(
             continue
         found = _covered_search(first, last, keypoints, status, keyframe, frames, detector_factory,
                                 looks_right=lambda rgb, kp: _distance(rgb, kp, reference) <= SIMILAR,
-                                stop=lambda pos, hits: len(hits) < MIN_FOUND and pos >= first + probe)
+                                stop=lambda pos, hits, give_up=first + probe: len(hits) < MIN_FOUND and pos >= give_up)
         if len(found) >= MIN_FOUND:
             hidden = [pos for pos in range(first, last + 1) if keyframe[pos] and pos not in found]
             for pos, kp in found.items():
@@ -313,7 +313,7 @@ def recover_runs(
             # the stranger's look is the mean over the run, which mixes in some of the followed person where
             # the two overlapped: closer to it than to the followed person, and within STRANGER, will do
             apart = _covered_search(last + 1, after, keypoints, status, keyframe, frames, detector_factory,
-                                    looks_right=lambda rgb, kp: _is_stranger(rgb, kp, stranger, reference),
+                                    looks_right=lambda rgb, kp, look=stranger: _is_stranger(rgb, kp, look, reference),
                                     stop=lambda pos, hits: len(hits) >= MIN_FOUND)
             if len(apart) >= MIN_FOUND:
                 hidden = [pos for pos in range(first, last + 1) if keyframe[pos]]
