@@ -52,10 +52,10 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from . import layout
+from . import identity, layout
 from .detectors.base import DEFAULT_DETECTOR, WINDOW_OPTIONS, Detector, create_detector, detect_in_window
 from .errors import InputError, NoPersonError, PosedriveError, VideoError
-from .identity import SIGNATURE_SIZE, appearance
+from .identity import SIGNATURE_SIZE, RunResult, appearance
 from .outliers import DEFAULT_MAX_JUMP, implausible_frames
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
 from .video import VideoSource, first_frame, index_packets, open_video, read_image, to_rgb
@@ -686,7 +686,8 @@ def extract_poses(
         follow_identity: when detections stop looking like the person of the first ones (someone else
             crossing in front of them took the tracker), detect those frames again with the other person
             painted over and keep the followed person where they are found (:mod:`pose.identity`); frames
-            where they are hidden are filled like misses. ``meta["identity_runs"]`` lists what was found.
+            where they are hidden are interpolated between two sightings up to 3 s apart, else filled like
+            misses. ``meta["identity_runs"]`` lists what was found.
             Not done for skeleton videos or with a detection window (``crop``/``follow``). Default True.
 
     Returns:
@@ -873,7 +874,7 @@ def extract_poses(
             f"no person detected in any of the {int(keyframe.sum())} frames of {path} the detector ran on; check "
             f"that one person is fully visible, or try another detector (available: mediapipe, openpose)"
         )
-    runs: list = []
+    runs: list[RunResult] = []
     if follow_identity and name != "skeleton" and not set(WINDOW_OPTIONS) & set(options):
         runs = _follow_identity(path, name, options, detector, kps, status, keyframe, looks, start, step,
                                 max_size, fps, src_fps / step)
@@ -881,9 +882,7 @@ def extract_poses(
     if every > 1:
         kps, status = interpolate_between_keyframes(kps, status, keyframe)
     if runs:
-        from .identity import BRIDGE_SECONDS, bridge_hidden, describe
-
-        bridged = bridge_hidden(kps, status, runs, round(BRIDGE_SECONDS * src_fps / step))
+        bridged = identity.bridge_hidden(kps, status, runs, round(identity.BRIDGE_SECONDS * src_fps / step))
         if bridged:
             logger.info("%s: %d frames where the followed person was hidden interpolated", path, bridged)
     det_opts = detector.options() if isinstance(detector, Detector) else options
@@ -899,7 +898,7 @@ def extract_poses(
         "detections": int(keyframe.sum()),
         "max_scale_jump": max_scale_jump,
         "rejected_frames": [int(t) for t in rejected],
-        "identity_runs": describe(runs, start, step) if runs else [],
+        "identity_runs": identity.describe(runs, start, step) if runs else [],
         "frames_decoded": int(decoded),
         "fill_gaps": bool(fill_gaps), "max_interp_gap": int(max_interp_gap),
         "smoothing": _smoothing_meta(smoothing),
@@ -967,12 +966,10 @@ def _person_switch(kps: np.ndarray, status: np.ndarray, boundaries: np.ndarray, 
 
 def _follow_identity(path: Path, name: str, options: dict, detector: str | Detector, kps: np.ndarray,
                      status: np.ndarray, keyframe: np.ndarray, looks: np.ndarray, start: int, step: int,
-                     max_size: int | None, fps: float | None, rate: float) -> list:
+                     max_size: int | None, fps: float | None, rate: float) -> list[RunResult]:
     """Find the runs of detections that look like someone else and detect them again
     (:func:`pose.identity.recover_runs`), editing ``kps``/``status`` in place; the runs' results.
     ``fps`` overrides the source's frame rate (folders); ``rate`` is the sequence's."""
-    from . import identity
-
     reference = identity.reference_appearance(looks)
     if reference is None:
         return []

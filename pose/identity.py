@@ -6,26 +6,25 @@ crossing (``tests/test_identity.py`` builds it from ``tests/data/dance_short.mp4
 dancer in the red skirt up to the crossing and the one in the blue skirt after it, with no jump large
 enough for the position checks to notice, since the two bodies overlap when it happens.
 
-Their clothes tell them apart. For every detection, :func:`appearance` takes a colour histogram of the
-torso and thighs (hue and saturation of coloured pixels, brightness of grey ones). The person followed is
-the one seen in the first detections (:func:`reference_appearance`). :func:`stranger_runs` finds the runs
-of detections that look unlike them, and :func:`recover_runs` detects each run again with the stranger
-painted over (:func:`cover_person`). When someone who looks like the followed person turns up there,
-the run's poses become theirs, and its frames where they are not found (hidden behind the other person)
-are marked missing; up to :data:`BRIDGE_SECONDS` of them between two sightings are interpolated
-(:func:`bridge_hidden`: they walk on behind the other), longer spans are filled like any other miss. When
-the followed person stays hidden for the whole run and the tracker comes back to them by itself after it,
-the frames after the run are detected again with the followed person painted over: the stranger found
-there, apart from them, shows that the run was the stranger, and its frames are marked missing too. When nobody like them is found (the same person in
-other light, or turned around in a top whose back differs), the run is left as it was: only a second
-person who matches better moves the track. A video with one person costs one histogram per detection
-(0.8 ms on the dance's 960-px frames). The detection again runs in the calling process; once it has run
-a mediapipe graph there, later extractions in that process spawn their workers instead of forking them.
+Their clothes tell them apart. For every detection, :func:`appearance` takes a colour histogram of the torso
+and thighs (hue and saturation of coloured pixels, brightness of grey ones). The person followed is the one
+seen in the first detections (:func:`reference_appearance`). :func:`stranger_runs` finds the runs of
+detections that look unlike them, and :func:`recover_runs` detects each run again with the stranger painted
+over (:func:`cover_person`). When someone who looks like the followed person turns up there, the run's poses
+become theirs, and its frames where they are not found (hidden behind the other person) are marked missing;
+up to :data:`BRIDGE_SECONDS` of them between two sightings are interpolated (:func:`bridge_hidden`: they
+walk on behind the other), longer spans are filled like any other miss. When the followed person stays
+hidden for the whole run and the tracker comes back to them by itself after it, the frames after the run are
+detected again with the followed person painted over: the stranger found there, apart from them, shows that
+the run was the stranger, and its frames are marked missing too. When nobody like them is found (the same
+person in other light, or turned around in a top whose back differs), the run is left as it was: only a
+second person who matches better moves the track. A video with one person costs one histogram per detection
+(0.8 ms on the dance's 960-px frames). The detection again runs in the calling process; once it has run a
+mediapipe graph there, later extractions in that process spawn their workers instead of forking them.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -34,8 +33,6 @@ import numpy as np
 
 from . import layout
 from .sequence import FrameStatus, PoseFrame
-
-logger = logging.getLogger(__name__)
 
 HUE_BINS = 16
 """Hue bins of the coloured pixels' histogram."""
@@ -58,7 +55,7 @@ MIN_PIXELS = 30
 """Fewer sampled pixels than this give no signature."""
 SAMPLE_PIXELS = 8000
 """Pixels sampled at most (on a regular grid): a histogram of 72 bins needs no more, and the detector's
-960-px frames would otherwise cost 2.8 ms a detection instead of 0.9."""
+960-px frames would otherwise cost 2.8 ms a detection instead of 0.8."""
 REFERENCE_DETECTIONS = 8
 """The followed person's look is the mean of this many first detections with a signature."""
 STRANGER = 0.45
@@ -81,15 +78,15 @@ without looking (the person's look keeps changing, e.g. under stage lights: nobo
 MIN_FOUND = 2
 """Detections of the followed person a run needs before its poses are replaced (one could be a fluke)."""
 COVER_MARGIN = 0.35
-"""Margin around the stranger's keypoints painted over, in torso lengths (hair, clothes, hands beyond the
-joints)."""
+"""Margin around the covered person's keypoints painted over, in torso lengths (hair, clothes, hands beyond
+the joints)."""
 BRIDGE_SECONDS = 3.0
 """Frames where the followed person is hidden behind the other, between two frames where they are seen, are
 interpolated from those two over at most this long (they walk on behind the other person); longer spans are
 filled like any miss (held)."""
 MIN_SHIFT = 0.5
-"""A person found again must stand this many torso lengths away from the stranger (else it is the stranger
-seen through the cover)."""
+"""A person found on a covered frame must stand this many torso lengths away from the person covered (else
+it is the covered person seen past the cover's edge)."""
 
 _TORSO_QUAD = [layout.B[n] for n in ("right_shoulder", "left_shoulder", "left_hip", "right_hip")]
 _THIGHS = [(layout.B["right_hip"], layout.B["right_knee"]), (layout.B["left_hip"], layout.B["left_knee"])]
