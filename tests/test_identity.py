@@ -408,3 +408,22 @@ def test_pose_extract_cli_switch(crossing, tmp_path):
     seq = load_sequence(out)
     assert seq.meta["identity_runs"] == [] and len(seq) == 72
     assert seq.keypoints[-1, B["neck"], 0] > crossing[1] / 2  # went on with the dancer in front
+
+
+def test_appearance_of_people_partly_out_of_the_frame():
+    """Keypoints past the frame's edges (a dancer half out of the picture) give a signature of the part in
+    view, or None when too little of it is; never an error."""
+    img, kp = _figure((200, 20, 20), (20, 20, 200))
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        moved = kp.copy()
+        moved[:, 0] += rng.uniform(-150, 150)
+        moved[:, 1] += rng.uniform(-250, 250)
+        sig = identity.appearance(img, moved)
+        assert sig is None or (sig.shape == (identity.SIGNATURE_SIZE,) and sig.sum() == pytest.approx(1.0))
+        covered = identity.cover_person(img, moved)
+        assert covered.shape == img.shape
+    far = kp.copy()
+    far[:, :2] += 10_000
+    assert identity.appearance(img, far) is None
+    np.testing.assert_array_equal(identity.cover_person(img, far), img)
