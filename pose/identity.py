@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from . import layout
-from .sequence import FrameStatus, PoseFrame
+from .sequence import FrameStatus, PoseFrame, keypoint_valid
 
 HUE_BINS = 16
 """Hue bins of the coloured pixels' histogram."""
@@ -96,7 +96,7 @@ _BODY = slice(0, layout.NUM_BODY + layout.NUM_FEET)
 def _torso(keypoints: np.ndarray, threshold: float) -> tuple[np.ndarray, float] | None:
     """Torso corners ``(4, 2)`` (right/left shoulder, left/right hip) and length, or None when one is unseen."""
     quad = keypoints[_TORSO_QUAD]
-    if not np.all(np.isfinite(quad[:, :2])) or np.any(quad[:, 2] < threshold):
+    if not keypoint_valid(quad, threshold).all():
         return None
     corners = quad[:, :2].astype(np.float64)
     length = float(np.linalg.norm(corners[:2].mean(axis=0) - corners[2:].mean(axis=0)))
@@ -125,7 +125,7 @@ def appearance(rgb: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -
     strips = []
     for hip, knee in _THIGHS:
         a, b = keypoints[hip], keypoints[knee]
-        if np.all(np.isfinite(b[:2])) and b[2] >= threshold:
+        if keypoint_valid(b, threshold):
             strips.append((a[:2] + 0.15 * (b[:2] - a[:2]), a[:2] + 0.85 * (b[:2] - a[:2])))
     pad = THIGH_WIDTH * length
     pts = np.concatenate([quad, *[np.asarray(s) for s in strips]]) if strips else quad
@@ -209,7 +209,7 @@ def cover_person(rgb: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3)
     box's height when the torso is unseen), is filled; ``rgb`` itself is not modified.
     """
     body = keypoints[_BODY]
-    seen = np.all(np.isfinite(body[:, :2]), axis=1) & (body[:, 2] >= threshold)
+    seen = keypoint_valid(body, threshold)
     out = rgb.copy()
     if not seen.any():
         return out
@@ -221,11 +221,6 @@ def cover_person(rgb: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3)
     x1, y1 = np.ceil(pts.max(axis=0) + margin).astype(int)
     out[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)] = np.round(rgb.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
     return out
-
-
-def _centre(keypoints: np.ndarray, threshold: float = 0.3) -> np.ndarray | None:
-    torso = _torso(keypoints, threshold)
-    return None if torso is None else torso[0].mean(axis=0)
 
 
 @dataclass
@@ -389,11 +384,11 @@ def _apart(found: np.ndarray, covered: np.ndarray | None) -> bool:
     through the cover's edge)."""
     if covered is None:
         return True
-    a, b = _centre(found), _centre(covered)
-    torso = _torso(found, 0.3)
-    if a is None or b is None or torso is None:
+    mine, theirs = _torso(found, 0.3), _torso(covered, 0.3)
+    if mine is None or theirs is None:
         return False
-    return float(np.linalg.norm(a - b)) > MIN_SHIFT * torso[1]
+    shift = np.linalg.norm(mine[0].mean(axis=0) - theirs[0].mean(axis=0))
+    return float(shift) > MIN_SHIFT * mine[1]
 
 
 def bridge_hidden(keypoints: np.ndarray, status: np.ndarray, results: Iterable[RunResult], max_frames: int) -> int:
@@ -414,32 +409,23 @@ def bridge_hidden(keypoints: np.ndarray, status: np.ndarray, results: Iterable[R
         The number of frames filled.
     """
     seen = np.isin(status, (FrameStatus.DETECTED, FrameStatus.INTERPOLATED))
+    recovered = [(r.first, r.last) for r in results if r.hidden]
+    # stretches [begin, end) of MISSING frames; one starts before its run's first hidden keyframe
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], status == FrameStatus.MISSING, [0]]).astype(np.int8)))
     filled = 0
-    for r in results:
-        if not r.hidden:
+    for begin, end in edges.reshape(-1, 2):
+        a, b = begin - 1, end  # the frames with the person around the stretch
+        if (a < 0 or b >= len(status) or not seen[a] or not seen[b] or end - begin > max_frames
+                or not any(begin <= last and first < end for first, last in recovered)):
             continue
-        t = r.first
-        while t <= r.last:
-            if status[t] != FrameStatus.MISSING:
-                t += 1
-                continue
-            begin, end = t, t  # the whole stretch: it starts before the run's first hidden keyframe
-            while begin > 0 and status[begin - 1] == FrameStatus.MISSING:
-                begin -= 1
-            while end + 1 < len(status) and status[end + 1] == FrameStatus.MISSING:
-                end += 1
-            a, b = begin - 1, end + 1
-            if a >= 0 and b < len(status) and seen[a] and seen[b] and end - begin + 1 <= max_frames:
-                both = np.all(np.isfinite(keypoints[[a, b], :, :2]), axis=(0, 2)) & np.all(
-                    keypoints[[a, b], :, 2] > 0, axis=0)
-                w = (np.arange(1, b - a, dtype=np.float32) / (b - a))[:, None]
-                span = np.full((b - a - 1, keypoints.shape[1], 3), np.nan, np.float32)
-                span[:, both] = (1.0 - w[:, :, None]) * keypoints[a, both] + w[:, :, None] * keypoints[b, both]
-                span[:, ~both, 2] = 0.0
-                keypoints[a + 1:b] = span
-                status[a + 1:b] = FrameStatus.INTERPOLATED
-                filled += b - a - 1
-            t = end + 1
+        both = keypoint_valid(keypoints[[a, b]]).all(axis=0)
+        w = (np.arange(1, b - a, dtype=np.float32) / (b - a))[:, None, None]
+        span = np.full((b - a - 1, keypoints.shape[1], 3), np.nan, np.float32)
+        span[:, both] = (1.0 - w) * keypoints[a, both] + w * keypoints[b, both]
+        span[:, ~both, 2] = 0.0
+        keypoints[a + 1:b] = span
+        status[a + 1:b] = FrameStatus.INTERPOLATED
+        filled += b - a - 1
     return filled
 
 
