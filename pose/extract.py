@@ -226,16 +226,17 @@ def _scale_frame(frame: PoseFrame, sx: float, sy: float, width: int, height: int
 
 
 def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: bool,
-                   progress_cb: Callable[[int], None] | None = None,
-                   count: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+                   progress_cb: Callable[[int], None] | None = None, count: int | None = None,
+                   with_looks: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Run ``det`` on the keyframes of the frames streamed from ``src`` (an open :class:`VideoSource`).
 
     The ``i``-th frame of ``src`` is sequence position ``offset + i``; it is a keyframe when that position
     is a multiple of ``every``. With ``detect_tail`` the last frame is detected too (end point of the
     interpolation). Only keyframes reach the detector; when ``count`` (the exact number of frames of
     ``src``) is known, a video file's decoder drops the other frames itself
-    (:meth:`~pose.video.VideoSource.iter_keyframes`). Keypoints are in source-frame pixels. Each detection's
-    look (:func:`pose.identity.appearance`, NaN when its torso is unseen) is taken on the frame detected.
+    (:meth:`~pose.video.VideoSource.iter_keyframes`). Keypoints are in source-frame pixels. With
+    ``with_looks``, each detection's look (:func:`pose.identity.appearance`, NaN when its torso is unseen) is
+    taken on the frame detected; without, every look is NaN (nobody will compare them).
     """
     sx, sy = src.scale
     positions: list[int] = []
@@ -246,7 +247,7 @@ def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: boo
 
     def detect(i: int, rgb: np.ndarray) -> None:
         found = det(rgb)
-        look = appearance(rgb, found.keypoints) if found.has_person else None
+        look = appearance(rgb, found.keypoints) if with_looks and found.has_person else None
         f = _scale_frame(found, sx, sy, src.source_width, src.source_height)
         positions.append(i)
         kps.append(f.keypoints)
@@ -271,7 +272,8 @@ def _detect_stream(det: Detector, src, every: int, offset: int, detect_tail: boo
 def _detect_range(path: str, name: str, options: dict, start: int, end: int | None, step: int,
                   max_size: int | None, fps: float | None, every: int = 1, offset: int = 0,
                   detect_tail: bool = True, progress_cb: Callable[[int], None] | None = None,
-                  cpu: int | None = None, in_worker: bool = False, count: int | None = None) -> _RangeResult:
+                  cpu: int | None = None, in_worker: bool = False, count: int | None = None,
+                  with_looks: bool = True) -> _RangeResult:
     """Detect poses on the keyframes of frames ``start:end:step`` of ``path`` (see :func:`_detect_stream`).
 
     Runs in the calling process or in a worker process (``in_worker``: one of several, so the ffmpeg
@@ -280,7 +282,7 @@ def _detect_range(path: str, name: str, options: dict, start: int, end: int | No
     only), which lets the decoder drop non-keyframes. Returns ``(positions, keypoints, status, frames,
     decoded, looks)``: positions of the detected frames relative to ``start``, their ``(n, 134, 3)``
     keypoints and statuses, the number of sequence frames read, the number of frames decoded, and the
-    detections' ``(n, SIGNATURE_SIZE)`` looks (:func:`pose.identity.appearance`).
+    detections' ``(n, SIGNATURE_SIZE)`` looks (:func:`pose.identity.appearance`; NaN without ``with_looks``).
     """
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         try:
@@ -293,7 +295,7 @@ def _detect_range(path: str, name: str, options: dict, start: int, end: int | No
                        skip_deblocking=FAST_DECODE) as src:
         frames = src if step == 1 else _StepSource(src, step)
         positions, kps, status, n, looks = _detect_stream(det, frames, every, offset, detect_tail, progress_cb,
-                                                          count if step == 1 else None)
+                                                          count if step == 1 else None, with_looks)
         return positions, kps, status, n, src.frames_read if step == 1 else frames.read, looks
 
 
@@ -539,11 +541,12 @@ def _worker_start_method(name: str, allow_fork: bool = True) -> str | None:
 def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, int | None]], step: int,
                   max_size: int | None, fps: float | None, every: int, bar: tqdm,
                   method: str, pin: bool, after_start: Callable[[], Any] | None = None,
-                  exact_stop: int | None = None) -> tuple[list[_RangeResult], list[int]]:
+                  exact_stop: int | None = None, with_looks: bool = True) -> tuple[list[_RangeResult], list[int]]:
     """Run one worker per frame range; returns their results and the sequence offset of each range.
 
     ``after_start`` runs in this process once every worker has started (so after any fork). ``exact_stop``:
     the true end of the frames when known exactly; the ranges' frame counts are then passed to the workers.
+    ``with_looks``: see :func:`_detect_stream`.
     """
     if method == "fork":
         _preload_detector(name)  # imported once here (no-op if done), inherited by every worker
@@ -557,7 +560,7 @@ def _run_parallel(path: str, name: str, options: dict, ranges: list[tuple[int, i
         last = i == len(ranges) - 1
         count = (b if b is not None else exact_stop) - a if exact_stop is not None and step == 1 else None
         kwargs = dict(every=every, offset=offsets[i], detect_tail=last, cpu=cores[i] if pin else None,
-                      in_worker=len(ranges) > 1, count=count)
+                      in_worker=len(ranges) > 1, count=count, with_looks=with_looks)
         procs.append(ctx.Process(target=_worker_main, args=(i, (path, name, options, a, b, step, max_size, fps),
                                                              kwargs, out_q),
                                  daemon=True, name=f"pose-extract-{i}"))
@@ -754,9 +757,15 @@ def extract_poses(
     every = (auto_detect_every(src_fps / step, n_expected, detector=name, is_folder=is_folder)
              if detect_every == "auto" else int(detect_every))
 
+    def checks_identity(options: dict) -> bool:
+        """Whether the detections with ``options`` are checked for a switch of person (:mod:`pose.identity`):
+        not for skeleton videos, nor inside a detection window (the caller picked the person)."""
+        return follow_identity and name != "skeleton" and not set(WINDOW_OPTIONS) & set(options)
+
     def detect_all(options: dict, single: bool = False) -> tuple[list, int]:
         """Run the detector (with ``options``; in this process alone with ``single``) over the range;
         ``(parts, workers used)``."""
+        with_looks = checks_identity(options)
         bar = tqdm(total=n_expected, desc=f"poses {path.name}", unit="frame", disable=not progress)
         n_workers = 1
         try:
@@ -765,7 +774,8 @@ def extract_poses(
                 detector.reset()
                 with open_video(path, fps, max_size=max_size, start=start, end=end) as src:
                     frames = _StepSource(src, step)
-                    positions, k, s, n, looks = _detect_stream(detector, frames, every, 0, True, bar.update)
+                    positions, k, s, n, looks = _detect_stream(detector, frames, every, 0, True, bar.update,
+                                                               with_looks=with_looks)
                     parts = [(positions, k, s, n, frames.read, looks)]
             else:
                 n_workers = auto_workers(n_expected, every) if workers == "auto" else int(workers)
@@ -800,7 +810,8 @@ def extract_poses(
                             parts, _ = _run_parallel(str(path), name, options, ranges, step, max_size, fps, every,
                                                      bar, method, PIN_WORKERS,
                                                      after_start=lambda: (overlap(), _import_postprocessing()),
-                                                     exact_stop=stop if index is not None else None)
+                                                     exact_stop=stop if index is not None else None,
+                                                     with_looks=with_looks)
                             n_workers = len(ranges)
                             break
                         except _WorkerLost as exc:
@@ -816,7 +827,8 @@ def extract_poses(
                     n_workers = 1
                     overlap()
                     parts = [_detect_range(str(path), name, options, start, end, step, max_size, fps, every,
-                                           progress_cb=bar.update, count=total if index is not None else None)]
+                                           progress_cb=bar.update, count=total if index is not None else None,
+                                           with_looks=with_looks)]
         finally:
             bar.close()
         return parts, n_workers
@@ -875,7 +887,7 @@ def extract_poses(
             f"that one person is fully visible, or try another detector (available: mediapipe, openpose)"
         )
     runs: list[RunResult] = []
-    if follow_identity and name != "skeleton" and not set(WINDOW_OPTIONS) & set(options):
+    if checks_identity(options):
         runs = _follow_identity(path, name, options, detector, kps, status, keyframe, looks, start, step,
                                 max_size, fps, src_fps / step)
     rejected = _reject_implausible(kps, status, src_fps / step, max_scale_jump, path)

@@ -427,3 +427,18 @@ def test_appearance_of_people_partly_out_of_the_frame():
     far[:, :2] += 10_000
     assert identity.appearance(img, far) is None
     np.testing.assert_array_equal(identity.cover_person(img, far), img)
+
+
+def test_no_histograms_when_nothing_will_compare_them(data_dir, monkeypatch):
+    """With the check off (or inside a detection window, or for skeleton videos) the detections' looks are
+    not computed at all: the detector loop pays nothing for them."""
+    import pose.extract
+    from pose.detectors import create_detector
+
+    def fail(*args, **kwargs):
+        raise AssertionError("appearance computed although nobody compares it")
+
+    monkeypatch.setattr(pose.extract, "appearance", fail)
+    with create_detector("mediapipe") as det:  # a ready detector runs in this process, so the patch applies
+        seq = extract_poses(data_dir / "dance_short.mp4", detector=det, progress=False, follow_identity=False)
+    assert len(seq) == 24 and seq.meta["identity_runs"] == []
