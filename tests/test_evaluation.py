@@ -171,15 +171,22 @@ def test_missing_lpips_or_fvd_weights_file_is_an_error(clip, tmp_path):
         compare_videos(clip, clip, frames=2, fvd_weights=tmp_path / "nope.pt", progress=False)
 
 
+def _subtitled(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Copies of ``frames`` with a burnt-in subtitle that changes: a bar inside the bottom eighth, nearly as
+    wide as the frame, alternating between two colours."""
+    out = []
+    for i, frame in enumerate(frames):
+        f = frame.copy()
+        h, w = f.shape[:2]
+        f[h - h // 10:h - h // 40, w // 20:w - w // 20] = (250, 120, 250) if i % 2 else (250, 250, 120)
+        out.append(f)
+    return out
+
+
 def test_ignored_region_is_left_out_of_every_score(clip, real_frames):
     """A burnt-in subtitle that changes (a bar of alternating colour): frames that differ from the real ones only in the bottom eighth
     score as perfect once that band is ignored, and the scores of the rest are those of the kept pixels."""
-    texted = []
-    for i, frame in enumerate(real_frames):
-        f = frame.copy()
-        h, w = f.shape[:2]  # a subtitle inside the bottom eighth, as wide as the frame
-        f[h - h // 10:h - h // 40, w // 20:w - w // 20] = (250, 120, 250) if i % 2 else (250, 250, 120)
-        texted.append(f)
+    texted = _subtitled(real_frames)
     band = [[0.0, 0.875, 1.0, 1.0]]
     full = compare_videos(texted, clip, frames=N, progress=False)
     masked = compare_videos(texted, clip, frames=N, progress=False, ignore=band)
@@ -263,12 +270,7 @@ def test_lpips_and_fvd_see_the_real_pixels_in_ignored_regions(clip, real_frames,
     torch.jit.script(Distance()).save(str(lpips_path))
     torch.jit.script(Features()).save(str(fvd_path))
     frames = [f for _ in range(6) for f in real_frames]  # enough frames for two FVD clips of 16
-    texted = []
-    for i, frame in enumerate(frames):
-        f = frame.copy()
-        h, w = f.shape[:2]
-        f[h - h // 10:h - h // 40, w // 20:w - w // 20] = (250, 120, 250) if i % 2 else (250, 250, 120)
-        texted.append(f)
+    texted = _subtitled(frames)
     band = [[0.0, 0.875, 1.0, 1.0]]
     common = dict(progress=False, warp=False, baseline=False, lpips_weights=lpips_path, fvd_weights=fvd_path)
     full = compare_videos(texted, frames, **common)
