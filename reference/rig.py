@@ -151,7 +151,9 @@ def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
     ab = b - a
     denom = float(ab @ ab)
     t = np.zeros(len(points)) if denom < 1e-12 else np.clip(((points - a) @ ab) / denom, 0.0, 1.0)
-    return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+    dx = points[:, 0] - (a[0] + t * ab[0])
+    dy = points[:, 1] - (a[1] + t * ab[1])
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def _segment_param(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -433,10 +435,12 @@ class Rig:
         """
         h, w = mask.shape
         ys, xs = np.mgrid[0:h:step, 0:w:step]
-        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+        # only the grid points that the upsampling below can carry onto a mask pixel are scored
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((2 * step + 3, 2 * step + 3), np.uint8))[ys, xs] > 0
+        pts = np.stack([xs[near], ys[near]], axis=1).astype(np.float64)
         scores = self.bone_scores(pts)
         layer_of_bone = np.array([self.layers.index(b.layer) for b in self.bones], np.int8)
-        nearest = np.argmin(scores, axis=1)
+        nearest = np.argmin(scores, axis=1) if len(pts) else np.zeros(0, np.intp)
         owners = layer_of_bone[nearest]
         labels = owners.copy()
         shared = self.leg_layers and "body" in self.layers
@@ -447,8 +451,9 @@ class Rig:
                     labels[sel & (_segment_param(pts, bone.a, bone.b) < self.thigh_body_fraction)] = \
                         self.layers.index("body")
         maps = []
-        for coarse in (labels, owners):
-            coarse = coarse.reshape(ys.shape)
+        for scored in (labels, owners):
+            coarse = np.full(ys.shape, -1, np.int8)
+            coarse[near] = scored
             full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST) if step > 1 else coarse
             full = np.asarray(full, np.int8)
             full[~mask] = -1

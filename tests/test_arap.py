@@ -121,6 +121,26 @@ def _standing_rig(**opts):
     return Rig(PoseFrame(kps, 200, 300), **opts), kps
 
 
+def test_labels_scored_near_the_mask_only_match_scoring_the_whole_grid():
+    """layer_maps scores only the grid points next to the mask: the labels are those of scoring every point."""
+    import cv2
+
+    rig, _ = _standing_rig()
+    mask = np.zeros((300, 200), bool)
+    cv2.ellipse(mask.view(np.uint8), (100, 150), (45, 140), 0, 0, 360, 1, -1)
+    mask[5:12, 150:153] = True  # an odd speck away from the figure, on and off the step-2 grid
+    mask[299, 0] = True
+    for step in (2, 3):
+        labels, owners = rig.layer_maps(mask, step)
+        ys, xs = np.mgrid[0:300:step, 0:200:step]
+        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+        layer_of_bone = np.array([rig.layers.index(b.layer) for b in rig.bones], np.int8)
+        every = layer_of_bone[np.argmin(rig.bone_scores(pts), axis=1)].reshape(ys.shape)
+        full = cv2.resize(every, (200, 300), interpolation=cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(owners[mask], full[mask])
+        assert (owners[~mask] == -1).all() and (labels[~mask] == -1).all()
+
+
 def test_legs_get_their_own_layers_below_the_hips():
     rig, _ = _standing_rig(thigh_body_fraction=0.5)
     assert rig.layers == ["right_leg", "left_leg", "body", "right_arm", "left_arm"]
