@@ -78,17 +78,28 @@ def translucent_fringe(image: np.ndarray, alpha: np.ndarray, exclude: np.ndarray
     ring, background = zone & ~cut, ~zone
     if not background.any():
         return np.zeros((h, w), bool)
-    q = (small.astype(np.int32) * bins) // 256
     codes = colour_codes(small, bins)
     size = max(3, round(2 * window * sh) | 1)
+    half = size // 2
     count = np.maximum(cv2.boxFilter(background.astype(np.float32), -1, (size, size), normalize=False), 1.0)
+    # background pixels' colour cells; the cells within one step per channel of each cell
+    back_codes = np.where(background, codes, -1)
+    cells = np.stack(np.unravel_index(np.arange(bins ** 3), (bins, bins, bins)), axis=1)
     foreign = np.zeros((sh, sw), bool)
+    ring_codes = np.where(ring, codes, -1)
     for code in np.unique(codes[ring]):
-        cell = np.array([code // (bins * bins), (code // bins) % bins, code % bins])
-        alike = (np.abs(q - cell).max(axis=2) <= 1) & background
+        sel = ring_codes == code
+        rows, cols = np.nonzero(sel.any(axis=1))[0], np.nonzero(sel.any(axis=0))[0]
+        # the box sums are needed only at ``sel``: within its bounding box grown by the box's half size
+        # (clipped at the image edge, where the border handling is the same as on the whole image)
+        y0, y1 = max(rows[0] - half, 0), min(rows[-1] + half + 1, sh)
+        x0, x1 = max(cols[0] - half, 0), min(cols[-1] + half + 1, sw)
+        near = np.abs(cells - cells[code]).max(axis=1) <= 1
+        lut = np.append(near, False)  # index -1 (not background) -> False
+        alike = lut[back_codes[y0:y1, x0:x1]]
         present = cv2.boxFilter(alike.astype(np.float32), -1, (size, size), normalize=False)
-        sel = ring & (codes == code)
-        foreign[sel] = present[sel] < share * count[sel]
+        box = sel[y0:y1, x0:x1]
+        foreign[y0:y1, x0:x1][box] = present[box] < share * count[y0:y1, x0:x1][box]
     foreign = cv2.morphologyEx(foreign.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     _, pieces = cv2.connectedComponents(foreign, connectivity=8)
     touching = np.unique(pieces[(cv2.dilate(cut.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (foreign > 0)])
