@@ -197,6 +197,29 @@ def test_layer_texture_feathers_with_the_layer_colours():
     assert outside[0] > 5 * max(outside[1], 1.0)  # premultiplied red, no green from the background
 
 
+def test_layer_texture_is_the_same_wherever_the_layer_lies():
+    """The texture is computed on the layer's box only: the same layer in a larger frame gives the same pixels."""
+    from animate.puppet.renderer import layer_texture
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (60, 50, 3), np.uint8)
+    alpha = np.zeros((60, 50), np.float32)
+    alpha[20:40, 15:35] = rng.uniform(0.3, 1.0, (20, 20)).astype(np.float32)
+    big, big_alpha = rng.integers(0, 256, (300, 260, 3), np.uint8), np.zeros((300, 260), np.float32)
+    big[100:160, 120:170], big_alpha[100:160, 120:170] = small, alpha
+    loose = np.full((60, 50), 0.5, np.float32)
+    big_loose = np.zeros((300, 260), np.float32)
+    big_loose[100:160, 120:170] = loose
+    for kw, big_kw in (({"feather": 2.0}, {"feather": 2.0}), ({}, {}),
+                       ({"feather": 1.0, "loose": loose, "loose_feather": 2.5},
+                        {"feather": 1.0, "loose": big_loose, "loose_feather": 2.5})):
+        here = layer_texture(small, alpha, **kw)
+        there = layer_texture(big, big_alpha, **big_kw)
+        np.testing.assert_array_equal(there[100:160, 120:170], here)
+        assert there.sum() == here.sum()  # nothing outside the box
+    assert not layer_texture(small, np.zeros_like(alpha), feather=2.0).any()
+
+
 def test_draw_order_keeps_hidden_arm_behind_with_hysteresis():
     """An arm over the torso with a low wrist score goes behind the body (in front of the legs) and stays
     there while the score hovers just above the threshold; it comes back once the score is clearly high."""

@@ -348,8 +348,22 @@ def layer_texture(image: np.ndarray, alpha: np.ndarray, feather: float = 0.0, lo
     Returns:
         ``(H, W, 4)`` uint8 premultiplied RGBA.
     """
-    img = image.astype(np.float32)
     widest = max(feather, loose_feather if loose is not None else 0.0)
+    ys, xs = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    if not len(ys):
+        return np.zeros(alpha.shape + (4,), np.uint8)
+    # Only the layer's bounding box, grown by twice the widest blur's reach (OpenCV's Gaussian kernels reach
+    # 4 sigma), is computed: beyond it everything is 0, and the blurs' borders inside it still see only zeros.
+    grow = int(np.ceil(2 * 4 * 2.0 * widest)) + 1 if widest > 0 else 0
+    h, w = alpha.shape
+    y0, y1 = max(ys[0] - grow, 0), min(ys[-1] + grow + 1, h)
+    x0, x1 = max(xs[0] - grow, 0), min(xs[-1] + grow + 1, w)
+    if (y0, y1, x0, x1) != (0, h, 0, w):
+        texture = np.zeros(alpha.shape + (4,), np.uint8)
+        texture[y0:y1, x0:x1] = layer_texture(image[y0:y1, x0:x1], alpha[y0:y1, x0:x1], feather,
+                                              None if loose is None else loose[y0:y1, x0:x1], loose_feather)
+        return texture
+    img = image.astype(np.float32)
     if widest > 0:
         spread = 2.0 * widest
         num = cv2.GaussianBlur(img * alpha[..., None], (0, 0), spread)
