@@ -49,7 +49,7 @@ from pose.sequence import FrameStatus, PoseFrame, PoseSequence
 
 from .config import AnimateConfig, load_config
 from .renderer import Renderer, create_renderer
-from .writers import check_output_path, write_video
+from .writers import check_output_path, new_folders_removed_on_error, write_video
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class _Job:
     audio_from: str | None
     audio_start: float
     stats: AnimateStats = field(default_factory=AnimateStats)
+    #: the renderer prepared for this job (its character and canvas)
+    renderer: Renderer | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -201,10 +203,11 @@ def alpha_mask(image: ImageLike) -> np.ndarray | None:
     elif isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] == 4:
             alpha = image[:, :, 3]
-    elif getattr(image, "mode", None) in ("RGBA", "LA", "PA"):
+    elif getattr(image, "mode", None) in ("RGBA", "LA", "PA") or "transparency" in getattr(image, "info", {}):
         from PIL import ImageOps
 
-        alpha = np.asarray(ImageOps.exif_transpose(image).getchannel("A"))
+        upright = ImageOps.exif_transpose(image)  # palette or RGB images name a transparent colour instead
+        alpha = np.asarray((upright if upright.mode in ("RGBA", "LA", "PA") else upright.convert("RGBA")).getchannel("A"))
     if alpha is None:
         return None
     alpha = np.asarray(alpha, dtype=np.float64) / float(np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0)
@@ -212,6 +215,17 @@ def alpha_mask(image: ImageLike) -> np.ndarray | None:
     if not 0.01 < opaque.mean() < 0.99:
         return None
     return opaque.astype(np.uint8) * 255
+
+
+def _whole(value: Any) -> int:
+    """``value`` as an int when it is a whole number (int, numpy integer or integral float), else TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("a bool is not a size")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    raise TypeError(f"{value!r} is not a whole number")
 
 
 def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -222,8 +236,15 @@ def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, 
     m = config.output.multiple_of
     if size is None:
         size = config.output.size
+    if isinstance(size, str):
+        from .config import parse_size
+
+        size = parse_size(size)
     if size is not None:
-        w, h = int(size[0]), int(size[1])
+        try:
+            w, h = (_whole(v) for v in size)
+        except (TypeError, ValueError):
+            raise InputError(f"output size must be (width, height) in whole pixels, e.g. (512, 768), got {size!r}") from None
         if w <= 0 or h <= 0 or w % 2 or h % 2:
             raise InputError(f"output size must be positive even numbers (video codecs need them), got {w}x{h}")
         return w, h
@@ -422,15 +443,20 @@ class Animator:
         last_poses: the driving poses of that run as given to the renderer (retargeted, on the canvas).
     """
 
-    def __init__(self, config: AnimateConfig | None = None, **overrides: Any) -> None:
-        if config is None:
-            config = load_config(None, **overrides)
+    def __init__(self, config: AnimateConfig | str | os.PathLike | dict | None = None, **overrides: Any) -> None:
+        """``config``: an :class:`AnimateConfig`, the path of a YAML (as :meth:`from_config`), a dict of sections
+        or ``None`` (package defaults); ``overrides`` as in :func:`animate.config.load_config`."""
+        if not isinstance(config, AnimateConfig):
+            config = load_config(config, **overrides)  # a TypeError for anything else
         elif overrides:
             config = _with_overrides(config, **overrides)
         self.config: AnimateConfig = config
         self.last_stats: AnimateStats | None = None
         self.last_poses: PoseSequence | None = None
         self._renderer: Renderer | None = None
+        # the job the renderer is prepared for: a pending stream whose character was replaced by a later
+        # stream() / animate() on this animator must not go on rendering with the new character
+        self._prepared_job: object | None = None
 
     @classmethod
     def from_config(cls, path: str | os.PathLike | None = None, **overrides: Any) -> Animator:
@@ -578,8 +604,9 @@ class Animator:
                 :func:`pose.extract.extract_poses`); run first when no detection is needed.
 
         Returns:
-            The sequence in the driving frames' pixels, every frame showing a person (frames without one
-            are held; see :func:`hold_missing`).
+            The sequence in the driving frames' pixels, as detected or given: frames without a person keep
+            their status (``MISSING``, or ``HELD`` where the detector held the last pose);
+            :meth:`animate` and :meth:`stream` hold them with :func:`hold_missing`.
 
         Raises:
             InputError: bad range or unreadable input; NoPersonError: no frame shows a person.
@@ -624,6 +651,10 @@ class Animator:
             raise InputError(f"driving must be a video path, a pose file (.json/.npz) or a PoseSequence, got {type(driving).__name__}")
         if len(seq) == 0:
             raise InputError(f"driving {_name(driving)} has no frames in the range start={start} end={end}; widen the range")
+        if not any(f.has_person for f in seq):
+            raise NoPersonError(f"no person in any of the {len(seq)} frames of driving {_name(driving)}"
+                                f"{'' if start == 0 and end is None else f' (frames {start} to {end})'}; "
+                                "use a video or pose file that shows one full-body person")
         return seq
 
     def _smoothing(self) -> Any:
@@ -660,6 +691,7 @@ class Animator:
             # Runs while the pose workers detect: the character's detection, segmentation and mesh overlap
             # the driving video's pose extraction, and a bad reference still fails within seconds.
             ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask)
+            self._prepared_job = None  # a pending stream of the previous character stops here
             renderer.prepare(ref.image, ref.pose, ref.mask)
             prepared.append(ref)
 
@@ -699,11 +731,28 @@ class Animator:
         ):
             audio_from = str(driving)
         audio_start = (start or 0) / source_fps
-        return _Job(ref, poses, audio_from, audio_start, stats)
+        job = _Job(ref, poses, audio_from, audio_start, stats, renderer)
+        self._prepared_job = job
+        return job
+
+    def _check_prepared(self, job: _Job) -> None:
+        """Raise when ``job``'s renderer was closed or prepared for another job since ``job`` was planned."""
+        if self._renderer is None or self._renderer is not job.renderer:
+            raise RuntimeError(
+                f"the Animator was closed before the stream of {job.reference.name} was consumed; consume "
+                "stream() inside the `with Animator(...)` block, before close()"
+            )
+        if self._prepared_job is not job:
+            raise RuntimeError(
+                f"the stream of {job.reference.name} was left pending while a later stream() / animate() on the "
+                "same Animator prepared another character; consume each stream before starting the next, or "
+                "use one Animator per stream rendered at the same time"
+            )
 
     def _frames(self, job: _Job, preview: bool, progress: bool) -> Iterator[np.ndarray]:
         ref, poses, stats = job.reference, job.poses, job.stats
-        renderer = self.renderer  # prepared in _plan
+        self._check_prepared(job)
+        renderer = self._renderer  # prepared in _plan
         channels = getattr(renderer, "channels", 3)
         expected = ref.image.shape[:2] + (channels,)
         style = self.config.preview.skeleton_style
@@ -713,9 +762,12 @@ class Animator:
             stats.size = (3 * ref.size[0], ref.size[1])
         t0 = time.perf_counter()
         bar = tqdm(total=len(poses), desc="animate", unit="frame", disable=not progress)
+        rendered = iter(renderer.render(poses))
         try:
-            for i, frame in enumerate(renderer.render(poses)):
-                if i >= len(poses):
+            for i in range(len(poses)):
+                self._check_prepared(job)  # the stream may have waited while this animator did other work
+                frame = next(rendered, None)
+                if frame is None:
                     break
                 frame = np.asarray(frame)
                 if frame.shape != expected or frame.dtype != np.uint8:
@@ -735,6 +787,9 @@ class Animator:
                 yield frame
         finally:
             bar.close()
+            close = getattr(rendered, "close", None)
+            if close is not None:
+                close()
         if stats.frames < len(poses):
             raise InputError(f"renderer {stats.renderer} stopped after {stats.frames} of {len(poses)} frames; check its log")
         logger.info("rendered %d frames in %.1f s (%.2f fps)", stats.frames, stats.seconds, stats.render_fps)
@@ -814,16 +869,17 @@ class Animator:
             drv_stem = Path(driving).stem if isinstance(driving, (str, os.PathLike)) else "driving"
             suffix = ".webm" if getattr(self.renderer, "channels", 3) == 4 else ".mp4"  # transparent: keep alpha
             output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}{suffix}"
-        output = check_output_path(output, overwrite)
-        if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now
-            check_output_path(output, overwrite, alpha=True)
-        job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
-                         reference_pose=reference_pose, mask=mask, progress=progress)
-        self.last_stats, self.last_poses = job.stats, job.poses
-        use_preview = self.config.preview.enabled if preview is None else bool(preview)
-        frames = self._frames(job, use_preview, progress)
-        path = write_video(frames, output, job.stats.fps, audio_from=job.audio_from, audio_start=job.audio_start,
-                           overwrite=overwrite)
+        with new_folders_removed_on_error(output):
+            output = check_output_path(output, overwrite)
+            if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now
+                check_output_path(output, overwrite, alpha=True)
+            job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
+                             reference_pose=reference_pose, mask=mask, progress=progress)
+            self.last_stats, self.last_poses = job.stats, job.poses
+            use_preview = self.config.preview.enabled if preview is None else bool(preview)
+            frames = self._frames(job, use_preview, progress)
+            path = write_video(frames, output, job.stats.fps, audio_from=job.audio_from,
+                               audio_start=job.audio_start, overwrite=overwrite)
         job.stats.output = str(path)
         return path
 

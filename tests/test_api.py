@@ -455,3 +455,97 @@ def test_renderer_option_it_does_not_take_is_a_config_error():
     with pytest.raises(ConfigError, match="invalid option for renderer 'stamp'.*background"):
         create_renderer("stamp", background="green")
     assert create_renderer("stamp", interrupt_after=3).interrupt_after == 3
+
+
+# ------------------------------------------------------------------------------------------------
+# misuse of one animator, odd inputs (found by a QA pass of the API)
+# ------------------------------------------------------------------------------------------------
+def test_pending_stream_refuses_to_render_another_character(driving, reference, reference_pose):
+    """One renderer per animator: a stream left pending while a later job prepared another character
+    raises instead of drawing that character with its own poses."""
+    animator = stamp(size=(256, 384))
+    first = animator.stream(reference, driving, reference_pose=reference_pose, progress=False)
+    second = animator.stream(reference[::-1].copy(), driving, reference_pose=reference_pose, progress=False)
+    with pytest.raises(RuntimeError, match="left pending while a later stream"):
+        next(first)
+    assert len(list(second)) == len(driving)  # the latest stream renders
+    third = animator.stream(reference, driving, reference_pose=reference_pose, progress=False)
+    next(third)
+    list(animator.stream(reference, driving, reference_pose=reference_pose, progress=False))
+    with pytest.raises(RuntimeError, match="left pending"):  # replaced half-way through, too
+        next(third)
+    fresh = animator.stream(reference, driving, reference_pose=reference_pose, progress=False)
+    animator.close()
+    with pytest.raises(RuntimeError, match="closed before the stream"):
+        next(fresh)
+
+
+def test_stream_consumed_in_turn_on_one_animator_matches_fresh_animators(driving, reference, reference_pose):
+    animator = stamp(size=(256, 384))
+    flipped = reference[::-1].copy()
+    a = list(animator.stream(reference, driving, reference_pose=reference_pose, progress=False))
+    b = list(animator.stream(flipped, driving, reference_pose=reference_pose, progress=False))
+    fresh = list(stamp(size=(256, 384)).stream(flipped, driving, reference_pose=reference_pose, progress=False))
+    assert all(np.array_equal(x, y) for x, y in zip(b, fresh)) and not np.array_equal(a[0], b[0])
+
+
+def test_driving_sequence_without_any_person_fails_when_loaded(driving):
+    empty = driving.copy(np.full_like(driving.keypoints, np.nan), status=np.full(len(driving), FrameStatus.MISSING))
+    with pytest.raises(NoPersonError, match="no person in any of the 6 frames of driving PoseSequence"):
+        stamp().load_driving(empty)
+
+
+def test_size_argument_forms(driving, reference, reference_pose):
+    config = load_config(None)
+    assert canvas_size(100, 200, config, "256x384") == (256, 384)
+    assert canvas_size(100, 200, config, (np.int64(256), np.int64(384))) == (256, 384)
+    assert canvas_size(100, 200, config, np.array([256, 384])) == (256, 384)
+    assert canvas_size(100, 200, config, (256.0, 384.0)) == (256, 384)
+    for bad in ((256.5, 384), (256, 384, 3), ("a", "b"), (True, 384)):
+        with pytest.raises(InputError, match="output size must be"):
+            canvas_size(100, 200, config, bad)
+    with pytest.raises(InputError, match="too small for the puppet renderer"):
+        Animator(smoothing=False).stream(reference, driving, reference_pose=reference_pose, size=(16, 16))
+
+
+def test_pil_images_of_every_depth_read_like_the_file(tmp_path):
+    from PIL import Image
+
+    from animate.api import alpha_mask, load_rgb
+
+    gray = (np.arange(64 * 48, dtype=np.uint32).reshape(64, 48) * 21).astype(np.uint16)  # 0..64491
+    path = tmp_path / "gray16.png"
+    Image.fromarray(gray).save(path)
+    from_file = load_rgb(path)
+    assert 100 < from_file.mean() < 150
+    np.testing.assert_array_equal(load_rgb(Image.open(path)), from_file)  # opened as mode I or I;16
+    np.testing.assert_array_equal(load_rgb(Image.fromarray(gray)), from_file)
+    as_float = Image.fromarray(gray.astype(np.float32) / 65535.0)  # mode F, in [0, 1]
+    assert np.abs(load_rgb(as_float).astype(int) - from_file).max() <= 1
+    with pytest.raises(InputError, match=r"values go up to 255; divide it by 255"):
+        load_rgb(np.full((8, 8, 3), 255.0, np.float32))
+    np.testing.assert_array_equal(load_rgb(np.full((8, 8, 3), 1.02, np.float32)), 255)  # resampling overshoot
+
+    palette = Image.new("P", (40, 40), 0)
+    palette.putpalette([255, 255, 255, 200, 30, 30] + [0] * 762)
+    palette.paste(1, (10, 5, 30, 35))
+    palette.info["transparency"] = 0
+    palette.save(tmp_path / "cut.png", transparency=0)
+    from_path, from_pil = alpha_mask(tmp_path / "cut.png"), alpha_mask(Image.open(tmp_path / "cut.png"))
+    assert from_path is not None and from_pil is not None
+    np.testing.assert_array_equal(from_pil, from_path)
+    assert from_pil[20, 20] == 255 and from_pil[2, 2] == 0
+
+
+def test_failed_run_leaves_no_new_output_folder(tmp_path, driving, reference, reference_pose):
+    target = tmp_path / "new" / "deeper" / "o.mp4"
+    with pytest.raises(InputError):
+        stamp().animate(tmp_path / "missing.png", driving, target, reference_pose=reference_pose, progress=False)
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        stamp(renderer_options={"interrupt_after": 2}, size=(256, 384)).animate(
+            reference, driving, tmp_path / "kept" / "sub" / "o.mp4", reference_pose=reference_pose, progress=False)
+    assert os.listdir(tmp_path) == ["kept"] and os.listdir(tmp_path / "kept") == []  # existing folders stay
+    path = stamp(size=(256, 384)).animate(reference, driving, target, reference_pose=reference_pose, progress=False)
+    assert path.is_file()
