@@ -151,7 +151,14 @@ def to_rgb(image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
 
             image = ImageOps.exif_transpose(image)  # upright, like read_image
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            image = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+            if image.mode.startswith("I;16"):  # 16-bit gray: PIL's own conversion to RGB would saturate it
+                image = np.asarray(image).astype(np.uint16)
+            elif image.mode == "I":  # 32-bit integer gray, how PIL often opens 16-bit PNGs
+                image = _int_gray(np.asarray(image))
+            elif image.mode == "F" and not has_alpha:  # float gray, taken to be in [0, 1] like float arrays
+                image = np.asarray(image)
+            else:
+                image = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
         else:
             raise InputError(f"cannot use an object of type {type(image).__name__} as an image; pass a numpy array or PIL image")
     arr = image
@@ -169,6 +176,20 @@ def to_rgb(image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     return np.ascontiguousarray(np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8))
 
 
+#: A float image whose largest value is above this is taken to be on a 0-255 scale, not [0, 1], and refused
+#: (resampling overshoots a little above 1; values up to it are clipped).
+FLOAT_IMAGE_MAX = 2.0
+
+
+def _int_gray(arr: np.ndarray) -> np.ndarray:
+    """A 32-bit integer gray image (PIL mode ``I``) as uint8 or uint16, by the range of its values."""
+    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+    if lo < 0 or hi > 65535:
+        raise InputError(f"a 32-bit integer image must hold 8- or 16-bit values, found {lo}..{hi}; "
+                         "convert it to 8 or 16 bits")
+    return arr.astype(np.uint8 if hi <= 255 else np.uint16)
+
+
 def _to_float01(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
@@ -177,7 +198,12 @@ def _to_float01(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.floating):
-        return np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+        out = np.nan_to_num(arr.astype(np.float32), posinf=1.0, neginf=0.0)
+        top = float(out.max()) if out.size else 0.0
+        if top > FLOAT_IMAGE_MAX:
+            raise InputError(f"a float image must be in [0, 1], but its values go up to {top:g}; divide it by "
+                             "255 (or pass it as uint8)")
+        return np.clip(out, 0.0, 1.0)
     raise InputError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
 
 

@@ -620,6 +620,9 @@ class PuppetRenderer(Renderer):
             raise InputError(f"reference pose is for {reference_pose.width}x{reference_pose.height} but the image is "
                              f"{w}x{h}; resize the pose onto the reference canvas")
         opt = self.options
+        if h < 2 * opt.mesh_density:
+            raise InputError(f"a {w}x{h} canvas is too small for the puppet renderer: its mesh of {opt.mesh_density} "
+                             f"rows needs at least {2 * opt.mesh_density} px of height; choose a larger output size")
         hole = None  # what the plate loses beyond the cut-out (None: the cut-out alone)
         if mask is not None:
             alpha = prepare_mask(mask, (h, w))
