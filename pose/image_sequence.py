@@ -69,7 +69,8 @@ class ImageSequenceWriter(AtomicWriter):
             numbered from 0.
         fps: frame rate (recorded in the log only: PNG files have none).
         size: ``(width, height)`` of the frames.
-        overwrite: replace existing frames of the same names (default: refuse).
+        overwrite: replace an existing sequence of the same names (default: refuse); the frames of a
+            longer earlier sequence beyond this one's end are deleted once this one is in place.
         alpha: frames are ``(H, W, 4)`` RGBA and the PNGs keep the transparency.
     """
 
@@ -115,11 +116,23 @@ class ImageSequenceWriter(AtomicWriter):
                 if target.exists() and not self.overwrite:
                     raise OutputError(f"{target} appeared while rendering; pass --overwrite or choose another name")
                 os.replace(self._work / target.name, target)
+            stale = self._remove_stale_frames() if self.overwrite else 0
         finally:
             shutil.rmtree(self._work, ignore_errors=True)
+        if stale:
+            logger.info("removed %d frames of an earlier, longer sequence %s", stale, self.path)
         logger.info("wrote %s (%d frames, %dx%d%s)", self.path, self.frames_written, self.width, self.height,
                     ", with alpha" if self.alpha else "")
         return self.path
+
+    def _remove_stale_frames(self) -> int:
+        """Delete the frames numbered on from this sequence's end that an earlier, longer one left (they would
+        be read as part of this one); returns how many."""
+        removed = 0
+        while (old := frame_path(self.path, self.frames_written + removed)).is_file():
+            old.unlink()
+            removed += 1
+        return removed
 
     def abort(self) -> None:
         """Delete the frames written so far; the destination is left untouched."""

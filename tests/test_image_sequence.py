@@ -59,6 +59,16 @@ def test_existing_sequence_needs_overwrite_and_a_failure_leaves_nothing(tmp_path
     assert not list(tmp_path.glob("h_*")) and not list(tmp_path.glob(".*"))
 
 
+def test_overwriting_a_longer_sequence_leaves_none_of_its_frames(tmp_path):
+    write_video(_frames(5), tmp_path / "f_%02d.png", 24.0)
+    (tmp_path / "f_07.png").write_bytes(b"not part of the run")  # after a gap: not this sequence's frame
+    short = _frames(2)[::-1]
+    write_video(short, tmp_path / "f_%02d.png", 24.0, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_00.png", "f_01.png", "f_07.png"]
+    back = cv2.cvtColor(cv2.imread(str(tmp_path / "f_01.png")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, short[1])
+
+
 def test_cli_animate_to_transparent_png_frames(tmp_path, data_dir):
     from animate.cli import main
 
