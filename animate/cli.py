@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from pose.errors import PosedriveError
 
@@ -71,8 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     args.progress = not args.quiet
+    from .writers import new_folders_removed_on_error
+
+    out_dir = getattr(args, "out_dir", None)
+    outputs = (getattr(args, "output", None), getattr(args, "render", None),
+               None if out_dir is None else Path(out_dir) / "report.json")
     try:
-        return int(args.func(args) or 0)
+        with new_folders_removed_on_error(*(o for o in outputs if isinstance(o, (str, os.PathLike)))):
+            return int(args.func(args) or 0)
     except PosedriveError as exc:
         sys.stderr.write(f"posedrive: error: {exc}\n")
         return EXIT_USER_ERROR

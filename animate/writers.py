@@ -12,6 +12,7 @@ interrupted run never leaves a partial video behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -64,6 +65,33 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
         video_format(path, alpha)  # an unknown container fails now, not after the rendering
     ensure_output_folder(path)
     return path
+
+
+def missing_folders(*files: str | os.PathLike | None) -> list[Path]:
+    """The folders that writing each of ``files`` would create (absent now), deepest first."""
+    found: set[Path] = set()
+    for f in files:
+        if f is None:
+            continue
+        folder = Path(os.path.expanduser(str(f))).absolute().parent
+        while not folder.exists() and folder != folder.parent:
+            found.add(folder)
+            folder = folder.parent
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+@contextlib.contextmanager
+def new_folders_removed_on_error(*files: str | os.PathLike | None) -> Iterator[None]:
+    """Remove, when the block fails (Ctrl-C included), the folders it created for ``files`` that are still
+    empty: a failed run leaves no new empty output folders behind either."""
+    created = missing_folders(*files)
+    try:
+        yield
+    except BaseException:
+        for folder in created:  # deepest first; a folder something else was written into stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def has_audio(path: str | os.PathLike) -> bool:

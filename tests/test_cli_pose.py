@@ -71,6 +71,18 @@ def test_bad_inputs_exit_2_with_one_line(data_dir, tmp_path, capsys):
     _error(capsys)
 
 
+def test_failed_command_leaves_no_new_output_folder(data_dir, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x01not a video" * 100)
+    assert main(["pose", "extract", str(corrupt), "-o", str(tmp_path / "a" / "b" / "x.json"),
+                 "--render", str(tmp_path / "c" / "skel_%03d.png")]) == 2
+    _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mp4"]
+    assert main(["eval", str(corrupt), "--out-dir", str(tmp_path / "e" / "f")]) == 2
+    _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mp4"]
+
+
 def test_no_person_in_reference_suggests_override(dance_short_poses, data_dir, tmp_path, capsys):
     from pose.io import save_sequence
 
