@@ -15,7 +15,10 @@ JSON layout (``schema = "posedrive.pose_sequence"``, ``version = 1``)::
       ]
     }
 
-Floats are written with full precision, so ``load(save(seq))`` reproduces every float32 exactly.
+Floats are written with full precision, so ``load(save(seq))`` reproduces every float32 exactly. Both
+formats hold the same values, checked on saving as on loading: coordinates finite or missing (``null`` /
+NaN), scores in [0, 1] (a NaN score means "missing", like score 0, and is stored as 0), finite confidences,
+known statuses, at least one frame, and JSON-serialisable ``meta`` without NaN or infinity.
 NPZ holds the arrays ``keypoints (T, 134, 3)``, ``status (T,)``, ``confidence (T,)`` and a JSON
 ``header`` string with the scalar fields; it never uses pickle.
 
@@ -39,7 +42,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import layout
-from .errors import OutputError, PoseFileError
+from .errors import InputError, OutputError, PoseFileError
 from .sequence import FrameStatus, PoseFrame, PoseSequence
 
 SCHEMA = "posedrive.pose_sequence"
@@ -161,8 +164,8 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterato
 # ------------------------------------------------------------------------------------------------
 def _kp_rows(kps: np.ndarray) -> list[list[float | None]]:
     rows = []
-    for x, y, s in kps.tolist():
-        rows.append([None if math.isnan(x) else x, None if math.isnan(y) else y, s])
+    for x, y, s in kps.tolist():  # a NaN score means "missing", like 0 (keypoint_valid), and is stored as 0
+        rows.append([None if math.isnan(x) else x, None if math.isnan(y) else y, 0.0 if math.isnan(s) else s])
     return rows
 
 
@@ -202,12 +205,118 @@ def _dump_json(data: dict[str, Any], fh) -> None:
     text = json.dumps(head, indent=1, allow_nan=False, default=_json_default)[:-2]
     fh.write(text + ',\n "frames": [\n')
     for n, frame in enumerate(data["frames"]):
-        fh.write("  {" + ", ".join(f'"{k}": {json.dumps(frame[k])}' for k in ("index", "status", "confidence")))
+        fh.write("  {" + ", ".join(f'"{k}": {json.dumps(frame[k], allow_nan=False)}'
+                                   for k in ("index", "status", "confidence")))
         for part in _PARTS:
             rows = ",\n    ".join(json.dumps(r, allow_nan=False) for r in frame[part])
             fh.write(f',\n   "{part}": [\n    {rows}]')
         fh.write("}" + (",\n" if n + 1 < len(data["frames"]) else "\n"))
     fh.write(" ]\n}\n")
+
+
+def _keypoint_name(k: int) -> str:
+    """``part[j]`` of keypoint ``k`` of the 134 layout, as the JSON file names it."""
+    for part in _PARTS:
+        sl = layout.PARTS[part]
+        if sl.start <= k < sl.stop:
+            return f"{part}[{k - sl.start}]"
+    return f"keypoint {k}"  # pragma: no cover - every keypoint belongs to a part
+
+
+def _bad_keypoint(kps: np.ndarray) -> tuple[int, int, str] | None:
+    """The first keypoint of ``(T, K, 3)`` ``kps`` that a pose file cannot hold, as ``(frame, keypoint,
+    problem)``, or ``None``: a coordinate must be finite or NaN (missing), a score in [0, 1] or NaN (missing)."""
+    score = kps[..., 2]
+    with np.errstate(invalid="ignore"):
+        score_bad = (score < 0) | (score > 1)
+        if not np.isinf(kps).any() and not score_bad.any():  # the usual case: two cheap passes
+            return None
+    xy_bad = np.isinf(kps[..., :2]).any(axis=-1)
+    bad = xy_bad | score_bad
+    t, k = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
+    if xy_bad[t, k]:
+        x, y = kps[t, k, :2].tolist()
+        return t, k, f"coordinates must be finite numbers or NaN (missing), got x={x}, y={y}"
+    return t, k, f"score must be a number in [0, 1], got {kps[t, k, 2].item()}"
+
+
+def _bad_meta(value: Any, where: str) -> str | None:
+    """Where and why ``value`` (found at ``where``) cannot be stored as strict JSON, or ``None``."""
+    if isinstance(value, (np.generic, np.ndarray, Path)):
+        value = _json_default(value)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} is {value}; pose files hold finite numbers only (use None)"
+    if value is None or isinstance(value, (str, int)):  # bool is an int
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not (key is None or isinstance(key, (str, int)) or (isinstance(key, float) and math.isfinite(key))):
+                return f"{where} has a key {key!r}; use strings"
+            problem = _bad_meta(item, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _bad_meta(item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    return f"{where} is of type {type(value).__name__}; use JSON values (numbers, strings, lists, dicts)"
+
+
+def _check_savable(seq: PoseSequence, path: str | os.PathLike) -> None:
+    """Check that ``seq`` holds only what :func:`load_sequence` reads back (see the module docstring).
+
+    Vectorised over the keypoints; called by :func:`save_sequence` before anything is written.
+
+    Raises:
+        InputError: one line naming ``path`` and the offending frame, keypoint or field.
+    """
+    def fail(problem: str) -> InputError:
+        return InputError(f"cannot save poses to {path}: {problem}")
+
+    kps = np.asarray(seq.keypoints)
+    n = len(kps)
+    if n == 0:
+        raise fail("the sequence has no frames; a pose file holds at least one")
+    if kps.ndim != 3 or kps.shape[1:] != (layout.NUM_KEYPOINTS, 3) or kps.dtype.kind != "f":
+        raise fail(f"keypoints must be a float array of shape (T, {layout.NUM_KEYPOINTS}, 3), got {kps.dtype} "
+                   f"{kps.shape}")
+    for name, value in (("width", seq.width), ("height", seq.height)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise fail(f"{name} must be a positive integer, got {value!r}")
+    fps = seq.fps
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(fps) and fps > 0):
+        raise fail(f"fps must be a finite number > 0, got {fps!r}")
+    status, conf = np.asarray(seq.status), np.asarray(seq.confidence)
+    for name, arr in (("status", status), ("confidence", conf)):
+        if arr.shape != (n,):
+            raise fail(f"{name} must have shape ({n},) for {n} frames, got {arr.shape}")
+    top = int(max(FrameStatus))
+    if status.dtype.kind not in "iu":
+        raise fail(f"status must hold integer FrameStatus codes 0..{top}, got a {status.dtype} array")
+    bad = np.flatnonzero((status < 0) | (status > top))
+    if len(bad):
+        raise fail(f"frame {int(bad[0])} has status {int(status[bad[0]])}; statuses must be FrameStatus codes 0..{top}")
+    if conf.dtype.kind not in "iuf":
+        raise fail(f"confidence must hold numbers, got a {conf.dtype} array")
+    bad = np.flatnonzero(~np.isfinite(conf))
+    if len(bad):
+        raise fail(f"frame {int(bad[0])} has confidence {conf[bad[0]].item()}; confidences must be finite numbers")
+    found = _bad_keypoint(kps)
+    if found is not None:
+        t, k, problem = found
+        raise fail(f"frame {t} keypoint {k} ('frames[{t}].{_keypoint_name(k)}'): {problem}")
+    if not isinstance(seq.meta, dict):
+        raise fail(f"meta must be a dict, got {type(seq.meta).__name__}")
+    try:
+        problem = _bad_meta(seq.meta, "meta")
+    except RecursionError:
+        problem = "meta holds a circular reference"
+    if problem:
+        raise fail(problem)
 
 
 def save_sequence(seq: PoseSequence, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
@@ -220,11 +329,18 @@ def save_sequence(seq: PoseSequence, path: str | os.PathLike, *, overwrite: bool
 
     Returns:
         The written path.
+
+    Raises:
+        InputError: ``seq`` holds something :func:`load_sequence` would refuse (an infinite coordinate, a
+            score outside [0, 1], no frames, NaN or a non-JSON value in ``meta``, ...); the message names
+            the file and the frame, keypoint or field, and nothing is written.
+        OutputError: a bad file name, or ``path`` cannot be written.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".npz"):
         raise OutputError(f"cannot save poses to {path}: use a .json or .npz file name")
+    _check_savable(seq, path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         if suffix == ".json":
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -232,10 +348,15 @@ def save_sequence(seq: PoseSequence, path: str | os.PathLike, *, overwrite: bool
         else:
             header = {"schema": SCHEMA, "version": VERSION, "layout": LAYOUT, "width": seq.width,
                       "height": seq.height, "fps": seq.fps, "meta": seq.meta}
+            kps = seq.keypoints
+            missing = np.isnan(kps[..., 2])
+            if missing.any():  # stored as 0, like the JSON file (_kp_rows)
+                kps = kps.copy()
+                kps[..., 2][missing] = 0.0
             with open(tmp, "wb") as fh:
                 np.savez_compressed(
-                    fh, keypoints=seq.keypoints, status=seq.status, confidence=seq.confidence,
-                    header=np.array(json.dumps(header, default=_json_default)),
+                    fh, keypoints=kps, status=seq.status, confidence=seq.confidence,
+                    header=np.array(json.dumps(header, allow_nan=False, default=_json_default)),
                 )
     return path
 
@@ -259,7 +380,7 @@ def _check_header(path: Path, head: dict[str, Any]) -> None:
         raise _fail(path, "layout", f"is {head.get('layout')!r}, expected {LAYOUT!r}")
     for key, kind in (("width", int), ("height", int), ("fps", (int, float))):
         value = head.get(key)
-        if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
             raise _fail(path, key, f"must be a positive number, got {value!r}")
     if not isinstance(head.get("meta", {}), dict):
         raise _fail(path, "meta", "must be an object")
@@ -279,7 +400,12 @@ def _parse_part(path: Path, field: str, rows: Any, n: int) -> np.ndarray:
                 raise _fail(path, f"{field}[{j}]", f"{name} must be a number or null, got {v!r}")
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
             raise _fail(path, f"{field}[{j}]", f"score must be a number in [0, 1], got {s!r}")
-        out[j] = (np.nan if x is None else x, np.nan if y is None else y, s)
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
+            out[j] = (np.nan if x is None else x, np.nan if y is None else y, s)
+    found = _bad_keypoint(out[None])
+    if found is not None:
+        _, j, problem = found
+        raise _fail(path, f"{field}[{j}]", problem.replace("or NaN (missing)", "or null"))
     return out
 
 
@@ -303,7 +429,7 @@ def sequence_from_dict(data: Any, path: str | os.PathLike = "<dict>") -> PoseSeq
             raise _fail(path, f"{where}.status", f"is {st!r}, expected one of {sorted(statuses)}")
         status[i] = statuses[st]
         c = frame.get("confidence", 0.0)
-        if isinstance(c, bool) or not isinstance(c, (int, float)):
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
             raise _fail(path, f"{where}.confidence", f"must be a number, got {c!r}")
         conf[i] = c
         for part in _PARTS:
@@ -328,15 +454,36 @@ def _load_npz(path: Path) -> PoseSequence:
     except json.JSONDecodeError as exc:
         raise _fail(path, "header", f"is not valid JSON ({exc.msg})") from exc
     _check_header(path, head)
-    kps = arrays["keypoints"]
+    kps, status, conf = arrays["keypoints"], arrays["status"], arrays["confidence"]
     if kps.ndim != 3 or kps.shape[1:] != (layout.NUM_KEYPOINTS, 3) or len(kps) == 0:
         raise _fail(path, "keypoints", f"must have shape (T>0, {layout.NUM_KEYPOINTS}, 3), got {kps.shape}")
-    for key in ("status", "confidence"):
-        if arrays[key].shape != (len(kps),):
-            raise _fail(path, key, f"must have shape ({len(kps)},), got {arrays[key].shape}")
-    if arrays["status"].max(initial=0) > max(FrameStatus):
-        raise _fail(path, "status", "holds an unknown frame status code")
-    return PoseSequence(kps, head["width"], head["height"], head["fps"], arrays["status"], arrays["confidence"],
+    for key, arr in (("status", status), ("confidence", conf)):
+        if arr.shape != (len(kps),):
+            raise _fail(path, key, f"must have shape ({len(kps)},), got {arr.shape}")
+    # the same checks as the JSON reader's
+    for key, arr, kinds in (("keypoints", kps, "iuf"), ("status", status, "iu"), ("confidence", conf, "iuf")):
+        if arr.dtype.kind not in kinds:
+            what = "integer frame status codes" if key == "status" else "numbers"
+            raise _fail(path, key, f"must hold {what}, got {arr.dtype} values")
+    top = int(max(FrameStatus))
+    bad = np.flatnonzero((status < 0) | (status > top))
+    if len(bad):
+        i = int(bad[0])
+        raise _fail(path, f"status[{i}]", f"is {int(status[i])}, expected a frame status code 0..{top}")
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
+        kps, conf = kps.astype(np.float32, copy=False), conf.astype(np.float32, copy=False)
+    bad = np.flatnonzero(~np.isfinite(conf))
+    if len(bad):
+        i = int(bad[0])
+        raise _fail(path, f"confidence[{i}]", f"must be a finite number, got {conf[i].item()}")
+    found = _bad_keypoint(kps)
+    if found is not None:
+        t, k, problem = found
+        raise _fail(path, f"keypoints[{t}, {k}]", f"(frame {t}, {_keypoint_name(k)}): {problem}")
+    missing = np.isnan(kps[..., 2])
+    if missing.any():  # files written before NaN scores were stored as 0
+        kps[..., 2][missing] = 0.0
+    return PoseSequence(kps, head["width"], head["height"], head["fps"], status.astype(np.uint8), conf,
                         dict(head.get("meta", {})))
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pose import layout
-from pose.errors import OutputError, PoseFileError
+from pose.errors import InputError, OutputError, PoseFileError
 from pose.io import atomic_output, load_pose_frame, load_sequence, save_pose_frame, save_sequence
-from pose.sequence import FrameStatus, PoseSequence, empty_keypoints
+from pose.sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
 
 
 @pytest.fixture
@@ -146,3 +146,175 @@ def test_atomic_output_removes_partial_file_on_interrupt(tmp_path):
         tmp.write_bytes(b"half")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+# --- saving refuses what loading would refuse ---------------------------------------------------------------
+def _edited(sequence: PoseSequence, edit) -> PoseSequence:
+    seq = sequence.copy()
+    edit(seq)
+    return seq
+
+
+def _set_kp(t: int, k: int, c: int, value: float):
+    def edit(seq: PoseSequence) -> None:
+        seq.keypoints[t, k, c] = value
+    return edit
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (_set_kp(1, 3, 0, np.inf), "frames[1].body[3]"),
+        (_set_kp(0, 0, 1, -np.inf), "frames[0].body[0]"),
+        (_set_kp(2, 0, 2, 1.5), "frames[2].body[0]"),
+        (_set_kp(4, layout.FACE.start + 7, 2, -0.25), "frames[4].face[7]"),
+        (lambda s: s.meta.update(bad=float("nan")), "meta.bad"),
+        (lambda s: s.meta.update(nested={"a": [1.0, np.float32(np.inf)]}), "meta.nested.a[1]"),
+        (lambda s: s.meta.update(obj=object()), "meta.obj"),
+        (lambda s: s.confidence.__setitem__(3, np.nan), "frame 3"),
+    ],
+)
+def test_save_refuses_what_load_would_refuse(sequence, tmp_path, suffix, edit, where):
+    seq = _edited(sequence, edit)
+    path = tmp_path / f"p{suffix}"
+    with pytest.raises(InputError) as err:
+        save_sequence(seq, path)
+    message = str(err.value)
+    assert str(path) in message and where in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == [], "nothing (not even a temporary file) may be written"
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_save_refuses_an_empty_sequence(sequence, tmp_path, suffix):
+    path = tmp_path / f"e{suffix}"
+    with pytest.raises(InputError, match="no frames") as err:
+        save_sequence(sequence.slice(0, 0), path)
+    assert str(path) in str(err.value)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_nan_score_is_saved_as_missing(sequence, tmp_path, suffix):
+    # a NaN score counts as "missing" everywhere (keypoint_valid); it is stored like score 0
+    seq = sequence.copy()
+    seq.keypoints[0, 5, 2] = np.nan
+    seq.keypoints[1, 6] = [np.nan, np.nan, np.nan]
+    back = load_sequence(save_sequence(seq, tmp_path / f"p{suffix}"))
+    assert back.keypoints[0, 5].tolist() == [*seq.keypoints[0, 5, :2].tolist(), 0.0]
+    assert np.isnan(back.keypoints[1, 6, :2]).all() and back.keypoints[1, 6, 2] == 0.0
+    assert np.array_equal(back.keypoints[2:], seq.keypoints[2:], equal_nan=True)
+    assert not keypoint_valid(seq.keypoints[0])[5] and not keypoint_valid(back.keypoints[0])[5]
+    assert np.isnan(seq.keypoints[0, 5, 2]), "the saved sequence itself is left unchanged"
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_missing_coordinates_still_round_trip(sequence, tmp_path, suffix):
+    seq = sequence.copy()
+    seq.keypoints[0, 0, 0] = np.nan  # x lost, score kept
+    seq.keypoints[3] = np.nan
+    seq.keypoints[3, :, 2] = 0.0
+    back = load_sequence(save_sequence(seq, tmp_path / f"p{suffix}"))
+    assert np.array_equal(back.keypoints, seq.keypoints, equal_nan=True)
+
+
+def _npz_with(sequence, tmp_path, **changes):
+    path = save_sequence(sequence, tmp_path / "p.npz")
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    for key, change in changes.items():
+        arrays[key] = change(arrays[key])
+    np.savez(path, **arrays)
+    return path
+
+
+def _at(index, value, dtype=None):
+    def change(a):
+        a = a.astype(dtype) if dtype is not None else a.copy()
+        a[index] = value
+        return a
+    return change
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"status": _at(0, -1, np.int64)}, "status[0]"),
+        ({"status": _at(2, 9)}, "status[2]"),
+        ({"status": lambda a: a.astype(np.float64) % 4 + 0.5}, "status"),
+        ({"keypoints": _at((1, 2, 2), 7.0)}, "keypoints[1, 2]"),
+        ({"keypoints": _at((0, 0, 0), np.inf)}, "keypoints[0, 0]"),
+        ({"keypoints": lambda a: a.astype("U12")}, "keypoints"),
+        ({"confidence": lambda a: a.astype("U12")}, "confidence"),
+        ({"confidence": _at(4, np.inf)}, "confidence[4]"),
+    ],
+)
+def test_npz_load_checks_like_the_json_loader(sequence, tmp_path, changes, field):
+    path = _npz_with(sequence, tmp_path, **changes)
+    with pytest.raises(PoseFileError) as err:
+        load_sequence(path)
+    message = str(err.value)
+    assert str(path) in message and f"'{field}'" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda d: d.update(fps=float("inf")), "fps"),
+        (lambda d: d["frames"][0]["body"].__setitem__(1, [1e39, 2.0, 0.5]), "frames[0].body[1]"),
+        (lambda d: d["frames"][2].update(confidence=float("nan")), "frames[2].confidence"),
+    ],
+)
+def test_json_load_refuses_non_finite_values(sequence, tmp_path, edit, field):
+    path = _corrupt(tmp_path, sequence, edit)
+    with pytest.raises(PoseFileError) as err:
+        load_sequence(path)
+    assert f"'{field}'" in str(err.value)
+
+
+# --- PoseSequence / PoseFrame ---------------------------------------------------------------------------------
+def test_copy_and_slice_do_not_share_nested_meta(sequence):
+    sequence.meta["detector_options"] = {"model": 1}
+    sequence.meta["smoothing"] = {"parts": {"body": {"beta": 32.0}}}
+    c = sequence.copy()
+    c.meta["detector_options"]["x"] = 1
+    s = sequence.slice(0, 3)
+    s.meta["smoothing"]["parts"]["body"]["beta"] = -1.0
+    assert sequence.meta["detector_options"] == {"model": 1}
+    assert sequence.meta["smoothing"]["parts"]["body"]["beta"] == 32.0
+    replaced = sequence.copy(meta={"own": True})
+    assert replaced.meta == {"own": True}
+
+
+@pytest.mark.parametrize("step, match", [(-1, "negative steps are not supported.*from_frames"), (0, ">= 1"),
+                                         (1.5, "integer")])
+def test_slice_refuses_bad_steps(sequence, step, match):
+    with pytest.raises(InputError, match=match):
+        sequence.slice(0, None, step)
+
+
+def test_slice_keeps_the_keyframe_pattern_with_negative_start(sequence):
+    seq = sequence.copy()
+    seq.meta["detect_every"] = 2
+    assert seq.slice(-4).meta.get("detect_every") is None  # starts at frame 1, off the pattern
+    assert seq.slice(-3).meta["detect_every"] == 2  # starts at frame 2
+
+
+@pytest.mark.parametrize("status", [[9, 9], [-1, 0], [0.5, 1], ["detected", "held"]])
+def test_sequence_refuses_unknown_status_codes(status):
+    with pytest.raises(InputError, match="status"):
+        PoseSequence(empty_keypoints(2), 10, 10, 24, status=status)
+
+
+def test_sequence_and_frame_refuse_bad_sizes_and_rates():
+    for fps in (float("inf"), float("nan"), 0.0, -24.0):
+        with pytest.raises(InputError, match="fps"):
+            PoseSequence(empty_keypoints(2), 10, 10, fps)
+    with pytest.raises(InputError, match="size must be positive"):
+        PoseFrame(empty_keypoints(), 0, 0)
+    with pytest.raises(InputError, match="status"):
+        PoseFrame(empty_keypoints(), 10, 10, 9)
+    frame = PoseFrame(empty_keypoints(), 10, 20)
+    with pytest.raises(InputError, match="sizes must be positive"):
+        frame.resized(0, 10)
+    assert frame.resized(20, 40).width == 20
