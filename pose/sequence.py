@@ -11,7 +11,9 @@ The keypoint layout is :mod:`pose.layout` (134 whole-body keypoints).
 
 from __future__ import annotations
 
+import copy
 import enum
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -59,6 +61,40 @@ def keypoint_valid(keypoints: np.ndarray, threshold: float | None = None) -> np.
     return ok & np.isfinite(kps[..., :2]).all(axis=-1)
 
 
+_MAX_STATUS = max(FrameStatus)
+
+
+def _check_status(status: object) -> FrameStatus:
+    """One frame's status as a :class:`FrameStatus`; an unknown code is an :class:`InputError`."""
+    try:
+        return FrameStatus(status)
+    except ValueError:
+        raise InputError(f"pose frame status must be a FrameStatus code 0..{int(_MAX_STATUS)} "
+                         f"({', '.join(s.name.lower() for s in FrameStatus)}), got {status!r}") from None
+
+
+def _check_statuses(status: object) -> np.ndarray:
+    """``(n,)`` uint8 status codes; unknown codes (negative, too large, fractional) are an :class:`InputError`."""
+    raw = np.asarray(status).reshape(-1)
+    if raw.dtype == np.uint8:  # the usual case: one comparison
+        if raw.size and raw.max() > _MAX_STATUS:
+            bad = int(np.argmax(raw > _MAX_STATUS))
+            raise InputError(f"pose sequence status[{bad}] is {int(raw[bad])}, not a FrameStatus code "
+                             f"0..{int(_MAX_STATUS)}; use FrameStatus values")
+        return raw
+    if raw.dtype.kind not in "biuf":
+        raise InputError(f"pose sequence status must hold FrameStatus codes 0..{int(_MAX_STATUS)}, got {raw.dtype} "
+                         f"values")
+    ok = (raw >= 0) & (raw <= _MAX_STATUS)
+    if raw.dtype.kind == "f":
+        ok &= raw == np.floor(raw)
+    if not ok.all():
+        bad = int(np.argmin(ok))
+        raise InputError(f"pose sequence status[{bad}] is {raw[bad]!r}, not a FrameStatus code 0..{int(_MAX_STATUS)}; "
+                         f"use FrameStatus values")
+    return raw.astype(np.uint8)
+
+
 def _check_keypoints(kps: np.ndarray, ndim: int) -> np.ndarray:
     kps = np.asarray(kps, dtype=np.float32)
     if kps.ndim != ndim or kps.shape[-2:] != (layout.NUM_KEYPOINTS, 3):
@@ -86,7 +122,10 @@ class PoseFrame:
     def __post_init__(self) -> None:
         self.keypoints = _check_keypoints(self.keypoints, 2)
         self.width, self.height = int(self.width), int(self.height)
-        self.status = FrameStatus(self.status)
+        if self.width <= 0 or self.height <= 0:
+            raise InputError(f"pose frame size must be positive, got {self.width}x{self.height}; give the size "
+                             f"of the image the pose belongs to")
+        self.status = _check_status(self.status)
 
     @classmethod
     def empty(cls, width: int, height: int) -> PoseFrame:
@@ -166,7 +205,12 @@ def fit_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int, *, cover: bool = 
     """2x3 affine map that scales a ``src`` image to fit inside ``dst`` (aspect kept) and centres it.
 
     With ``cover=True`` it scales to cover ``dst`` instead (the overflowing borders fall outside).
+
+    Raises:
+        InputError: a size is not positive.
     """
+    if not (src_w > 0 and src_h > 0 and dst_w > 0 and dst_h > 0):
+        raise InputError(f"cannot map a {src_w}x{src_h} image onto {dst_w}x{dst_h}: sizes must be positive")
     s = (max if cover else min)(dst_w / src_w, dst_h / src_h)
     return np.array([[s, 0.0, (dst_w - s * src_w) / 2.0], [0.0, s, (dst_h - s * src_h) / 2.0]])
 
@@ -199,13 +243,13 @@ class PoseSequence:
         self.width, self.height, self.fps = int(self.width), int(self.height), float(self.fps)
         if self.width <= 0 or self.height <= 0:
             raise InputError(f"pose sequence size must be positive, got {self.width}x{self.height}")
-        if not self.fps > 0:
-            raise InputError(f"pose sequence fps must be positive, got {self.fps}")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise InputError(f"pose sequence fps must be a finite number > 0, got {self.fps}")
         if self.status is None:
             self.status = np.full(n, FrameStatus.DETECTED, dtype=np.uint8)
         if self.confidence is None:
             self.confidence = np.nan_to_num(self.keypoints[:, layout.BODY, 2]).mean(axis=1).astype(np.float32)
-        self.status = np.asarray(self.status, dtype=np.uint8).reshape(-1)
+        self.status = _check_statuses(self.status)
         self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
         if len(self.status) != n or len(self.confidence) != n:
             raise InputError(
@@ -240,13 +284,29 @@ class PoseSequence:
             yield self[i]
 
     def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> PoseSequence:
-        """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``)."""
+        """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``; ``meta`` deep-copied).
+
+        ``start`` and ``stop`` follow Python's slicing rules (negative counts from the end); ``step`` must be
+        an integer >= 1.
+
+        Raises:
+            InputError: a non-integer index, or ``step < 1``.
+        """
+        for name, value in (("start", start), ("stop", stop), ("step", step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise InputError(f"PoseSequence.slice {name} must be an integer, got {value!r}")
+        if step is None or step < 1:
+            hint = ("; to reverse the frames use PoseSequence.from_frames(list(seq)[::-1], seq.fps)"
+                    if step is not None and step < 0 else "")
+            raise InputError(f"PoseSequence.slice step must be an integer >= 1 (negative steps are not supported), "
+                             f"got {step!r}{hint}")
         sl = slice(start, stop, step)
-        meta = dict(self.meta)
+        first = sl.indices(len(self))[0]
+        meta = copy.deepcopy(self.meta)
         every = self.detect_every
         if every > 1:
             # keep the keyframe pattern only where the slice preserves it (see detector_frames)
-            if start % every:
+            if first % every:
                 meta.pop("detect_every", None)
             elif step % every == 0:
                 meta["detect_every"] = 1
@@ -258,12 +318,15 @@ class PoseSequence:
         )
 
     def copy(self, keypoints: np.ndarray | None = None, **changes) -> PoseSequence:
-        """Deep copy, optionally replacing the keypoints or other fields."""
-        fields = dict(
-            keypoints=self.keypoints.copy() if keypoints is None else keypoints,
-            width=self.width, height=self.height, fps=self.fps,
-            status=self.status.copy(), confidence=self.confidence.copy(), meta=dict(self.meta),
-        )
+        """Deep copy (arrays and ``meta``, nested values included), optionally replacing the keypoints or other
+        fields (a replacement is used as given, not copied)."""
+        fields = {
+            "keypoints": self.keypoints.copy() if keypoints is None else keypoints,
+            "width": self.width, "height": self.height, "fps": self.fps,
+            "status": self.status.copy() if "status" not in changes else None,
+            "confidence": self.confidence.copy() if "confidence" not in changes else None,
+            "meta": copy.deepcopy(self.meta) if "meta" not in changes else None,
+        }
         fields.update(changes)
         return PoseSequence(**fields)
 
