@@ -34,6 +34,8 @@ length below ``_MIN_LENGTH`` pixels, so the output never holds inf or NaN for a 
 from __future__ import annotations
 
 import logging
+import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -251,6 +253,61 @@ def _ratio_or_nan(num: float, den: float) -> float:
     return num / den if np.isfinite(num) and np.isfinite(den) and den > _MIN_LENGTH else float("nan")
 
 
+def _check_inputs(driving: object, reference: object) -> None:
+    """``driving`` must be a :class:`PoseSequence` and ``reference`` a :class:`PoseFrame` (else a TypeError
+    saying what to pass)."""
+    if isinstance(driving, PoseFrame):
+        raise TypeError("retarget's driving poses must be a PoseSequence, got a PoseFrame; wrap a single frame "
+                        "with PoseSequence.from_frames([frame], fps)")
+    if not isinstance(driving, PoseSequence):
+        raise TypeError(f"retarget's driving poses must be a PoseSequence (from extract_poses or load_sequence), "
+                        f"got {type(driving).__name__}")
+    if isinstance(reference, PoseSequence):
+        raise TypeError("retarget's reference must be one PoseFrame, got a PoseSequence; pass one of its frames, "
+                        "e.g. seq[0], or detect_image(reference_image)")
+    if not isinstance(reference, PoseFrame):
+        is_path = isinstance(reference, (str, os.PathLike))
+        hint = " (a path? detect its pose first with detect_image(path))" if is_path else ""
+        raise TypeError(f"retarget's reference must be a PoseFrame, from detect_image(...) or load_pose_frame(...), "
+                        f"got {type(reference).__name__}{hint}")
+
+
+def _is_number(value: object) -> bool:
+    """A real number, not NaN (``inf`` is one: no limit)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
+        and not math.isnan(value)
+
+
+def check_options(
+    *,
+    calibration: str | int = "auto",
+    anchor: str = "neck",
+    max_ratio_spread: float = 2.5,
+    max_stretch: float = 1.15,
+    threshold: float = 0.3,
+    root_motion: str = "auto",
+) -> None:
+    """Check :func:`retarget`'s options (whether a calibration frame exists is checked against the driving
+    sequence later).
+
+    Raises:
+        ConfigError: a bad option; the message names it and the accepted values.
+    """
+    if not (isinstance(calibration, str) and calibration in ("auto", "median")) and not (
+            isinstance(calibration, (int, np.integer)) and not isinstance(calibration, bool)):
+        raise ConfigError(f"calibration must be 'auto', 'median' or a frame index, got {calibration!r}")
+    if anchor not in ("neck", "feet"):
+        raise ConfigError(f"retarget anchor must be 'neck' or 'feet', got {anchor!r}")
+    if not (_is_number(max_ratio_spread) and max_ratio_spread >= 1.0):
+        raise ConfigError(f"max_ratio_spread must be a number >= 1, got {max_ratio_spread!r}")
+    if not (_is_number(max_stretch) and max_stretch >= 1.0):
+        raise ConfigError(f"max_stretch must be a number >= 1, got {max_stretch!r}")
+    if not (_is_number(threshold) and 0.0 <= threshold <= 1.0):
+        raise ConfigError(f"retarget threshold must be a keypoint score in [0, 1], got {threshold!r}")
+    if root_motion not in ROOT_MOTIONS:
+        raise ConfigError(f"retarget root_motion must be one of {', '.join(ROOT_MOTIONS)}, got {root_motion!r}")
+
+
 def compute_params(
     driving: PoseSequence,
     reference: PoseFrame,
@@ -265,12 +322,9 @@ def compute_params(
 
     Arguments are those of :func:`retarget`.
     """
-    if anchor not in ("neck", "feet"):
-        raise ConfigError(f"retarget anchor must be 'neck' or 'feet', got {anchor!r}")
-    if not max_ratio_spread >= 1.0:
-        raise ConfigError(f"max_ratio_spread must be >= 1, got {max_ratio_spread!r}")
-    if not max_stretch >= 1.0:
-        raise ConfigError(f"max_stretch must be >= 1, got {max_stretch!r}")
+    _check_inputs(driving, reference)
+    check_options(calibration=calibration, anchor=anchor, max_ratio_spread=max_ratio_spread,
+                  max_stretch=max_stretch, threshold=threshold)
     ref_kps = reference.keypoints.astype(np.float64)
     if int(keypoint_valid(ref_kps[layout.BODY], threshold).sum()) < 2:
         raise NoPersonError("reference pose has fewer than two visible body keypoints; use a clearer reference image")
@@ -497,17 +551,19 @@ def retarget(
         ``meta["retarget"]`` records the ratios.
 
     Raises:
+        TypeError: ``driving`` is not a :class:`PoseSequence` or ``reference`` not a :class:`PoseFrame`.
         NoPersonError: no visible body in the reference or in any driving frame.
         ConfigError: a bad option.
     """
+    _check_inputs(driving, reference)
+    check_options(calibration=calibration, anchor=anchor, max_ratio_spread=max_ratio_spread,
+                  max_stretch=max_stretch, threshold=threshold, root_motion=root_motion)
     if len(driving) == 0:
         raise InputError("driving pose sequence is empty; extract poses from a video with frames")
     params = compute_params(
         driving, reference, calibration=calibration, anchor=anchor,
         max_ratio_spread=max_ratio_spread, max_stretch=max_stretch, threshold=threshold,
     )
-    if root_motion not in ROOT_MOTIONS:
-        raise ConfigError(f"retarget root_motion must be one of {', '.join(ROOT_MOTIONS)}, got {root_motion!r}")
     fit = min(reference.width / driving.width, reference.height / driving.height)
     params.motion_ratio = {"body": params.global_ratio, "frame": fit, "auto": min(params.global_ratio, fit),
                            "none": 0.0}[root_motion]

@@ -286,3 +286,29 @@ def test_parts_seen_without_any_body_joint_use_the_global_map():
     hand = kps[12, layout.LEFT_HAND, :2].astype(np.float64)
     expected = REF_BODY[B["neck"]] + g * (hand - kps[0, B["neck"], :2])
     np.testing.assert_allclose(out.keypoints[12, layout.LEFT_HAND, :2], expected, atol=0.01)
+
+
+def test_wrong_argument_types_say_what_to_pass(tmp_path):
+    drv, ref = _driving(), _reference()
+    with pytest.raises(TypeError, match=r"PoseSequence\.from_frames"):
+        retarget(drv[0], ref)
+    with pytest.raises(TypeError, match="reference must be one PoseFrame.*detect_image"):
+        retarget(drv, drv)
+    for path in ("char.png", tmp_path / "char.png"):
+        with pytest.raises(TypeError, match=r"detect_image\(path\)"):
+            retarget(drv, path)
+    with pytest.raises(TypeError, match="PoseSequence"):
+        retarget(drv.keypoints, ref)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"threshold": 2}, "threshold"), ({"threshold": float("nan")}, "threshold"), ({"threshold": "0.3"}, "threshold"),
+    ({"max_stretch": "big"}, "max_stretch"), ({"max_ratio_spread": float("nan")}, "max_ratio_spread"),
+    ({"root_motion": "fly"}, "root_motion"), ({"calibration": 2.0}, "calibration"),
+])
+def test_bad_options_are_config_errors(options, match):
+    with pytest.raises(ConfigError, match=match):
+        retarget(_driving(), _reference(), **options)
+    # checked before the inputs are measured: an empty reference does not hide the bad option
+    with pytest.raises(ConfigError, match=match):
+        retarget(_driving(), PoseFrame.empty(REF_W, REF_H), **options)
