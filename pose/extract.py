@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from . import identity, layout
 from .detectors.base import DEFAULT_DETECTOR, WINDOW_OPTIONS, Detector, create_detector, detect_in_window
-from .errors import InputError, NoPersonError, PosedriveError, VideoError
+from .errors import ConfigError, InputError, NoPersonError, PosedriveError, VideoError
 from .identity import SIGNATURE_SIZE, RunResult, appearance
 from .outliers import DEFAULT_MAX_JUMP, implausible_frames
 from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
@@ -697,8 +697,10 @@ def extract_poses(
         :class:`PoseSequence` in source-frame pixels with ``meta`` recording source, detector and options.
 
     Raises:
-        InputError: invalid range, ``workers`` or ``detect_every``. VideoError: the source cannot be read.
-        NoPersonError: no frame has a person. DetectorError: the detector cannot be created.
+        InputError: invalid range, ``workers``, ``detect_every`` or ``max_size``. ConfigError: invalid
+            ``max_interp_gap``, ``smoothing`` or ``max_scale_jump``. (Arguments are checked before any
+            decoding or detection.) VideoError: the source cannot be read. NoPersonError: no frame has a
+            person. DetectorError: the detector cannot be created.
     """
     if step < 1 or start < 0 or (end is not None and end <= start):
         raise InputError(f"invalid frame range start={start} end={end} step={step}; use 0 <= start < end and step >= 1")
@@ -707,6 +709,7 @@ def extract_poses(
         raise InputError(f"detect_every must be an integer >= 1 or 'auto', got {detect_every!r}")
     if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
         raise InputError(f"workers must be an integer >= 1 or 'auto', got {workers!r}")
+    _check_postprocessing(max_interp_gap, smoothing, max_scale_jump, max_size)
     overlap = _Once(while_detecting)
     if isinstance(source, PoseSequence):
         overlap()
@@ -1061,6 +1064,32 @@ def _looks_like_skeleton(path: Path) -> bool:
     except (VideoError, InputError):  # the header probe reports what is wrong with the file
         return False
     return is_skeleton_image(first)
+
+
+#: Smallest ``max_size`` of :func:`extract_poses` (pixels, the long side); mediapipe's own lower limit.
+MIN_DECODE_SIZE = 64
+
+
+def _check_postprocessing(max_interp_gap: Any, smoothing: Any, max_scale_jump: Any, max_size: Any) -> None:
+    """Check the arguments of :func:`extract_poses` that are only used after detection, before it runs."""
+    from .gaps import _check_max_gap
+    from .smoothing import OneEuroConfig, _per_keypoint_params
+
+    _check_max_gap(max_interp_gap)
+    if smoothing is not None and not isinstance(smoothing, bool):
+        if not isinstance(smoothing, (OneEuroConfig, Mapping)):
+            raise ConfigError(f"smoothing must be True, False/None, a OneEuroConfig or a dict part -> OneEuroConfig, "
+                              f"got {smoothing!r}")
+        _per_keypoint_params(smoothing)
+    if max_scale_jump is not None and (isinstance(max_scale_jump, bool)
+                                       or not isinstance(max_scale_jump, (int, float, np.integer, np.floating))
+                                       or not max_scale_jump > 1.0):
+        raise ConfigError(f"max_scale_jump must be a number > 1 (or None to keep every detection), "
+                          f"got {max_scale_jump!r}")
+    if max_size not in ("auto", None) and (isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer))
+                                           or max_size < MIN_DECODE_SIZE):
+        raise InputError(f"max_size must be 'auto', None (full size) or an integer >= {MIN_DECODE_SIZE} (pixels of "
+                         f"the long side), got {max_size!r}")
 
 
 def _postprocess(seq: PoseSequence, fill_gaps: bool, max_interp_gap: int, smoothing: Any) -> PoseSequence:

@@ -15,7 +15,7 @@ import pytest
 from scipy.interpolate import Akima1DInterpolator
 
 from pose import layout
-from pose.errors import InputError, NoPersonError
+from pose.errors import ConfigError, InputError, NoPersonError
 from pose.extract import (
     _balanced_chunks,
     _chunks,
@@ -484,3 +484,25 @@ def test_person_switch_rule(dance_short_poses):
     assert _person_switch(kps, status, np.array([6, 12]), 24.0) == 12
     status[2:22] = FrameStatus.MISSING  # the detections around the boundary are a second apart: no verdict
     assert _person_switch(kps, status, np.array([12]), 8.0) is None
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"max_interp_gap": -1}, ConfigError, "max_interp_gap"),
+    ({"max_interp_gap": "8"}, ConfigError, "max_interp_gap"),
+    ({"smoothing": "yes"}, ConfigError, "smoothing"),
+    ({"smoothing": {"body": 1.0}}, ConfigError, "smoothing"),
+    ({"max_scale_jump": 0.5}, ConfigError, "max_scale_jump"),
+    ({"max_scale_jump": "x"}, ConfigError, "max_scale_jump"),
+    ({"max_size": 0}, InputError, "max_size"),
+    ({"max_size": "big"}, InputError, "max_size"),
+])
+def test_arguments_are_checked_before_decoding(data_dir, monkeypatch, kwargs, error, match):
+    from pose import extract
+
+    def no_decoding(*args, **kw):
+        raise AssertionError("the video was opened before the arguments were checked")
+
+    for name in ("open_video", "first_frame", "index_packets", "_detect_range", "_run_parallel"):
+        monkeypatch.setattr(extract, name, no_decoding)
+    with pytest.raises(error, match=match):
+        extract_poses(data_dir / "dance_short.mp4", progress=False, **kwargs)
