@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 #: the user-facing copy of the defaults, shipped in the repository's ``configs`` folder.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
+#: folder of the diffusion release configs (``diffusion.config: <name>`` = ``<name>.yaml`` here).
+DIFFUSION_CONFIG_DIR = DEFAULT_CONFIG_PATH.parent / "diffusion"
+
 #: the source name used in error messages for values that did not come from a file.
 _NO_FILE = "package defaults"
 
@@ -49,7 +53,7 @@ class PoseConfig:
     """Pose detection.
 
     Attributes:
-        detector: detector name for :func:`pose.detectors.create_detector` (``mediapipe`` or ``openpose``).
+        detector: a name of :func:`pose.detectors.available_detectors` (``mediapipe``, ``openpose``, ``skeleton``).
         detector_options: keyword options of that detector.
         max_interp_gap: frames without a person up to this length are interpolated; longer gaps hold
             the last detected pose (and are counted in the run's statistics).
@@ -127,9 +131,9 @@ class OutputConfig:
         size: ``(width, height)`` of the output; ``None`` = the reference's aspect ratio at ``height``
             pixels (width rounded to a multiple of ``multiple_of``).
         height: output height in pixels when ``size`` is ``None``.
-        multiple_of: output sides are rounded to a multiple of this (video codecs need even sides, the
-            diffusion renderer multiples of 8).
-        fps: output frame rate; ``None`` = the driving video's.
+        multiple_of: output sides are rounded to a multiple of this even number (video codecs need even
+            sides, the diffusion renderer multiples of 8).
+        fps: output frame rate (finite, > 0); ``None`` = the driving video's.
         keep_audio: copy the driving video's audio track (trimmed to the rendered frame range).
         pad_color: RGB colour of the letterbox around the reference; ``None`` = each padded side runs on
             the colours along the reference's edge there (its wall, its floor).
@@ -151,7 +155,7 @@ class PreviewConfig:
 
     Attributes:
         enabled: write the preview instead of the plain result.
-        skeleton_style: style name of :func:`pose.render.render_pose` for the middle panel.
+        skeleton_style: a style name of :data:`pose.render.STYLES` for the middle panel.
     """
 
     enabled: bool = False
@@ -164,7 +168,8 @@ class DiffusionConfig:
 
     Attributes:
         config: a release config name (``moore``, ``musepose``: ``configs/diffusion/<name>.yaml``) or the path
-            of such a YAML (relative paths are resolved against the folder of the file that named it).
+            of such a YAML (relative paths are resolved against the folder of the file that named it); it must
+            exist.
         weights: folder holding the weights; ``None`` = the renderer's own default.
     """
 
@@ -285,7 +290,9 @@ def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
                 f"{source}: unknown config field '{dotted}'; use a shortcut ({', '.join(SHORTCUTS)}) "
                 f"or a dotted path such as output.fps"
             )
-        if i == len(parts) - 1:
+        if len(parts) == 1:  # a whole section (``output={"fps": 12}``): merged into it, like a YAML's
+            _overlay(node, {part: value}, source)
+        elif i == len(parts) - 1:
             node[part] = value
         else:
             node = node[part]
@@ -300,22 +307,32 @@ class _Checker:
     def fail(self, name: str, what: str, value: Any) -> ConfigError:
         return ConfigError(f"{self.source}: config field '{name}' must be {what}, got {value!r}")
 
+    def invalid(self, name: str, error: ConfigError) -> ConfigError:
+        """``error`` of the code that owns the field (which says what it accepts), with field and source."""
+        return ConfigError(f"{self.source}: config field '{name}' is invalid: {error}")
+
     def boolean(self, name: str, value: Any) -> bool:
         if isinstance(value, bool):
             return value
         raise self.fail(name, "true or false", value)
 
-    def number(self, name: str, value: Any, *, positive: bool = False, minimum: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(name, "a number", value)
-        if positive and not value > 0:
-            raise self.fail(name, "a positive number", value)
-        if minimum is not None and value < minimum:
-            raise self.fail(name, f"a number >= {minimum}", value)
+    def number(self, name: str, value: Any, *, positive: bool = False, minimum: float | None = None,
+               what: str = "") -> float:
+        """A finite number within the bounds; ``what`` (for the message) defaults to their description."""
+        what = what or _number_text(positive, minimum)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(name, what, value)
+        if (positive and not value > 0) or (minimum is not None and value < minimum):
+            raise self.fail(name, what, value)
         return float(value)
 
-    def optional_number(self, name: str, value: Any, **kw: Any) -> float | None:
-        return None if value is None else self.number(name, value, **kw)
+    def optional_number(self, name: str, value: Any, *, null: str = "null", positive: bool = False,
+                        minimum: float | None = None) -> float | None:
+        """``None`` or :meth:`number` (``null``: how the message names ``None``, e.g. what it means)."""
+        if value is None:
+            return None
+        return self.number(name, value, positive=positive, minimum=minimum,
+                           what=f"{null} or {_number_text(positive, minimum)}")
 
     def integer(self, name: str, value: Any, *, minimum: int = 0) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -341,8 +358,11 @@ class _Checker:
 
     def keywords(self, name: str, value: Any, function: Callable) -> dict:
         """A mapping of keyword options of ``function`` (its keyword-only parameters)."""
-        options = self.mapping(name, value)
         known = [n for n, prm in inspect.signature(function).parameters.items() if prm.kind is prm.KEYWORD_ONLY]
+        return self.known_keys(name, self.mapping(name, value), known)
+
+    def known_keys(self, name: str, options: dict, known: list[str]) -> dict:
+        """``options`` when each of its keys is one of ``known``."""
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise self.fail(name, f"a mapping of options among {', '.join(known)} (unknown: {', '.join(unknown)})",
@@ -374,6 +394,12 @@ class _Checker:
         return int(value[0]), int(value[1]), int(value[2])
 
 
+def _number_text(positive: bool = False, minimum: float | None = None) -> str:
+    """``"a finite number > 0"`` and the like: what :meth:`_Checker.number` accepts, for messages."""
+    bounds = (["> 0"] if positive else []) + ([f">= {minimum:g}"] if minimum is not None else [])
+    return " ".join(["a finite number", " and ".join(bounds)]).rstrip()
+
+
 def parse_size(text: str, name: str = "size") -> tuple[int, int]:
     """Parse ``"WxH"`` (e.g. ``"512x768"``) into ``(width, height)``.
 
@@ -391,10 +417,10 @@ def parse_size(text: str, name: str = "size") -> tuple[int, int]:
 
 
 def _max_scale_jump(c: _Checker, value: Any) -> float | None:
-    jump = c.optional_number("pose.max_scale_jump", value)
-    if jump is not None and not jump > 1.0:
-        raise c.fail("pose.max_scale_jump", "null or a number > 1", value)
-    return jump
+    what = "null (keep all) or a finite number > 1"
+    if value is not None and not c.number("pose.max_scale_jump", value, what=what) > 1.0:
+        raise c.fail("pose.max_scale_jump", what, value)
+    return None if value is None else float(value)
 
 
 def _detect_every(c: _Checker, value: Any) -> int | str:
@@ -405,26 +431,79 @@ def _detect_every(c: _Checker, value: Any) -> int | str:
     return value
 
 
-def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
+def _multiple_of(c: _Checker, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2 or value % 2:
+        raise c.fail("output.multiple_of", "an even integer >= 2 (video codecs need even sides)", value)
+    return value
+
+
+def _retarget_options(c: _Checker, value: Any) -> dict:
+    """``retarget.options``: keyword options of :func:`pose.retarget.retarget`, checked by its
+    :func:`~pose.retarget.check_options` (whether a calibration frame exists is known with the driving only)."""
+    from pose.retarget import check_options, retarget
+
+    options = c.keywords("retarget.options", value, retarget)
+    for key, v in options.items():
+        try:
+            check_options(**{key: v})
+        except ConfigError as exc:
+            raise c.invalid(f"retarget.options.{key}", exc) from None
+    return options
+
+
+def _check_renderer_options(c: _Checker, cfg: AnimateConfig) -> None:
+    """``renderer.options`` against the configured renderer, without creating it (nor importing torch).
+
+    Puppet options are checked by :class:`animate.puppet.renderer.PuppetOptions`. The other renderers check
+    theirs when created (the diffusion renderer's module imports torch, which the CPU path never does).
+    """
+    options = cfg.renderer_options()  # as the renderer gets them (a background picture found beside the YAML)
+    if cfg.renderer.name == "puppet" and options:
+        from animate.puppet.renderer import PuppetOptions
+
+        c.known_keys("renderer.options", cfg.renderer.options, [f.name for f in dataclasses.fields(PuppetOptions)])
+        for key, value in options.items():
+            try:
+                PuppetOptions(**{key: value})
+            except ConfigError as exc:
+                raise c.invalid(f"renderer.options.{key}", exc) from None
+            except (TypeError, ValueError):  # float() of a string, say
+                raise c.fail(f"renderer.options.{key}", "a value of the type of its default in PuppetOptions",
+                             value) from None
+
+
+def _check_diffusion_config(c: _Checker, cfg: AnimateConfig) -> None:
+    """``diffusion.config`` names a release config or an existing YAML (found as the diffusion renderer does)."""
+    value = cfg.diffusion_config_path()
+    path = Path(value) if Path(value).suffix else DIFFUSION_CONFIG_DIR / f"{value}.yaml"
+    if not path.is_file():
+        releases = ", ".join(sorted(p.stem for p in DIFFUSION_CONFIG_DIR.glob("*.yaml")))
+        raise c.fail("diffusion.config", f"a release name ({releases}) or the path of an existing diffusion YAML "
+                     f"(there is no {path})", cfg.diffusion.config)
+
+
+def _build(raw: dict, source: str, file: str | None, *, renderer_options: bool = True) -> AnimateConfig:
+    """The checked config of a complete ``raw`` tree (``renderer_options=False``: those are not checked)."""
     from animate.renderer import available_renderers
-    from pose.retarget import retarget
+    from pose.detectors import available_detectors
+    from pose.render import STYLES
 
     c = _Checker(source)
     p, s, r, rd, o, pv, d = (raw[k] for k in ("pose", "smoothing", "retarget", "renderer", "output", "preview", "diffusion"))
     out = OutputConfig(
         size=c.size("output.size", o["size"]),
         height=c.integer("output.height", o["height"], minimum=16),
-        multiple_of=c.integer("output.multiple_of", o["multiple_of"], minimum=1),
-        fps=c.optional_number("output.fps", o["fps"], positive=True),
+        multiple_of=_multiple_of(c, o["multiple_of"]),
+        fps=c.optional_number("output.fps", o["fps"], null="null (the driving video's)", positive=True),
         keep_audio=c.boolean("output.keep_audio", o["keep_audio"]),
         pad_color=c.color("output.pad_color", o["pad_color"]),
         dir=c.text("output.dir", o["dir"]),
     )
     if out.size is not None and any(v % 2 for v in out.size):
         raise c.fail("output.size", "even width and height (video codecs need them)", list(out.size))
-    return AnimateConfig(
+    cfg = AnimateConfig(
         pose=PoseConfig(
-            detector=c.text("pose.detector", p["detector"]),
+            detector=c.text("pose.detector", p["detector"], available_detectors()),
             detector_options=c.mapping("pose.detector_options", p["detector_options"]),
             max_interp_gap=c.integer("pose.max_interp_gap", p["max_interp_gap"]),
             detect_every=_detect_every(c, p["detect_every"]),
@@ -439,7 +518,7 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
         ),
         retarget=RetargetConfig(
             enabled=c.boolean("retarget.enabled", r["enabled"]),
-            options=c.keywords("retarget.options", r["options"], retarget),
+            options=_retarget_options(c, r["options"]),
         ),
         renderer=RendererConfig(
             name=c.text("renderer.name", rd["name"], available_renderers()),
@@ -448,7 +527,7 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
         output=out,
         preview=PreviewConfig(
             enabled=c.boolean("preview.enabled", pv["enabled"]),
-            skeleton_style=c.text("preview.skeleton_style", pv["skeleton_style"]),
+            skeleton_style=c.text("preview.skeleton_style", pv["skeleton_style"], sorted(STYLES)),
         ),
         diffusion=DiffusionConfig(
             config=c.text("diffusion.config", d["config"]),
@@ -456,17 +535,23 @@ def _build(raw: dict, source: str, file: str | None) -> AnimateConfig:
         ),
         source=file,
     )
+    _check_diffusion_config(c, cfg)
+    if renderer_options:
+        _check_renderer_options(c, cfg)
+    return cfg
 
 
-def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> AnimateConfig:
+def load_config(path: str | os.PathLike | Mapping | None = None, **overrides: Any) -> AnimateConfig:
     """Defaults, overlaid by the YAML at ``path``, overlaid by keyword ``overrides``; validated.
 
     Args:
-        path: a YAML file (any subset of the sections); ``None`` = package defaults only.
+        path: a YAML file (any subset of the sections), or such sections as a mapping (as
+            :func:`config_from_dict`); ``None`` = package defaults only.
         **overrides: ``None`` values are ignored (so CLI flags that were not given change nothing).
             Keys are a shortcut of :data:`SHORTCUTS` (``renderer``, ``size``, ``fps``, ``smoothing``,
             ``preview``, ...), a dotted field path passed as ``**{"output.fps": 12}``, or the same path
-            with ``__`` for dots (``output__fps=12``). ``size`` accepts ``(w, h)`` or ``"WxH"``.
+            with ``__`` for dots (``output__fps=12``). ``size`` accepts ``(w, h)`` or ``"WxH"``. A section
+            name with a mapping sets those fields of the section (``output={"fps": 12}``).
 
     Returns:
         The validated :class:`AnimateConfig`.
@@ -474,7 +559,13 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Anim
     Raises:
         ConfigError: unreadable YAML, unknown field, or a value of the wrong type/range; the message names
             the field and the file.
+        TypeError: ``path`` is neither a path, a mapping nor ``None``.
     """
+    if isinstance(path, Mapping):
+        return config_from_dict(path, origin="the config mapping", **overrides)
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"config must be the path of a YAML file, a mapping of sections or None (Animator also "
+                        f"takes an AnimateConfig), got {type(path).__name__}")
     tree = _plain(dataclasses.asdict(AnimateConfig()))
     tree.pop("source")
     file: str | None = None
@@ -484,12 +575,14 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Anim
     return config_from_dict(tree, source=file, **overrides)
 
 
-def config_from_dict(tree: Mapping, source: str | None = None, **overrides: Any) -> AnimateConfig:
+def config_from_dict(tree: Mapping, source: str | None = None, *, origin: str = _NO_FILE,
+                     **overrides: Any) -> AnimateConfig:
     """Validated :class:`AnimateConfig` from a nested dict (as :meth:`AnimateConfig.to_dict` returns).
 
     Args:
         tree: sections and fields; missing ones keep their defaults.
         source: the file the values came from (named in errors and kept as ``config.source``).
+        origin: where the values came from when not from a file, for errors.
         **overrides: as in :func:`load_config`.
 
     Raises:
@@ -497,15 +590,18 @@ def config_from_dict(tree: Mapping, source: str | None = None, **overrides: Any)
     """
     base = _plain(dataclasses.asdict(AnimateConfig()))
     base.pop("source")
-    where = source or _NO_FILE
+    where = source or origin
     _overlay(base, {k: v for k, v in tree.items() if k != "source"}, where)
-    cfg = _build(base, where, source)  # file values checked on their own, so errors blame the file
     given = {k: v for k, v in overrides.items() if v is not None}
+    # file values checked on their own, so errors blame the file; renderer options only against the final
+    # renderer (an override may name another one)
+    cfg = _build(base, where, source, renderer_options=not given)
     if not given:
         logger.debug("config loaded from %s: %s", where, cfg.to_dict())
         return cfg
     for key, value in given.items():
-        dotted = SHORTCUTS.get(key, key.replace("__", "."))
+        section = isinstance(value, Mapping) and isinstance(base.get(key), dict)  # smoothing={...}: not the shortcut
+        dotted = key if section else SHORTCUTS.get(key, key.replace("__", "."))
         _set_dotted(base, dotted, _plain(value), f"keyword override {key}={value!r}")
     cfg = _build(base, f"keyword overrides ({', '.join(given)}) on {where}", source)
     logger.debug("config from %s with overrides %s: %s", where, given, cfg.to_dict())

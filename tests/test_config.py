@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from animate.config import DEFAULT_CONFIG_PATH, AnimateConfig, load_config, parse_size
+from animate.config import DEFAULT_CONFIG_PATH, DIFFUSION_CONFIG_DIR, AnimateConfig, load_config, parse_size
 from pose.errors import ConfigError
 
 
@@ -59,6 +62,8 @@ def test_renderer_options_and_diffusion_paths(tmp_path):
     opts = cfg.renderer_options()
     assert opts == {"steps": 20, "weights_dir": "/w", "config": "moore"}  # a release name passes unchanged
     path2 = _write(tmp_path, "renderer:\n  name: diffusion\ndiffusion:\n  config: mine/release.yaml\n")
+    (tmp_path / "mine").mkdir()
+    shutil.copy(DIFFUSION_CONFIG_DIR / "moore.yaml", tmp_path / "mine" / "release.yaml")
     assert load_config(path2).renderer_options()["config"] == str(tmp_path.resolve() / "mine" / "release.yaml")
     assert load_config(None).renderer_options() == {}  # puppet: no diffusion options
 
@@ -80,6 +85,22 @@ def test_renderer_options_and_diffusion_paths(tmp_path):
         ("output:\n  fsp: 12\n", "output.fsp"),
         ("rendrer:\n  name: puppet\n", "rendrer"),
         ("output: 12\n", "output"),
+        ("output:\n  fps: .inf\n", "output.fps"),
+        ("output:\n  fps: .nan\n", "output.fps"),
+        ("smoothing:\n  beta: .inf\n", "smoothing.beta"),
+        ("output:\n  multiple_of: 1\n", "output.multiple_of"),
+        ("output:\n  multiple_of: 12.0\n", "output.multiple_of"),
+        ("retarget:\n  options: {anchor: hips}\n", "retarget.options.anchor"),
+        ("retarget:\n  options: {root_motion: fly}\n", "retarget.options.root_motion"),
+        ("retarget:\n  options: {calibration: first}\n", "retarget.options.calibration"),
+        ("retarget:\n  options: {max_stretch: 0.5}\n", "retarget.options.max_stretch"),
+        ("preview:\n  skeleton_style: foo\n", "preview.skeleton_style"),
+        ("pose:\n  detector: yolo\n", "pose.detector"),
+        ("diffusion:\n  config: nope\n", "diffusion.config"),
+        ("diffusion:\n  config: missing/release.yaml\n", "diffusion.config"),
+        ("renderer:\n  options: {nonsense: 1}\n", "renderer.options"),
+        ("renderer:\n  options: {background: notacolour}\n", "renderer.options.background"),
+        ("renderer:\n  options: {mesh_density: fine}\n", "renderer.options.mesh_density"),
     ],
 )
 def test_bad_values_name_field_and_file(tmp_path, text, field):
@@ -123,3 +144,86 @@ def test_override_adds_a_key_to_a_free_form_options_mapping():
     assert cfg.retarget.options == {"root_motion": "none"}
     with pytest.raises(ConfigError, match="unknown config field 'retarget.nothing'"):
         load_config(retarget__nothing=1)
+
+
+@pytest.mark.parametrize(
+    "overrides, field, allowed",
+    [
+        ({"retarget.options": {"anchor": "hips"}}, "retarget.options.anchor", "'neck' or 'feet'"),
+        ({"retarget.options": {"root_motion": "fly"}}, "retarget.options.root_motion", "auto, body, frame, none"),
+        ({"preview": True, "preview.skeleton_style": "foo"}, "preview.skeleton_style", "openpose"),
+        ({"renderer_options": {"nonsense": 1}}, "renderer.options", "background"),
+        ({"renderer_options": {"background": "notacolour"}}, "renderer.options.background", "transparent"),
+        ({"detector": "yolo"}, "pose.detector", "mediapipe, openpose"),
+        ({"diffusion.config": "nope"}, "diffusion.config", "moore, musepose"),
+        ({"fps": float("inf")}, "output.fps", "finite number > 0"),
+        ({"fps": float("nan")}, "output.fps", "finite number > 0"),
+        ({"output.multiple_of": 1}, "output.multiple_of", "even integer >= 2"),
+        ({"output": 5}, "output", "section"),
+    ],
+)
+def test_bad_overrides_rejected_at_construction(overrides, field, allowed):
+    from animate.api import Animator
+
+    with pytest.raises(ConfigError) as info:
+        Animator(**overrides)  # not at the first animate(), minutes of pose extraction later
+    msg = str(info.value)
+    assert f"'{field}'" in msg and allowed in msg and "\n" not in msg
+
+
+def test_good_option_values_pass():
+    cfg = load_config(renderer_options={"background": "green", "mesh_density": 32},
+                      **{"retarget.options": {"anchor": "feet", "root_motion": "none", "calibration": 3},
+                         "preview.skeleton_style": "musepose", "pose.detector": "openpose", "output.multiple_of": 2})
+    assert cfg.renderer.options == {"background": "green", "mesh_density": 32}
+    assert cfg.retarget.options["root_motion"] == "none" and cfg.output.multiple_of == 2
+
+
+def test_renderer_options_checked_against_the_final_renderer(tmp_path):
+    path = _write(tmp_path, "renderer:\n  options: {steps: 20}\n")  # diffusion options, puppet by default
+    assert load_config(path, renderer="diffusion").renderer.options == {"steps": 20}
+    with pytest.raises(ConfigError, match=r"'renderer.options'.*unknown: steps") as info:
+        load_config(path)
+    assert str(path.resolve()) in str(info.value)
+    with pytest.raises(ConfigError, match="'renderer.options.background'") as info:  # the file is still named
+        load_config(_write(tmp_path, "renderer:\n  options: {background: notacolour}\n"), fps=12)
+    assert str(path.resolve()) in str(info.value)
+
+
+def test_checking_renderer_options_does_not_import_torch():
+    code = ("import sys; from animate.config import load_config; "
+            "load_config(renderer_options={'background': 'green'}); "
+            "load_config(renderer='diffusion', renderer_options={'steps': 20}); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_section_given_as_a_mapping_is_merged():
+    cfg = load_config(output={"fps": 10}, smoothing={"beta": 4.0})
+    assert cfg.output.fps == 10.0 and cfg.output.height == 768  # the rest of the section kept
+    assert cfg.smoothing.enabled is True and cfg.smoothing.beta == 4.0
+    with pytest.raises(ConfigError, match="'output.fsp'"):
+        load_config(output={"fsp": 10})
+
+
+def test_animator_takes_a_yaml_path_or_a_mapping(tmp_path):
+    from animate.api import Animator
+
+    path = _write(tmp_path, "output:\n  fps: 12\n")
+    animator = Animator(str(path), height=512)
+    assert animator.config.source == str(path.resolve())
+    assert animator.config.output.fps == 12.0 and animator.config.output.height == 512
+    assert Animator(path).config.output.fps == 12.0
+    assert Animator({"output": {"fps": 15}}).config.output.fps == 15.0
+    with pytest.raises(ConfigError, match=r"^the config mapping: config field 'output.fps'"):
+        Animator({"output": {"fps": 0}})
+    with pytest.raises(TypeError, match="YAML file, a mapping of sections"):
+        Animator(5)
+
+
+def test_canvas_sides_are_even_whatever_the_height():
+    from animate.api import canvas_size
+
+    cfg = load_config(height=385, **{"output.multiple_of": 2})
+    width, height = canvas_size(704, 1216, cfg)
+    assert width % 2 == 0 and height % 2 == 0
