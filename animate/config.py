@@ -237,10 +237,13 @@ SHORTCUTS: dict[str, str] = {
 
 
 def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and numpy scalars and arrays as Python numbers and lists."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # np.int64(512), np.array([512, 768])
+        return _plain(value.tolist())
     return value
 
 

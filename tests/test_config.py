@@ -227,3 +227,12 @@ def test_canvas_sides_are_even_whatever_the_height():
     cfg = load_config(height=385, **{"output.multiple_of": 2})
     width, height = canvas_size(704, 1216, cfg)
     assert width % 2 == 0 and height % 2 == 0
+
+
+def test_numpy_numbers_are_plain_numbers():
+    import numpy as np
+
+    cfg = load_config(None, size=(np.int64(512), np.int64(768)), fps=np.float32(12.0))
+    assert cfg.output.size == (512, 768) and cfg.output.fps == 12.0
+    assert load_config(None, size=np.array([256, 384])).output.size == (256, 384)
+    assert isinstance(load_config(None, **{"output.height": np.int32(640)}).output.height, int)
