@@ -52,11 +52,29 @@ def check_sequence_output(pattern: str | os.PathLike, overwrite: bool = False) -
     if len(_FIELD.findall(p.name)) != 1 or "%" in _FIELD.sub("", p.name) or "%" in str(p.parent):
         raise OutputError(f"image sequence {p} needs exactly one frame-number field such as %05d in its file name "
                           "(e.g. shots/dance_%05d.png)")
-    first = frame_path(p, 0)
-    if first.exists() and not overwrite:
-        raise OutputError(f"{first} already exists; pass --overwrite (overwrite=True) to replace the sequence")
+    if not overwrite:
+        existing = sequence_frames(p)
+        if existing:
+            raise OutputError(f"{existing[0]} already exists ({len(existing)} frame(s) of this name); pass --overwrite "
+                              "(overwrite=True) to replace the sequence")
     ensure_output_folder(p)
     return p
+
+
+def sequence_frames(pattern: str | os.PathLike) -> list[Path]:
+    """The existing files that ``pattern`` names, whatever their numbers (``f_%03d.png``: ``f_000.png``,
+    ``f_017.png``, ``f_1000.png``...), sorted by name."""
+    p = Path(pattern)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        return []
+    match = _FIELD.search(p.name)
+    if match is None:
+        return []
+    width = int(match.group(1) or 0)
+    digits = rf"\d{{{width},}}" if width > 1 else r"\d+"
+    name = re.compile(re.escape(p.name[:match.start()]) + digits + re.escape(p.name[match.end():]) + r"\Z")
+    return sorted(f for f in folder.iterdir() if name.match(f.name) and f.is_file())
 
 
 class ImageSequenceWriter(AtomicWriter):
@@ -110,12 +128,16 @@ class ImageSequenceWriter(AtomicWriter):
             self.abort()
             raise OutputError(f"no frames were written to {self.path}; nothing was saved")
         self._done = True
+        moved: list[Path] = []
         try:
             for i in range(self.frames_written):
                 target = frame_path(self.path, i)
                 if target.exists() and not self.overwrite:
+                    for done in moved:  # all or nothing: the frames moved in so far go again
+                        done.unlink(missing_ok=True)
                     raise OutputError(f"{target} appeared while rendering; pass --overwrite or choose another name")
                 os.replace(self._work / target.name, target)
+                moved.append(target)
             stale = self._remove_stale_frames() if self.overwrite else 0
         finally:
             shutil.rmtree(self._work, ignore_errors=True)

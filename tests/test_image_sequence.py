@@ -13,6 +13,7 @@ from pose.image_sequence import (
     check_sequence_output,
     frame_path,
     is_image_sequence,
+    sequence_frames,
 )
 
 
@@ -79,3 +80,24 @@ def test_cli_animate_to_transparent_png_frames(tmp_path, data_dir):
     assert names == ["dance_00000.png", "dance_00001.png", "dance_00002.png"]
     png = cv2.imread(str(tmp_path / "shots" / names[0]), cv2.IMREAD_UNCHANGED)
     assert png.shape == (128, 96, 4) and (png[..., 3] == 0).mean() > 0.4 and (png[..., 3] == 255).any()
+
+
+def test_any_frame_of_an_earlier_sequence_is_refused_up_front(tmp_path):
+    (tmp_path / "f_003.png").write_bytes(b"x")  # not frame 0, and the run will write fewer frames
+    with pytest.raises(OutputError, match=r"f_003.png already exists \(1 frame"):
+        check_sequence_output(tmp_path / "f_%03d.png")
+    (tmp_path / "f_1000.png").write_bytes(b"x")  # past the padding width
+    (tmp_path / "f_03.png").write_bytes(b"x")    # not this pattern's name (too short)
+    assert [p.name for p in sequence_frames(tmp_path / "f_%03d.png")] == ["f_003.png", "f_1000.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_003.png", "f_03.png", "f_1000.png"]
+
+
+def test_a_frame_appearing_while_rendering_leaves_none_of_the_new_ones(tmp_path):
+    writer = ImageSequenceWriter(tmp_path / "g_%02d.png", 24.0, (32, 24))
+    for frame in _frames(3):
+        writer.write(frame)
+    (tmp_path / "g_01.png").write_bytes(b"someone else's")
+    with pytest.raises(OutputError, match="appeared while rendering"):
+        writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g_01.png"]
+    assert (tmp_path / "g_01.png").read_bytes() == b"someone else's"
