@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ from tqdm import tqdm
 from pose.errors import InputError, NoPersonError
 from pose.sequence import FrameStatus, PoseFrame, PoseSequence
 
-from .config import AnimateConfig, load_config
+from .config import MAX_FPS, MAX_OUTPUT_SIDE, AnimateConfig, load_config
 from .renderer import Renderer, create_renderer
 from .writers import check_output_path, new_folders_removed_on_error, write_video
 
@@ -228,6 +229,19 @@ def _whole(value: Any) -> int:
     raise TypeError(f"{value!r} is not a whole number")
 
 
+def _check_fps(fps: Any) -> float | None:
+    """An output frame rate given as an argument: ``None``, or a number in (0, :data:`MAX_FPS`]."""
+    if fps is None:
+        return None
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(f"fps must be a number, got {fps!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_FPS):
+        raise InputError(f"fps must be a number > 0 and at most {MAX_FPS:g}, got {fps!r}")
+    return value
+
+
 def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Output canvas ``(width, height)``: ``size``, else ``output.size``, else reference aspect at ``output.height``.
 
@@ -245,6 +259,8 @@ def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, 
             w, h = (_whole(v) for v in size)
         except (TypeError, ValueError):
             raise InputError(f"output size must be (width, height) in whole pixels, e.g. (512, 768), got {size!r}") from None
+        if max(w, h) > MAX_OUTPUT_SIDE:
+            raise InputError(f"output size {w}x{h} is too large: at most {MAX_OUTPUT_SIDE} px on each side")
         if w <= 0 or h <= 0 or w % 2 or h % 2:
             raise InputError(f"output size must be positive even numbers (video codecs need them), got {w}x{h}")
         return w, h
@@ -684,6 +700,7 @@ class Animator:
     def _plan(self, reference: ImageLike, driving: DrivingLike, *, size: tuple[int, int] | None, fps: float | None,
               start: int | None, end: int | None, reference_pose: PoseLike | None, mask: ImageLike | None,
               progress: bool) -> _Job:
+        given_fps = _check_fps(fps)  # before minutes of pose work, like the renderer below
         renderer = self.renderer  # created first: missing weights fail before minutes of pose work
         prepared: list[PreparedReference] = []
 
@@ -701,9 +718,13 @@ class Animator:
         ref = prepared[0]
         source_fps = raw.fps
         poses, held_here = hold_missing(raw)
-        out_fps = float(fps or self.config.output.fps or source_fps)
-        if not out_fps > 0:
-            raise InputError(f"fps must be positive, got {out_fps}")
+        if fps is not None:
+            out_fps = given_fps
+        else:
+            out_fps = float(self.config.output.fps or source_fps)
+            if out_fps > MAX_FPS:
+                raise InputError(f"driving {_name(driving)} runs at {out_fps:g} fps, above the {MAX_FPS:g} fps an "
+                                 "output may have; give the output's rate with fps= (--fps)")
         poses = self._retarget(resample(poses, out_fps), ref)
 
         # Counted on the driving frames: a frame the detector ran on without finding the person was either

@@ -44,6 +44,11 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "defa
 #: folder of the diffusion release configs (``diffusion.config: <name>`` = ``<name>.yaml`` here).
 DIFFUSION_CONFIG_DIR = DEFAULT_CONFIG_PATH.parent / "diffusion"
 
+#: Largest output side in pixels (4K): beyond it the puppet's preparation alone needs gigabytes.
+MAX_OUTPUT_SIDE = 4096
+#: Highest output frame rate.
+MAX_FPS = 240.0
+
 #: the source name used in error messages for values that did not come from a file.
 _NO_FILE = "package defaults"
 
@@ -504,6 +509,12 @@ def _build(raw: dict, source: str, file: str | None, *, renderer_options: bool =
     )
     if out.size is not None and any(v % 2 for v in out.size):
         raise c.fail("output.size", "even width and height (video codecs need them)", list(out.size))
+    if out.size is not None and max(out.size) > MAX_OUTPUT_SIDE:
+        raise c.fail("output.size", f"at most {MAX_OUTPUT_SIDE} px on each side", list(out.size))
+    if out.height > MAX_OUTPUT_SIDE:
+        raise c.fail("output.height", f"at most {MAX_OUTPUT_SIDE} px", out.height)
+    if out.fps is not None and out.fps > MAX_FPS:
+        raise c.fail("output.fps", f"null (the driving video's) or at most {MAX_FPS:g}", out.fps)
     cfg = AnimateConfig(
         pose=PoseConfig(
             detector=c.text("pose.detector", p["detector"], available_detectors()),

@@ -50,6 +50,10 @@ VERSION = 1
 LAYOUT = "wholebody-134"
 _COORDS = "pixels, origin top-left, +y down; missing keypoint = [null, null, 0]"
 _PARTS = ("body", "feet", "face", "left_hand", "right_hand")
+#: Largest frame side a pose file may state (px): beyond it the file is damaged or was edited wrongly.
+MAX_FRAME_SIDE = 65536
+#: Highest frame rate a pose file may state (high-speed cameras film at up to about 1000 fps).
+MAX_SEQUENCE_FPS = 1000.0
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -284,12 +288,12 @@ def _check_savable(seq: PoseSequence, path: str | os.PathLike) -> None:
         raise fail(f"keypoints must be a float array of shape (T, {layout.NUM_KEYPOINTS}, 3), got {kps.dtype} "
                    f"{kps.shape}")
     for name, value in (("width", seq.width), ("height", seq.height)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise fail(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value <= MAX_FRAME_SIDE:
+            raise fail(f"{name} must be a positive integer up to {MAX_FRAME_SIDE}, got {value!r}")
     fps = seq.fps
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(fps) and fps > 0):
-        raise fail(f"fps must be a finite number > 0, got {fps!r}")
+            math.isfinite(fps) and 0 < fps <= MAX_SEQUENCE_FPS):
+        raise fail(f"fps must be a number > 0 and up to {MAX_SEQUENCE_FPS:g}, got {fps!r}")
     status, conf = np.asarray(seq.status), np.asarray(seq.confidence)
     for name, arr in (("status", status), ("confidence", conf)):
         if arr.shape != (n,):
@@ -378,10 +382,11 @@ def _check_header(path: Path, head: dict[str, Any]) -> None:
                                      "re-extract the poses or upgrade posedrive")
     if head.get("layout", LAYOUT) != LAYOUT:
         raise _fail(path, "layout", f"is {head.get('layout')!r}, expected {LAYOUT!r}")
-    for key, kind in (("width", int), ("height", int), ("fps", (int, float))):
+    for key, kind, top in (("width", int, MAX_FRAME_SIDE), ("height", int, MAX_FRAME_SIDE),
+                           ("fps", (int, float), MAX_SEQUENCE_FPS)):
         value = head.get(key)
-        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
-            raise _fail(path, key, f"must be a positive number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value <= top:
+            raise _fail(path, key, f"must be a positive number up to {top:g}, got {value!r}")
     if not isinstance(head.get("meta", {}), dict):
         raise _fail(path, "meta", "must be an object")
 

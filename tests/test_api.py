@@ -549,3 +549,23 @@ def test_failed_run_leaves_no_new_output_folder(tmp_path, driving, reference, re
     assert os.listdir(tmp_path) == ["kept"] and os.listdir(tmp_path / "kept") == []  # existing folders stay
     path = stamp(size=(256, 384)).animate(reference, driving, target, reference_pose=reference_pose, progress=False)
     assert path.is_file()
+
+
+def test_output_size_and_rate_have_upper_limits(driving, reference, reference_pose):
+    with pytest.raises(ConfigError, match="at most 4096"):
+        Animator(size=(8192, 8192))
+    with pytest.raises(ConfigError, match="output.height"):
+        Animator(**{"output.height": 100000})
+    with pytest.raises(ConfigError, match="output.fps"):
+        Animator(fps=1000)
+    animator = stamp()
+    with pytest.raises(InputError, match="too large"):
+        animator.stream(reference, driving, reference_pose=reference_pose, size=(20000, 20000))
+    for bad in (float("inf"), float("nan"), 0, -1, 1000, "fast"):
+        with pytest.raises(InputError, match="fps must be"):
+            animator.stream(reference, driving, reference_pose=reference_pose, fps=bad)
+    fast = driving.copy()
+    fast.fps = 960.0
+    with pytest.raises(InputError, match="runs at 960 fps"):
+        animator.stream(reference, fast, reference_pose=reference_pose)
+    assert len(list(animator.stream(reference, fast, reference_pose=reference_pose, fps=240, progress=False)))

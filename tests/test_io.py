@@ -318,3 +318,13 @@ def test_sequence_and_frame_refuse_bad_sizes_and_rates():
     with pytest.raises(InputError, match="sizes must be positive"):
         frame.resized(0, 10)
     assert frame.resized(20, 40).width == 20
+
+
+@pytest.mark.parametrize("key, value", [("fps", 1e9), ("width", 10**9), ("height", 70000)])
+def test_absurd_rates_and_sizes_are_refused_on_load(sequence, tmp_path, key, value):
+    path = save_sequence(sequence, tmp_path / "p.json")
+    data = json.loads(path.read_text())
+    data[key] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(PoseFileError, match=f"{key}.*up to"):
+        load_sequence(path)
