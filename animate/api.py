@@ -557,6 +557,9 @@ class Animator:
         if mask is not None:
             m = load_rgb(mask, "mask").max(axis=2) if not (isinstance(mask, np.ndarray) and mask.ndim == 2) else mask
             m = (np.asarray(m) > 0).astype(np.uint8) * 255
+            if not m.any():
+                raise InputError(f"mask {_name(mask)} is empty (no pixel marked as character); pass a mask with the "
+                                 "character nonzero (white)")
             if m.shape[:2] != (rh, rw):
                 raise InputError(f"mask {_name(mask)} is {m.shape[1]}x{m.shape[0]} but the reference is {rw}x{rh}; use a mask of the reference's size")
             import cv2

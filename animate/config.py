@@ -255,6 +255,8 @@ def _plain(value: Any) -> Any:
 def _read_yaml(path: Path) -> dict:
     from omegaconf import OmegaConf  # imported here: only needed when a file is read
 
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass a YAML file (e.g. a copy of configs/default.yaml)")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass an existing YAML file or omit --config")
     try:

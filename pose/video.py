@@ -233,6 +233,8 @@ def decode_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
         InputError: the file is missing or cannot be decoded as an image.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a folder; give an image file")
     if not p.is_file():
         raise InputError(f"{what} {p} does not exist; check the path")
     # np.fromfile + imdecode also works for non-ASCII paths, unlike cv2.imread; IMREAD_UNCHANGED keeps
@@ -463,7 +465,12 @@ def _read_header(path: Path, frame: bool = False) -> tuple[dict, bytes | None]:
         try:
             meta = next(gen)
         except (OSError, RuntimeError, StopIteration) as exc:
-            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no header"
+            text = str(exc)
+            if re.search(r"Stream #\d+:\d+.*: (Audio|Subtitle|Data):", text) and not re.search(
+                    r"Stream #\d+:\d+.*: Video:", text):
+                raise VideoError(f"{path} has no video stream (only audio or other data); use a video of the "
+                                 "dancer") from exc
+            last = text.strip().splitlines()[-1] if text.strip() else "no header"
             raise VideoError(
                 f"video {path} cannot be opened ({last[:160]}); the file is corrupt, truncated or not a video: re-export it"
             ) from exc

@@ -569,3 +569,14 @@ def test_output_size_and_rate_have_upper_limits(driving, reference, reference_po
     with pytest.raises(InputError, match="runs at 960 fps"):
         animator.stream(reference, fast, reference_pose=reference_pose)
     assert len(list(animator.stream(reference, fast, reference_pose=reference_pose, fps=240, progress=False)))
+
+
+def test_folder_reference_and_empty_mask_files_are_named(tmp_path, driving, reference, reference_pose):
+    from PIL import Image
+
+    with pytest.raises(InputError, match="is a folder; give an image file"):
+        stamp().stream(tmp_path, driving, reference_pose=reference_pose)
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros(reference.shape[:2], np.uint8)).save(black)
+    with pytest.raises(InputError, match=r"mask .*black.png is empty"):
+        stamp().stream(reference, driving, reference_pose=reference_pose, mask=black)

@@ -236,3 +236,8 @@ def test_numpy_numbers_are_plain_numbers():
     assert cfg.output.size == (512, 768) and cfg.output.fps == 12.0
     assert load_config(None, size=np.array([256, 384])).output.size == (256, 384)
     assert isinstance(load_config(None, **{"output.height": np.int32(640)}).output.height, int)
+
+
+def test_a_folder_given_as_config_is_named_as_such(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; pass a YAML file"):
+        load_config(tmp_path)

@@ -163,6 +163,22 @@ def test_check_weights_dir(comps, tmp_path):
     assert "huggingface.co/patrolli/AnimateAnyone" in text and "incomplete: 1 missing, 1 wrong" in text
 
 
+def test_files_are_not_ok_while_the_unet_config_is_missing(comps, tmp_path):
+    """Without the UNet config a checkpoint's keys cannot be checked: it is 'unchecked', never 'ok'."""
+    cfg = _config(tmp_path)
+    _write_release(tmp_path, comps)
+    torch.save({"foo.weight": torch.zeros(3)}, tmp_path / "denoising_unet.pth")  # garbage
+    unet_config = tmp_path / cfg.weights["unet_config"]
+    (unet_config if unet_config.suffix == ".json" else unet_config / "config.json").unlink()
+    report = W.check_weights_dir(tmp_path, cfg)
+    status = {e.component: e.status for e in report.entries}
+    assert status["unet_config"] == "missing" and status["denoising_unet"] == "unchecked", report.format()
+    assert not report.complete and "unchecked" in report.format().splitlines()[-1]
+    for bad in (tmp_path / "nowhere", tmp_path / "denoising_unet.pth"):
+        with pytest.raises(WeightsError, match="weights directory .*(does not exist|is a file)"):
+            W.check_weights_dir(bad, cfg)
+
+
 def test_cli_weights_check(comps, tmp_path, capsys):
     import argparse
 

@@ -415,3 +415,16 @@ def test_phone_photo_jpeg_is_upright(tmp_path, data_dir):
     got = read_image(path)
     assert got.shape == (960, 540, 3)
     assert np.abs(got.astype(int) - np.asarray(upright)).mean() < 4
+
+
+def test_audio_only_file_says_it_has_no_video(tmp_path):
+    import subprocess
+
+    from pose.errors import VideoError
+    from pose.video import ffmpeg_exe, open_video
+
+    path = tmp_path / "song.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", "0.5",
+                    "-c:a", "aac", str(path)], check=True)
+    with pytest.raises(VideoError, match="song.mp4 has no video stream"):
+        open_video(path)

@@ -460,7 +460,7 @@ class WeightsEntry:
 
     component: str
     path: Path
-    status: str  # "ok", "missing" or "wrong"
+    status: str  # "ok", "missing", "wrong" or "unchecked" (readable, but its shapes need the UNet config)
     detail: str = ""
     source: str = ""
 
@@ -486,10 +486,12 @@ class WeightsReport:
         lines = [f"weights directory {self.root} (config {self.config}):"]
         for e in self.entries:
             lines.append(f"  {e.status.upper():8s}{e.component:16s}{e.path}" + (f"  -- {e.detail}" if e.detail else ""))
-            if e.status != "ok" and e.source:
+            if e.status in ("missing", "wrong") and e.source:
                 lines.append(f"  {'':8s}{'':16s}get it from: {e.source}")
+        unchecked = len(self.by_status("unchecked"))
         lines.append("complete" if self.complete else
-                     f"incomplete: {len(self.by_status('missing'))} missing, {len(self.by_status('wrong'))} wrong")
+                     f"incomplete: {len(self.by_status('missing'))} missing, {len(self.by_status('wrong'))} wrong"
+                     + (f", {unchecked} unchecked" if unchecked else ""))
         return "\n".join(lines)
 
 
@@ -519,8 +521,8 @@ def _check_file(path: Path, expected: dict[str, tuple[int, ...]] | None, convert
             state = convert(state, path)
     except WeightsError as exc:
         return "wrong", str(exc).split(": ", 1)[-1]
-    if expected is None:
-        return "ok", f"{len(state)} tensors (shapes not checked: UNet config missing)"
+    if expected is None:  # readable, but whether it fits cannot be told without the UNet config
+        return "unchecked", f"{len(state)} tensors; keys and shapes not checked: the UNet config is missing or wrong"
     missing, unexpected, wrong = compare_state(expected, _shapes(state), optional)
     if missing or unexpected or wrong:
         parts = []
@@ -548,6 +550,9 @@ def check_weights_dir(path: str | Path, config: str | Path | DiffusionConfig = "
     """
     cfg = load_diffusion_config(config)
     root = Path(path)
+    if not root.is_dir():
+        raise WeightsError(f"weights directory {root} " + ("is a file" if root.exists() else "does not exist")
+                           + "; give the folder laid out as in docs/WEIGHTS.md")
     report = WeightsReport(root, cfg.name)
     p = {c: root / cfg.weights[c] for c in COMPONENTS}
 
