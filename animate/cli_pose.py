@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 from pathlib import Path
 
 from pose.errors import InputError
@@ -99,14 +101,69 @@ def _detect_every(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}") from None
 
 
-def _check_output(path: str, overwrite: bool) -> None:
-    from pose.errors import OutputError
-    from pose.image_sequence import check_sequence_output, is_image_sequence
+def _same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name the same file or folder (links and hard links included)."""
+    pa, pb = (Path(os.path.expanduser(str(p))) for p in (a, b))
+    if pa.exists() and pb.exists():
+        try:
+            return os.path.samefile(pa, pb)
+        except OSError:
+            pass
+    return os.path.realpath(pa) == os.path.realpath(pb)
 
-    if is_image_sequence(path):
-        check_sequence_output(path, overwrite)
-    elif Path(path).exists() and not overwrite:
-        raise OutputError(f"{path} already exists; pass --overwrite to replace it")
+
+def _check_not_an_input(output: str | None, inputs: list[str | None], option: str) -> None:
+    """Refuse an output that is one of the command's inputs (even with --overwrite: it would destroy it).
+
+    A folder output (``--openpose DIR``, numbered PNG frames) must not be an input folder either: its files
+    would replace, or be read as, the input's."""
+    from pose.errors import OutputError
+    from pose.image_sequence import is_image_sequence
+
+    if output is None:
+        return
+    targets = [output]
+    if is_image_sequence(output):  # the frames land in the pattern's folder
+        targets = [Path(os.path.expanduser(output)).parent]
+    for given in inputs:
+        if given is None:
+            continue
+        if any(_same_path(t, given) for t in targets):
+            raise OutputError(f"{option} {output} would replace the input {given}, even with --overwrite; "
+                              "choose another output name")
+
+
+def _check_pose_output(path: str, overwrite: bool) -> None:
+    """A pose file (``-o``) that :func:`pose.io.save_sequence` can write (checked before any work)."""
+    from pose.errors import OutputError
+
+    from .writers import check_output_path
+
+    if Path(path).suffix.lower() not in (".json", ".npz"):
+        raise OutputError(f"cannot save poses to {path}: use a .json or .npz file name")
+    check_output_path(path, overwrite, video=False)
+
+
+def _check_skeleton_output(path: str, style: str, overwrite: bool) -> None:
+    """A skeleton video (known format) or PNG frames, and a known style (checked before any work)."""
+    from pose.render import get_style
+
+    from .writers import check_output_path
+
+    get_style(style)
+    check_output_path(path, overwrite, video=True)
+
+
+def _remove_outputs(paths: list[str], frames: int) -> None:
+    """Delete the outputs this run wrote before a later step failed (no partial result is left)."""
+    from pose.image_sequence import frame_path, is_image_sequence
+
+    for path in paths:
+        files = [frame_path(path, i) for i in range(frames)] if is_image_sequence(path) else [Path(path)]
+        for f in files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        log.info("removed %s: a later step failed", path)
 
 
 def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, progress: bool) -> None:
@@ -132,16 +189,24 @@ def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, prog
 def run_extract(args: argparse.Namespace) -> int:
     from pose.extract import extract_poses
     from pose.io import save_sequence
+    from pose.openpose_json import check_openpose_output, save_openpose
 
-    _check_output(args.output, args.overwrite)
-    if args.render:
-        _check_output(args.render, args.overwrite)
-    if args.openpose:
-        from pose.openpose_json import check_openpose_output
-
-        check_openpose_output(args.openpose, Path(args.video).stem, args.overwrite)
     if args.step < 1 or args.start < 0 or (args.end is not None and args.end <= args.start):
         raise InputError(f"invalid frame range --start {args.start} --end {args.end} --step {args.step}")
+    # every output is checked before the detection, which can take minutes
+    _check_not_an_input(args.output, [args.video], "-o")
+    _check_not_an_input(args.render, [args.video], "--render")
+    _check_not_an_input(args.openpose, [args.video], "--openpose")
+    _check_pose_output(args.output, args.overwrite)
+    if args.render:
+        _check_skeleton_output(args.render, args.style, args.overwrite)
+    else:
+        from pose.render import get_style
+
+        get_style(args.style)
+    stem = Path(args.video).stem
+    if args.openpose:
+        check_openpose_output(args.openpose, stem, args.overwrite)
     options = {"annotator_dir": args.annotator_dir} if args.annotator_dir else {}
     if args.window:
         options["crop"] = args.window
@@ -150,16 +215,21 @@ def run_extract(args: argparse.Namespace) -> int:
         start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,
         detect_every=args.detect_every, max_scale_jump=args.max_scale_jump, follow_identity=args.follow_identity,
     )
-    save_sequence(seq, args.output, overwrite=args.overwrite)
-    log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())
-    if args.render:
-        write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress)
-        log.info("wrote %s", args.render)
-    if args.openpose:
-        from pose.openpose_json import save_openpose
-
-        files = save_openpose(seq, args.openpose, Path(args.video).stem, overwrite=args.overwrite)
-        log.info("wrote %d OpenPose files to %s", len(files), args.openpose)
+    written: list[str] = []
+    try:
+        save_sequence(seq, args.output, overwrite=args.overwrite)
+        written.append(args.output)
+        log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())
+        if args.render:
+            write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress)
+            written.append(args.render)
+            log.info("wrote %s", args.render)
+        if args.openpose:
+            files = save_openpose(seq, args.openpose, stem, overwrite=args.overwrite)
+            log.info("wrote %d OpenPose files to %s", len(files), args.openpose)
+    except BaseException:  # Ctrl-C included: the outputs written so far go too
+        _remove_outputs(written, len(seq))
+        raise
     return 0
 
 
@@ -168,14 +238,26 @@ def run_retarget(args: argparse.Namespace) -> int:
     from pose.io import load_pose_frame, load_sequence, save_sequence
     from pose.retarget import retarget
 
-    _check_output(args.output, args.overwrite)
+    inputs = [args.poses, args.reference, args.reference_pose]
+    _check_not_an_input(args.output, inputs, "-o")
+    if (Path(args.poses).is_dir() and Path(args.output).suffix.lower() == ".json"
+            and _same_path(Path(os.path.expanduser(args.output)).parent, args.poses)):
+        from pose.errors import OutputError
+
+        raise OutputError(f"-o {args.output} is inside the input folder {args.poses}, where it would be read as "
+                          "one of its OpenPose files; choose another output folder")
+    _check_pose_output(args.output, args.overwrite)
     driving = load_sequence(args.poses)
     if args.reference_pose:
         from pose.video import read_image
 
         # the image's size places an OpenPose file that states no canvas size
-        size = read_image(args.reference).shape[1::-1] if Path(args.reference).is_file() else None
+        size = tuple(read_image(args.reference).shape[1::-1]) if Path(args.reference).is_file() else None
         ref_pose = load_pose_frame(args.reference_pose, size=size)
+        if size is not None and (ref_pose.width, ref_pose.height) != size:
+            log.warning("reference pose %s is for a %dx%d image but the reference %s is %dx%d; scaling it to fit",
+                        args.reference_pose, ref_pose.width, ref_pose.height, args.reference, *size)
+            ref_pose = ref_pose.resized(*size)
     else:
         ref_pose = detect_image(args.reference)
     out = retarget(driving, ref_pose, root_motion=args.root_motion)
@@ -188,7 +270,8 @@ def run_retarget(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     from pose.io import load_sequence
 
-    _check_output(args.output, args.overwrite)
+    _check_not_an_input(args.output, [args.poses], "-o")
+    _check_skeleton_output(args.output, args.style, args.overwrite)
     seq = load_sequence(args.poses)
     write_skeleton_video(seq, args.output, args.style, args.size, args.overwrite, args.progress)
     log.info("wrote %s", args.output)

@@ -20,6 +20,7 @@ drawn in an OpenPose editor), a folder of OpenPose per-frame files as driving po
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -33,7 +34,7 @@ import numpy as np
 
 from . import layout
 from .errors import OutputError, PoseFileError
-from .io import publish, read_json
+from .io import ensure_output_folder, publish, read_json
 from .sequence import FrameStatus, PoseFrame, PoseSequence
 from .video import natural_key
 
@@ -267,14 +268,19 @@ def openpose_person(frame: PoseFrame) -> dict[str, list[float]]:
             "hand_right_keypoints_2d": flat(kps[layout.RIGHT_HAND])}
 
 
+def openpose_name(stem: str, index: int) -> str:
+    """The file name :func:`save_openpose` gives frame ``index`` (OpenPose's: ``<stem>_<index:012d>_keypoints.json``)."""
+    return f"{stem}_{index:012d}_keypoints.json"
+
+
 def check_openpose_output(folder: str | os.PathLike, stem: str = "frame", overwrite: bool = False) -> None:
     """Fail early (before a long extraction) when :func:`save_openpose` could not write to ``folder``.
 
     Raises:
-        OutputError: the parent folder is missing, ``folder`` is a file, or (without ``overwrite``) it
-            already holds OpenPose files of this ``stem``.
+        OutputError: the parent folder is missing or takes no new files, ``folder`` is a file or takes no
+            new files, or (without ``overwrite``) it already holds OpenPose files of this ``stem``.
     """
-    folder = Path(folder)
+    folder = Path(os.path.expanduser(str(folder)))
     parent = folder.parent if str(folder.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write OpenPose files to {folder}: folder {parent} does not exist; create it first")
@@ -285,6 +291,21 @@ def check_openpose_output(folder: str | os.PathLike, stem: str = "frame", overwr
         if taken:
             raise OutputError(f"{taken[0]} already exists ({len(taken)} OpenPose files of {stem!r} in {folder}); "
                               "pass --overwrite (overwrite=True) or choose another folder")
+    # the files are written into a temporary folder beside ``folder`` and moved into it: both must take files
+    # (probed by creating and removing a file, as the permission bits alone do not tell)
+    ensure_output_folder(folder)
+    if folder.is_dir():
+        ensure_output_folder(folder / openpose_name(stem, 0))
+
+
+def _remove_stale_files(folder: Path, stem: str, start: int) -> int:
+    """Delete the files of ``stem`` numbered on from ``start`` that an earlier, longer export left (they would
+    be read as part of this one); returns how many."""
+    removed = 0
+    while (old := folder / openpose_name(stem, start + removed)).is_file():
+        old.unlink()
+        removed += 1
+    return removed
 
 
 def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "frame", *,
@@ -299,19 +320,22 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
         seq: the poses.
         folder: output folder (created if missing; its parent must exist).
         stem: file name prefix.
-        overwrite: replace existing files of the same names (default False: they are an error).
+        overwrite: replace existing files of the same names (default False: they are an error); the files
+            of a longer earlier export numbered on from this one's end are deleted once this one is in place.
 
     Returns:
         The written paths.
     """
-    folder = Path(folder)
+    folder = Path(os.path.expanduser(str(folder)))
     check_openpose_output(folder, stem, overwrite)
     parent = folder.parent if str(folder.parent) else Path(".")
-    names = [f"{stem}_{i:012d}_keypoints.json" for i in range(len(seq))]
+    names = [openpose_name(stem, i) for i in range(len(seq))]
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=parent))
     except OSError as exc:
         raise OutputError(f"cannot write OpenPose files to {folder}: {exc.strerror}; choose a writable folder") from exc
+    created = not folder.exists()
+    published: list[Path] = []
     try:
         for name, frame in zip(names, seq):
             people = [openpose_person(frame)] if frame.has_person else []
@@ -320,6 +344,17 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
         folder.mkdir(exist_ok=True)
         for name in names:
             publish(work / name, folder / name)
+            published.append(folder / name)
+    except BaseException:  # no partial set: the files moved in so far go again (and the folder, if new)
+        for path in published:
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    stale = _remove_stale_files(folder, stem, len(names)) if overwrite else 0
+    if stale:
+        logger.info("removed %d OpenPose files of an earlier, longer export from %s", stale, folder)
     return [folder / n for n in names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import pytest
@@ -128,3 +129,129 @@ def test_render_skeleton_png_frames(dance_short_poses, tmp_path, capsys):
     assert png.shape == expected.shape and (png == expected).all()  # lossless
     assert main(["pose", "render", str(poses), "-o", str(tmp_path / "skel" / "s_%03d.png")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def _no_detection(monkeypatch):
+    """Make the detection fail the test: a check that comes after it is too late."""
+    import pose.extract
+
+    def detect(*args, **kwargs):
+        raise AssertionError("the outputs must be checked before the detection")
+
+    monkeypatch.setattr(pose.extract, "extract_poses", detect)
+
+
+def test_extract_openpose_overwrite_removes_stale_files(data_dir, dance_short_poses, tmp_path, capsys):
+    """--openpose DIR --overwrite over the files of a longer run: none of those is left to be read as a frame."""
+    from pose.openpose_json import save_openpose
+
+    folder = tmp_path / "op"
+    save_openpose(dance_short_poses, folder, "dance_short")  # an earlier run of 24 frames
+    (folder / "notes.json").write_text("{}")
+    assert main(["-q", "pose", "extract", str(data_dir / "dance_short.mp4"), "-o", str(tmp_path / "p.json"),
+                 "--openpose", str(folder), "--end", "3", "--overwrite"]) == 0
+    assert sorted(p.name for p in folder.glob("dance_short_*")) == [
+        f"dance_short_{i:012d}_keypoints.json" for i in range(3)]
+    assert (folder / "notes.json").exists()
+
+
+def test_extract_checks_every_output_before_detecting(data_dir, tmp_path, monkeypatch, capsys):
+    _no_detection(monkeypatch)
+    video = str(data_dir / "dance_short.mp4")
+    out = tmp_path / "y.npz"
+    cases = [
+        (["--style", "fancy", "--render", str(tmp_path / "s.mp4")], "fancy"),
+        (["--style", "fancy"], "fancy"),
+        (["--render", str(tmp_path / "s.xyz")], "s.xyz"),
+        (["--render", str(tmp_path / "skel" / "s.png")], "s.png"),  # a PNG without a frame field: no video
+    ]
+    if Path("/proc/self").is_dir():  # takes no new file, whatever the permission bits say (root too)
+        cases += [(["--render", "/proc/s.mp4"], "/proc/s.mp4"), (["--openpose", "/proc/op"], "/proc/op")]
+    for extra, named in cases:
+        assert main(["pose", "extract", video, "-o", str(out), *extra]) == 2, extra
+        err = _error(capsys)
+        assert named in err, err
+    assert main(["pose", "extract", video, "-o", str(tmp_path / "y.txt")]) == 2
+    err = _error(capsys)
+    assert "y.txt" in err and ".npz" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_extract_removes_its_outputs_when_a_later_step_fails(dance_short_poses, data_dir, tmp_path, monkeypatch,
+                                                            capsys):
+    import pose.extract
+    import pose.openpose_json
+    from pose.errors import OutputError
+
+    monkeypatch.setattr(pose.extract, "extract_poses", lambda *a, **k: dance_short_poses.slice(0, 3))
+
+    def full_disk(*args, **kwargs):
+        raise OutputError("cannot write OpenPose files: disk full")
+
+    monkeypatch.setattr(pose.openpose_json, "save_openpose", full_disk)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("x")
+    for render in (tmp_path / "s.mp4", tmp_path / "skel" / "s_%03d.png"):
+        assert main(["-q", "pose", "extract", str(data_dir / "dance_short.mp4"), "-o", str(tmp_path / "p.json"),
+                     "--render", str(render), "--openpose", str(tmp_path / "op")]) == 2
+        assert "disk full" in _error(capsys)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]  # no pose file, video, frames or folder
+
+
+def test_retarget_scales_a_reference_pose_of_another_size(dance_short_poses, tmp_path, caplog):
+    """--reference-pose of a 360x640 image with a 400x700 reference: fitted to the image, with a warning."""
+    import numpy as np
+
+    from pose.io import save_pose_frame, save_sequence
+
+    seq_path = save_sequence(dance_short_poses.slice(0, 3), tmp_path / "seq.json")
+    ref_pose = save_pose_frame(dance_short_poses[0], tmp_path / "ref_pose.json")
+    image = tmp_path / "ref.png"
+    cv2.imwrite(str(image), np.full((700, 400, 3), 200, np.uint8))
+    out = tmp_path / "fit.json"
+    with caplog.at_level("WARNING"):
+        assert main(["-q", "pose", "retarget", str(seq_path), "--reference", str(image), "--reference-pose",
+                     str(ref_pose), "-o", str(out)]) == 0
+    fitted = load_sequence(out)
+    assert (fitted.width, fitted.height) == (400, 700)
+    assert "is for a 360x640 image but the reference" in caplog.text and "400x700" in caplog.text
+    # the body the poses are fitted to is the reference pose scaled into the image (as `animate` does)
+    from pose.io import load_pose_frame
+    from pose.retarget import retarget
+
+    expected = retarget(load_sequence(seq_path), load_pose_frame(ref_pose).resized(400, 700))
+    np.testing.assert_allclose(fitted.keypoints, expected.keypoints, atol=1e-3)
+
+
+def test_output_that_is_an_input_is_refused_even_with_overwrite(dance_short_poses, data_dir, tmp_path, monkeypatch,
+                                                                 capsys):
+    from pose.io import save_sequence
+    from pose.openpose_json import save_openpose
+
+    _no_detection(monkeypatch)
+    seq_path = save_sequence(dance_short_poses.slice(0, 3), tmp_path / "dance.json")
+    before = seq_path.read_bytes()
+    (tmp_path / "link.json").symlink_to(seq_path)
+    ref = str(data_dir / "ref" / "musepose_ref.png")
+    runs = [
+        ["retarget", str(seq_path), "--reference", ref, "-o", str(seq_path)],
+        ["retarget", str(tmp_path / "link.json"), "--reference", ref, "-o", str(tmp_path / "sub" / ".." / "dance.json")],
+        ["retarget", str(tmp_path / "other.json"), "--reference", ref, "--reference-pose", str(seq_path),
+         "-o", str(seq_path)],
+        ["render", str(seq_path), "-o", str(seq_path)],
+    ]
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:05d}.png"), cv2.imread(ref))
+    runs += [["extract", str(frames), "-o", str(tmp_path / "p.json"), "--render", str(frames / "%05d.png")],
+             ["extract", str(frames), "-o", str(tmp_path / "p.json"), "--openpose", str(frames)]]
+    op = tmp_path / "op"
+    save_openpose(dance_short_poses.slice(0, 2), op, "d")
+    runs.append(["retarget", str(op), "--reference", ref, "-o", str(op / "fitted.json")])
+    for cmd in runs:
+        assert main(["pose", *cmd, "--overwrite"]) == 2, cmd
+        assert "input" in _error(capsys)
+    assert seq_path.read_bytes() == before
+    assert sorted(p.name for p in frames.iterdir()) == ["00000.png", "00001.png"]
+    assert len(list(op.iterdir())) == 2 and not (tmp_path / "p.json").exists()

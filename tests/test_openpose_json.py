@@ -207,3 +207,30 @@ def test_openpose_folder_drives_with_its_gaps_filled(tmp_path, dance_short_poses
     neck = seq.keypoints[:, B["neck"], :2]
     assert np.isfinite(neck).all()
     assert np.linalg.norm(neck[10] - (neck[9] + neck[12]) / 2) < 0.05 * dance_short_poses.height
+
+
+def test_overwrite_removes_the_files_of_a_longer_earlier_export(tmp_path, dance_short_poses):
+    """A shorter export over a longer one leaves no stale frames that a reader would take as its own; files of
+    other names, and ones not numbered on from the new end, stay."""
+    folder = tmp_path / "op"
+    save_openpose(dance_short_poses.slice(0, 6), folder, "dance")
+    (folder / "notes.json").write_text("{}")
+    (folder / "other_000000000004_keypoints.json").write_text("{}")
+    (folder / "dance_000000000009_keypoints.json").write_text("{}")  # not consecutive from the new end
+    files = save_openpose(dance_short_poses.slice(0, 2), folder, "dance", overwrite=True)
+    assert len(files) == 2
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "dance_000000000000_keypoints.json", "dance_000000000001_keypoints.json",
+        "dance_000000000009_keypoints.json", "notes.json", "other_000000000004_keypoints.json"]
+    assert not list(tmp_path.glob(".op.*"))
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_check_openpose_output_probes_that_the_folder_takes_files(tmp_path):
+    """/proc passes the permission bits (root too) but takes no file: refused by the check, before any work."""
+    from pose.openpose_json import check_openpose_output
+
+    with pytest.raises(OutputError, match="cannot write /proc/op: folder /proc does not take new files"):
+        check_openpose_output("/proc/op", "dance")
+    check_openpose_output(tmp_path / "op", "dance")
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone, no folder created
