@@ -885,14 +885,17 @@ class Animator:
             The path written. Statistics are in :attr:`last_stats`.
 
         Raises:
-            OutputError: ``output`` exists (without ``overwrite``) or cannot be written — checked before any
-                work is done. NoPersonError, InputError, VideoError, PoseFileError: bad inputs.
+            OutputError: ``output`` exists (without ``overwrite``), is one of the input files (even with
+                ``overwrite``) or cannot be written — checked before any work is done. NoPersonError, InputError, VideoError, PoseFileError: bad inputs.
         """
         if output is None:
             ref_stem = Path(reference).stem if isinstance(reference, (str, os.PathLike)) else "reference"
             drv_stem = Path(driving).stem if isinstance(driving, (str, os.PathLike)) else "driving"
             suffix = ".webm" if getattr(self.renderer, "channels", 3) == 4 else ".mp4"  # transparent: keep alpha
             output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}{suffix}"
+        from .writers import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs(output, reference, driving, mask, reference_pose)  # even with overwrite
         with new_folders_removed_on_error(output):
             output = check_output_path(output, overwrite)
             if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
+from pathlib import Path
 
 from pose.retarget import ROOT_MOTIONS
 
@@ -58,9 +61,12 @@ def run_animate(args: argparse.Namespace) -> int:
     from pose.errors import InputError
 
     from .api import Animator
+    from .writers import new_folders_removed_on_error, refuse_overwriting_inputs
 
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise InputError(f"--end {args.end} must be greater than --start {args.start}")
+    inputs = (args.reference, args.driving, args.mask, args.reference_pose, args.config, _picture(args.background))
+    refuse_overwriting_inputs(args.output, *inputs)  # even with --overwrite
     overrides = {
         "renderer": args.renderer,
         "smoothing": False if args.no_smoothing else None,
@@ -70,23 +76,80 @@ def run_animate(args: argparse.Namespace) -> int:
         "renderer__options__background": args.background,
     }
     progress = getattr(args, "progress", True)
-    with Animator.from_config(args.config, **overrides) as animator:
-        if args.background is not None and animator.config.renderer.name != "puppet":
-            raise InputError(f"--background works with the puppet renderer, not '{animator.config.renderer.name}' "
-                             "(a diffusion model draws its own background); drop --background or use --renderer puppet")
-        path = animator.animate(
-            args.reference, args.driving, args.output, size=args.size, fps=args.fps, start=args.start,
-            end=args.end, reference_pose=args.reference_pose, mask=args.mask,
-            preview=True if args.preview else None, overwrite=args.overwrite, progress=progress,
-        )
-        stats = animator.last_stats
+    with new_folders_removed_on_error(args.stats):  # a failed run leaves no new empty folder for --stats
+        if args.stats:
+            _check_stats_path(args.stats, args.output, inputs, args.overwrite)  # before any work
+        with Animator.from_config(args.config, **overrides) as animator:
+            if args.background is not None and animator.config.renderer.name != "puppet":
+                raise InputError(f"--background works with the puppet renderer, not '{animator.config.renderer.name}' "
+                                 "(a diffusion model draws its own background); drop --background or use --renderer puppet")
+            path = animator.animate(
+                args.reference, args.driving, args.output, size=args.size, fps=args.fps, start=args.start,
+                end=args.end, reference_pose=args.reference_pose, mask=args.mask,
+                preview=True if args.preview else None, overwrite=args.overwrite, progress=progress,
+            )
+            stats = animator.last_stats
+        if args.stats:
+            _write_stats(args.stats, stats.to_dict(), path, args.overwrite)
     log.info(
         "wrote %s: %d frames %dx%d at %g fps (%d driving frames without a person held, %d interpolated), %.2f fps",
         path, stats.frames, stats.size[0], stats.size[1], stats.fps, stats.held, stats.interpolated, stats.render_fps,
     )
-    if args.stats:
-        from pose.io import atomic_output
-
-        with atomic_output(args.stats, overwrite=True) as tmp:
-            tmp.write_text(json.dumps(stats.to_dict(), indent=2))
     return 0
+
+
+def _picture(background: str | None) -> str | None:
+    """``--background`` when it names an existing file (a picture), else ``None`` (a colour, transparent)."""
+    return background if background and os.path.isfile(os.path.expanduser(background)) else None
+
+
+def _check_stats_path(stats: str, output: str, inputs: tuple, overwrite: bool) -> None:
+    """Refuse a ``--stats`` file that is an input or the video output, or that exists without ``--overwrite``;
+    create its folder. Raises OutputError."""
+    from pose.errors import OutputError
+    from pose.image_sequence import is_image_sequence
+
+    from .writers import check_output_path, refuse_overwriting_inputs, same_file
+
+    refuse_overwriting_inputs(stats, *inputs, name="--stats")
+    if is_image_sequence(output):  # any frame number the sequence may write
+        pattern, name = Path(os.path.expanduser(output)), Path(os.path.expanduser(stats))
+        clash = same_file(pattern.parent, name.parent) and _frame_name(pattern.name, name.name)
+    else:
+        clash = same_file(stats, output)
+    if clash:
+        raise OutputError(f"--stats {stats} is the video output {output} (-o); give the statistics another file "
+                          f"name such as {Path(output).with_name('stats.json')}")
+    if Path(os.path.expanduser(stats)).is_dir():
+        raise OutputError(f"--stats {stats} is a folder; give a file name such as {Path(stats) / 'stats.json'}")
+    try:
+        check_output_path(stats, overwrite, video=False)
+    except OutputError as exc:
+        raise OutputError(f"--stats: {exc}") from exc
+
+
+def _frame_name(pattern: str, name: str) -> bool:
+    """True when the file name ``name`` is one frame of the numbered-frames ``pattern`` (``f_%05d.png``)."""
+    match = re.search(r"%(0?\d*)d", pattern)
+    if match is None:
+        return False
+    digits = r"\d+" if int(match.group(1) or 0) <= 1 else rf"\d{{{int(match.group(1))},}}"
+    return re.fullmatch(re.escape(pattern[:match.start()]) + digits + re.escape(pattern[match.end():]), name) is not None
+
+
+def _write_stats(stats: str, data: dict, video: Path, overwrite: bool) -> None:
+    """Write the run statistics atomically; on failure remove the video just written (nothing partial)."""
+    from pose.errors import OutputError
+    from pose.image_sequence import is_image_sequence, sequence_frames
+    from pose.io import atomic_output
+
+    try:
+        with atomic_output(stats, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(data, indent=2))
+    except BaseException as exc:
+        for f in sequence_frames(video) if is_image_sequence(video) else [Path(video)]:
+            f.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write --stats {stats} ({exc.strerror or exc}); the video was removed, "
+                              "choose another --stats path") from exc
+        raise

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pose.errors import InputError, OutputError
-from pose.image_sequence import check_sequence_output, is_image_sequence
+from pose.image_sequence import check_sequence_output, is_image_sequence, sequence_frames
 from pose.io import ensure_output_folder
 from pose.video import ffmpeg_exe, video_format
 
@@ -65,6 +65,51 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
         video_format(path, alpha)  # an unknown container fails now, not after the rendering
     ensure_output_folder(path)
     return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when the paths ``a`` and ``b`` name one file: equal once resolved (``~`` expanded, links
+    followed; either may not exist yet), or :func:`os.path.samefile` when both exist (hard links, a
+    case-insensitive file system)."""
+    pa, pb = (Path(os.path.expanduser(str(p))) for p in (a, b))
+    try:
+        if pa.resolve() == pb.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop: compare what exists below
+        pass
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(output: str | os.PathLike, *inputs: object, name: str = "output") -> None:
+    """Refuse, whatever ``overwrite`` says, to write ``output`` over one of the run's ``inputs``.
+
+    Args:
+        output: the file to write; numbered PNG frames (``shots/f_%05d.png``): each existing frame of the
+            pattern, which the writer would replace or remove.
+        inputs: what the run reads; items that are not paths (``None``, arrays, images, pose sequences) are
+            skipped. An input folder (of frames or of OpenPose JSON files) is refused as ``output``'s folder:
+            a file written there would become part of that input.
+        name: how the message calls ``output`` (``"output"``, ``"--stats file"``).
+
+    Raises:
+        OutputError: ``output`` is one of ``inputs`` (same path, a link to it, or a hard link).
+    """
+    out = Path(os.path.expanduser(str(output)))
+    targets = sequence_frames(out) if is_image_sequence(out) else [out]
+    for src in inputs:
+        if not isinstance(src, (str, os.PathLike)) or not str(src):
+            continue
+        path = Path(os.path.expanduser(str(src)))
+        if path.is_dir():
+            if same_file(out.parent, path):
+                raise OutputError(f"{name} {output} would be written into the input folder {src}, changing that "
+                                  "input; choose a path outside it")
+        elif any(same_file(t, path) for t in targets):
+            raise OutputError(f"{name} {output} is the input {src}: writing it would destroy that input (even with "
+                              f"--overwrite); choose another {name} path")
 
 
 def missing_folders(*files: str | os.PathLike | None) -> list[Path]:

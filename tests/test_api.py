@@ -580,3 +580,27 @@ def test_folder_reference_and_empty_mask_files_are_named(tmp_path, driving, refe
     Image.fromarray(np.zeros(reference.shape[:2], np.uint8)).save(black)
     with pytest.raises(InputError, match=r"mask .*black.png is empty"):
         stamp().stream(reference, driving, reference_pose=reference_pose, mask=black)
+
+
+def test_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, data_dir):
+    """``-o`` naming the driving video, the reference, the mask or the reference pose (or a link to one)
+    would replace that input: refused before any work, with or without overwrite."""
+    import shutil
+
+    drv, ref = tmp_path / "drv.mp4", tmp_path / "ref.png"
+    shutil.copy(data_dir / "dance_short.mp4", drv)
+    shutil.copy(data_dir / "ref" / "musepose_ref.png", ref)
+    (tmp_path / "alias.mp4").symlink_to(drv)
+    before = {p: p.read_bytes() for p in (drv, ref)}
+    animator = stamp(size=(128, 224))
+    for out, kw in ((drv, {}), (tmp_path / "alias.mp4", {}), (str(drv), {"overwrite": False}),
+                    (tmp_path / "m.mp4", {"mask": tmp_path / "m.mp4"}),
+                    (tmp_path / "p.json", {"reference_pose": str(tmp_path / "p.json")})):
+        kw = {"overwrite": True, **kw}
+        with pytest.raises(OutputError, match="is the input"):
+            animator.animate(ref, drv, out, progress=False, **kw)
+    with pytest.raises(OutputError, match=r"output .*ref.png is the input .*ref.png"):
+        animator.animate(ref, drv, ref, overwrite=True, progress=False)
+    assert animator._renderer is None  # refused before any work
+    assert {p: p.read_bytes() for p in (drv, ref)} == before
+    assert sorted(os.listdir(tmp_path)) == ["alias.mp4", "drv.mp4", "ref.png"]

@@ -222,3 +222,31 @@ def test_gif_interrupted_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_video(frames(), tmp_path / "h.gif", FPS)
     assert os.listdir(tmp_path) == []
+
+
+def test_refuse_overwriting_inputs_same_file_links_and_folders(tmp_path, monkeypatch):
+    """An output that is one of the inputs is refused, whatever overwrite says: same path written another
+    way, a symbolic or a hard link to it, a frame of a numbered-PNG output, or a file in an input folder."""
+    from animate.writers import refuse_overwriting_inputs, same_file
+
+    drv = tmp_path / "drv.mp4"
+    drv.write_bytes(b"video")
+    (tmp_path / "link.mp4").symlink_to(drv)
+    os.link(drv, tmp_path / "hard.mp4")
+    monkeypatch.chdir(tmp_path)
+    for out in (drv, "drv.mp4", "./sub/../drv.mp4", tmp_path / "link.mp4", tmp_path / "hard.mp4"):
+        with pytest.raises(OutputError, match=r"is the input .*drv.mp4.*choose another output"):
+            refuse_overwriting_inputs(out, np.zeros((2, 2, 3), np.uint8), None, drv)
+    assert same_file("drv.mp4", tmp_path / "hard.mp4") and not same_file(drv, tmp_path / "new.mp4")
+    refuse_overwriting_inputs(tmp_path / "new.mp4", drv, None, np.zeros(3))  # another file: fine
+    with pytest.raises(OutputError, match="--stats file s.json is the input"):
+        refuse_overwriting_inputs("s.json", "s.json", name="--stats file")
+    (tmp_path / "ref_00003.png").write_bytes(b"png")  # a frame of the pattern: replaced or removed
+    with pytest.raises(OutputError, match="is the input ref_00003.png"):
+        refuse_overwriting_inputs(tmp_path / "ref_%05d.png", "ref_00003.png")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    with pytest.raises(OutputError, match="into the input folder"):
+        refuse_overwriting_inputs(frames / "out_%05d.png", frames)
+    refuse_overwriting_inputs(tmp_path / "out.mp4", frames)
+    assert drv.read_bytes() == b"video"
