@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", default="eval", help="folder for report.json and contact_sheet.png (default: eval)")
     p.add_argument("--renderer", default="puppet", help="renderer to evaluate: puppet (default) or diffusion")
     p.add_argument("--config", metavar="YAML", help="Animator config (see configs/default.yaml)")
-    p.add_argument("--height", type=positive_int, default=512, help="comparison height in pixels (default 512)")
+    p.add_argument("--height", type=positive_int, default=512,
+                   help="comparison height in pixels (default 512; at least 128 for the puppet renderer's default mesh)")
     p.add_argument("--ignore", type=region_arg, action="append", default=[], metavar="X0,Y0,X1,Y1",
                    help="leave this part of the frame (fractions) out of SSIM, PSNR, L1 and the warp error (LPIPS "
                         "and FVD see the real pixels there in both videos), e.g. 0,0.875,1,1 for burnt-in subtitles "
@@ -33,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")
     p.add_argument("--lpips-weights", metavar="PATH", help="LPIPS weights (TorchScript or lpips linear layers); else skipped")
     p.add_argument("--fvd-weights", metavar="PATH", help="I3D TorchScript weights (i3d_torchscript.pt); else skipped")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing report.json and contact_sheet.png in --out-dir")
     p.set_defaults(func=run_eval)
 
 
@@ -44,7 +47,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.video, renderer=args.renderer, frames=args.frames, height=args.height, out_dir=args.out_dir,
         config=args.config, pck_eval=not args.no_pck, lpips_weights=args.lpips_weights,
         fvd_weights=args.fvd_weights, progress=getattr(args, "progress", True), weights=args.weights,
-        ignore=args.ignore,
+        ignore=args.ignore, overwrite=args.overwrite,
     )
     g, b = report["generated"], report.get("baseline_first_frame", {})
     rows = [("metric", args.renderer, "first-frame baseline")]

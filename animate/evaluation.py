@@ -593,6 +593,31 @@ def _detect(detector: Any, frame: np.ndarray) -> PoseFrame | None:
     return pose if pose is not None and pose.has_person else None
 
 
+def check_eval_height(height: int, clip_size: tuple[int, int], renderer: Any = None) -> None:
+    """Refuse a comparison ``height`` too small for a ``clip_size`` ``(w, h)`` clip, before any work.
+
+    The compared frames (:func:`eval_size`) need :data:`SSIM_WINDOW` px on each side, and a renderer with a
+    mesh (the puppet: ``options.mesh_density`` rows) a canvas of twice that many px of height.
+
+    Raises:
+        ConfigError: ``height`` is too small; the message gives the smallest that works (``--height``).
+    """
+    width, clip_h = clip_size
+    need = next((h for h in range(SSIM_WINDOW + SSIM_WINDOW % 2, 1 << 16, 2)
+                 if min(eval_size(width, clip_h, h)) >= SSIM_WINDOW), 1 << 16)
+    why = f"the scores need frames at least {SSIM_WINDOW} px on each side"
+    density = getattr(getattr(renderer, "options", None), "mesh_density", None)
+    if isinstance(density, (int, float)) and density > 0:
+        mesh = 2 * math.ceil(density)  # the smallest even height >= 2 * density
+        if mesh > need:
+            need = mesh
+            why = f"the {getattr(renderer, 'name', 'puppet')} renderer's mesh of {density:g} rows needs {mesh} px of height"
+    if height < need:
+        w, h = eval_size(width, clip_h, height)
+        raise ConfigError(f"--height {height} is too small ({w}x{h} frames for this {width}x{clip_h} clip): {why}; "
+                          f"use --height {need} (height={need}) or more")
+
+
 def evaluate_self_reenactment(
     video: str | os.PathLike,
     *,
@@ -606,6 +631,7 @@ def evaluate_self_reenactment(
     fvd_weights: str | os.PathLike | None = None,
     progress: bool = True,
     ignore: Sequence[Sequence[float]] = (),
+    overwrite: bool = False,
     **overrides: Any,
 ) -> dict:
     """Self-reenactment of ``video``: its first frame animated with its own poses, scored against it.
@@ -621,19 +647,24 @@ def evaluate_self_reenactment(
         lpips_weights, fvd_weights: optional weight files (see :func:`compare_videos`).
         progress: tqdm bars.
         ignore: regions left out of the scores (see :func:`compare_videos`).
+        overwrite: replace an existing ``out_dir/report.json`` and ``out_dir/contact_sheet.png``; without it
+            either one existing is refused before any work.
 
     Returns:
         The report (also saved as ``out_dir/report.json``): everything :func:`compare_videos` returns plus
         ``video``, ``renderer``, ``animate`` (run statistics) and ``driving`` (pose summary).
 
     Raises:
-        VideoError / NoPersonError / OutputError: unreadable clip, no person, unwritable ``out_dir``.
+        VideoError / NoPersonError: unreadable clip, no person. OutputError: unwritable ``out_dir``, an existing
+        report or contact sheet (without ``overwrite``), ``out_dir`` inside the input. ConfigError: ``height``
+        too small for the renderer or the scores. All checked before the clip is animated.
     """
     from pose.detectors.base import WINDOW_OPTIONS
+    from pose.io import atomic_output
     from pose.video import open_video
 
     from .api import Animator
-    from .writers import check_output_path
+    from .writers import check_output_path, new_folders_removed_on_error, refuse_overwriting_inputs
 
     check_regions(ignore)  # a malformed rectangle fails before the clip is animated
     if frames is not None and frames < 2:
@@ -647,35 +678,48 @@ def evaluate_self_reenactment(
         raise InputError(f"{video} has a single frame: self-reenactment animates frame 0 and scores the frames "
                          f"after it; pass a clip of at least 2 frames")
     first = head[0]
-    out = Path(out_dir)
-    report_path = check_output_path(out / "report.json", overwrite=True, video=False)
-    size = eval_size(first.shape[1], first.shape[0], height)
-    with Animator.from_config(config, renderer=renderer, **overrides) as animator:
-        backdrop = getattr(getattr(animator.renderer, "options", None), "background", "plate")
-        if getattr(animator.renderer, "channels", 3) != 3 or backdrop not in (None, "plate"):
-            raise ConfigError(f"self-reenactment compares the rendered frames with the real ones, so the character must "
-                              f"be drawn over its own background, not background={backdrop!r}; drop that renderer option")
-        driving = animator.load_driving(video, end=frames, progress=progress)
-        generated = animator.stream(first, driving, size=size, fps=driving.fps, reference_pose=driving[0],
-                                    preview=False, progress=progress)
-        report = compare_videos(
-            generated, video, height=height, frames=len(driving),
-            driving_poses=animator.last_poses if pck_eval else None, detector=animator.config.pose.detector,
-            detector_options={k: v for k, v in (driving.meta.get("detector_options") or {}).items()
-                              if k in WINDOW_OPTIONS},
-            lpips_weights=lpips_weights, fvd_weights=fvd_weights,
-            contact_sheet_path=out / "contact_sheet.png", skip_first=True, progress=False, ignore=ignore,
-        )
-        stats = animator.last_stats
-    report = {
-        "video": str(video), "renderer": renderer, **report,
-        "animate": stats.to_dict() if stats else None,
-        "driving": {k: v for k, v in driving.summary().items() if k != "meta"},
-    }
-    from pose.io import atomic_output
-
-    with atomic_output(report_path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+    out = Path(os.path.expanduser(str(out_dir)))
+    report_path, sheet_path = out / "report.json", out / "contact_sheet.png"
+    for path in (report_path, sheet_path):
+        refuse_overwriting_inputs(path, video, config)  # even with overwrite
+    clip_size = (first.shape[1], first.shape[0])
+    if renderer != "puppet":  # the scores' minimum before loading (weights); the puppet's, larger, below
+        check_eval_height(height, clip_size)
+    size = eval_size(*clip_size, height)
+    with new_folders_removed_on_error(report_path):  # a failed run leaves no new empty out_dir behind
+        report_path = check_output_path(report_path, overwrite=overwrite, video=False)
+        check_output_path(sheet_path, overwrite=overwrite, video=False)
+        with Animator.from_config(config, renderer=renderer, **overrides) as animator:
+            check_eval_height(height, clip_size, animator.renderer)  # a puppet's mesh, before any work
+            backdrop = getattr(getattr(animator.renderer, "options", None), "background", "plate")
+            if getattr(animator.renderer, "channels", 3) != 3 or backdrop not in (None, "plate"):
+                raise ConfigError(f"self-reenactment compares the rendered frames with the real ones, so the character "
+                                  f"must be drawn over its own background, not background={backdrop!r}; drop that "
+                                  "renderer option")
+            driving = animator.load_driving(video, end=frames, progress=progress)
+            generated = animator.stream(first, driving, size=size, fps=driving.fps, reference_pose=driving[0],
+                                        preview=False, progress=progress)
+            report = compare_videos(
+                generated, video, height=height, frames=len(driving),
+                driving_poses=animator.last_poses if pck_eval else None, detector=animator.config.pose.detector,
+                detector_options={k: v for k, v in (driving.meta.get("detector_options") or {}).items()
+                                  if k in WINDOW_OPTIONS},
+                lpips_weights=lpips_weights, fvd_weights=fvd_weights,
+                contact_sheet_path=sheet_path, skip_first=True, progress=False, ignore=ignore,
+            )
+            stats = animator.last_stats
+        report = {
+            "video": str(video), "renderer": renderer, **report,
+            "animate": stats.to_dict() if stats else None,
+            "driving": {k: v for k, v in driving.summary().items() if k != "meta"},
+        }
+        try:
+            with atomic_output(report_path, overwrite=True) as tmp:  # checked above, before any work
+                tmp.write_text(json.dumps(report, indent=2))
+        except BaseException:
+            if report.get("contact_sheet"):  # written by this run: no contact sheet without its report
+                sheet_path.unlink(missing_ok=True)
+            raise
     report["report"] = str(report_path)
     g, b = report["generated"], report.get("baseline_first_frame", {})
     logger.info(

@@ -29,7 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     report = evaluate_self_reenactment(args.video, renderer=args.renderer, frames=args.frames,
-                                       out_dir=args.out_dir, weights=args.weights, progress=False)
+                                       out_dir=args.out_dir, weights=args.weights, progress=False,
+                                       overwrite=True)  # a re-run refreshes the recorded results
     keys = ("ssim", "psnr", "l1", "pck", "warp_error_ratio")
     table = {k: {"generated": report["generated"].get(k), "first_frame": report["baseline_first_frame"].get(k)} for k in keys}
     logging.getLogger("eval_selfreenact").info("%s\n%s", report["report"], json.dumps(table, indent=2))

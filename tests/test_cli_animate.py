@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,125 @@ def test_window_and_root_motion_reach_the_driving_detection_only(tmp_path, data_
         prepared = animator.prepare_reference(ref, size=(192, 320))
         _, _, x1, _ = prepared.pose.bbox()
         assert x1 > 0.78 * 192  # her whole body, not the part left of the window's edge
+
+
+def _animate_argv(data_dir, out, *extra) -> list[str]:
+    return ["animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"), "-o", str(out),
+            "--size", "128x224", "--end", "3", "--renderer", "stamp", *extra]
+
+
+def test_stats_file_that_is_an_input_or_the_output_is_refused_before_any_work(tmp_path, data_dir, monkeypatch):
+    """``--stats`` naming the driving video, the reference, the config, a mask, a background picture or the
+    ``-o`` output (a QA pass had the driving video replaced by a JSON): refused even with --overwrite, before
+    the Animator is built; every file is left as it was."""
+    import shutil
+
+    from animate.api import Animator
+
+    monkeypatch.setattr(Animator, "from_config", lambda *a, **k: pytest.fail("work started"))
+    drv, ref, cfg, pic = tmp_path / "drv.mp4", tmp_path / "ref.png", tmp_path / "c.yaml", tmp_path / "bg.png"
+    shutil.copy(data_dir / "dance_short.mp4", drv)
+    shutil.copy(data_dir / "ref" / "musepose_ref.png", ref)
+    shutil.copy(ref, pic)
+    cfg.write_text("smoothing: false\n")
+    out = tmp_path / "o.mp4"
+    before = {p: p.read_bytes() for p in (drv, ref, cfg, pic)}
+    base = ["animate", str(ref), str(drv), "-o", str(out), "--renderer", "stamp", "--overwrite", "--config", str(cfg),
+            "--background", str(pic)]
+    for stats in (drv, ref, cfg, pic, tmp_path / "m.png"):
+        with pytest.raises(OutputError, match=r"--stats .* is the input .*choose another --stats path"):
+            run([*base, "--mask", str(tmp_path / "m.png"), "--stats", str(stats)])
+    out.write_bytes(b"old video")
+    with pytest.raises(OutputError, match=r"--stats .*o.mp4 is the video output"):
+        run([*base, "--stats", str(out)])
+    with pytest.raises(OutputError, match=r"--stats .*f_00007.png is the video output"):
+        run([*base[:4], str(tmp_path / "f_%05d.png"), *base[5:], "--stats", str(tmp_path / "f_00007.png")])
+    assert {p: p.read_bytes() for p in (drv, ref, cfg, pic)} == before and out.read_bytes() == b"old video"
+    assert sorted(os.listdir(tmp_path)) == ["bg.png", "c.yaml", "drv.mp4", "o.mp4", "ref.png"]
+
+
+def test_existing_stats_file_needs_overwrite(tmp_path, data_dir):
+    pytest.importorskip("pose.extract")
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    stats.write_text("keep")
+    with pytest.raises(OutputError, match=r"s.json already exists; pass --overwrite"):
+        run(_animate_argv(data_dir, out, "--stats", str(stats)))
+    assert stats.read_text() == "keep" and not out.exists()  # refused before the video was made
+    assert run(_animate_argv(data_dir, out, "--stats", str(stats), "--overwrite")) == 0
+    assert json.loads(stats.read_text())["frames"] == 3 and out.is_file()
+
+
+def test_bad_stats_path_fails_before_rendering_and_leaves_nothing(tmp_path, data_dir, capsys):
+    """A folder, or a path under a file, as ``--stats`` failed with a traceback (or late) after the video was
+    written: now one line, exit 2, before any work, and no video."""
+    cli = pytest.importorskip("animate.cli", exc_type=ImportError)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "text.png").write_text("x")
+    out = tmp_path / "o.mp4"
+    for stats, message in ((tmp_path / "folder", r"^posedrive: error: --stats .*folder is a folder; give a file name"),
+                           (tmp_path / "text.png" / "x.json", r"^posedrive: error: --stats: cannot create folder .*text.png")):
+        rc = cli.main(["-q", *_animate_argv(data_dir, out, "--stats", str(stats))])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
+    assert sorted(os.listdir(tmp_path)) == ["folder", "text.png"]
+    out.write_bytes(b"old")  # refused (exists) after the --stats folders were made: they are removed again
+    with pytest.raises(OutputError, match="already exists"):
+        run(_animate_argv(data_dir, out, "--stats", str(tmp_path / "new" / "deeper" / "s.json")))
+    assert sorted(os.listdir(tmp_path)) == ["folder", "o.mp4", "text.png"] and out.read_bytes() == b"old"
+
+
+def test_stats_write_failure_removes_the_video(tmp_path, data_dir, monkeypatch):
+    pytest.importorskip("pose.extract")
+    from types import SimpleNamespace
+
+    def disk_full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli_animate, "json", SimpleNamespace(dumps=disk_full))
+    with pytest.raises(OutputError, match="cannot write --stats .*No space left"):
+        run(_animate_argv(data_dir, tmp_path / "o.mp4", "--stats", str(tmp_path / "s.json")))
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_that_is_the_driving_input_is_refused_even_with_overwrite(tmp_path, data_dir):
+    import shutil
+
+    drv = tmp_path / "drv2.mp4"
+    shutil.copy(data_dir / "dance_short.mp4", drv)
+    before = drv.read_bytes()
+    with pytest.raises(OutputError, match=r"output .*drv2.mp4 is the input .*drv2.mp4"):
+        run(["animate", str(data_dir / "ref" / "musepose_ref.png"), str(drv), "-o", str(drv), "--size", "128x224",
+             "--renderer", "stamp", "--overwrite"])
+    assert drv.read_bytes() == before and os.listdir(tmp_path) == ["drv2.mp4"]
+
+
+def test_eval_refuses_existing_report_without_overwrite(tmp_path, data_dir, capsys):
+    pytest.importorskip("pose.extract")
+    cli = pytest.importorskip("animate.cli", exc_type=ImportError)
+    out_dir = tmp_path / "ev"
+    out_dir.mkdir()
+    (out_dir / "report.json").write_text("first run")
+    argv = ["eval", str(data_dir / "dance_short.mp4"), "--frames", "3", "--out-dir", str(out_dir),
+            "--renderer", "stamp", "--no-pck", "--height", "64"]
+    rc = cli.main(["-q", *argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "report.json already exists; pass --overwrite" in err
+    assert os.listdir(out_dir) == ["report.json"] and (out_dir / "report.json").read_text() == "first run"
+    assert run([*argv, "--overwrite"]) == 0
+    assert json.loads((out_dir / "report.json").read_text())["frames"] == 3
+
+
+def test_eval_height_too_small_names_height(tmp_path, data_dir, capsys):
+    """``--height 7`` said "a 4x6 canvas is too small ... choose a larger output size" (after extracting the
+    poses): now the smallest --height that works is named, before any work."""
+    cli = pytest.importorskip("animate.cli", exc_type=ImportError)
+    for height, need in (("7", 128), ("127", 128)):
+        rc = cli.main(["-q", "eval", str(data_dir / "dance_short.mp4"), "--frames", "3", "--out-dir",
+                       str(tmp_path / "ev"), "--height", height])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1
+        assert f"--height {height} is too small" in err and f"use --height {need}" in err
+    rc = cli.main(["-q", "eval", str(data_dir / "dance_short.mp4"), "--out-dir", str(tmp_path / "ev"),
+                   "--renderer", "stamp", "--height", "12"])
+    assert rc == 2 and "use --height 14" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []

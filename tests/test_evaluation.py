@@ -278,3 +278,49 @@ def test_lpips_and_fvd_see_the_real_pixels_in_ignored_regions(clip, real_frames,
     assert full["lpips"]["lpips"] > 0.01 and masked["lpips"]["lpips"] == pytest.approx(0.0, abs=1e-6)
     assert full["fvd"]["clips"] == masked["fvd"]["clips"] >= 2
     assert full["fvd"]["fvd"] > 1e-4 and masked["fvd"]["fvd"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_existing_report_or_contact_sheet_needs_overwrite(clip, tmp_path, monkeypatch):
+    """A second run into one out_dir replaced the first run's report.json and contact_sheet.png without
+    asking: each is refused before any work unless overwrite=True."""
+    pytest.importorskip("pose.extract")
+    from animate.api import Animator
+    from pose.errors import OutputError
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    for name in ("report.json", "contact_sheet.png"):
+        (out / name).write_text("first run")
+        with monkeypatch.context() as m:
+            m.setattr(Animator, "from_config", lambda *a, **k: pytest.fail("work started"))
+            with pytest.raises(OutputError, match=f"{name} already exists; pass --overwrite"):
+                evaluate_self_reenactment(clip, renderer="stamp", frames=2, out_dir=out, progress=False)
+        assert (out / name).read_text() == "first run"
+        (out / name).unlink()
+    (out / "report.json").write_text("first run")
+    report = evaluate_self_reenactment(clip, renderer="stamp", frames=3, out_dir=out, pck_eval=False,
+                                       progress=False, height=64, overwrite=True)
+    assert json.loads((out / "report.json").read_text())["frames"] == 3 == report["frames"]
+    assert sorted(p.name for p in out.iterdir()) == ["contact_sheet.png", "report.json"]
+    frames = tmp_path / "frames"  # a folder of frames as the clip: the contact sheet would become a frame
+    frames.mkdir()
+    for i in (0, 100):
+        (frames / f"dance_{i:03d}.jpg").write_bytes((clip.parent / f"dance_{i:03d}.jpg").read_bytes())
+    with pytest.raises(OutputError, match="into the input folder"):
+        evaluate_self_reenactment(frames, renderer="stamp", out_dir=frames, progress=False, overwrite=True)
+    assert sorted(p.name for p in frames.iterdir()) == ["dance_000.jpg", "dance_100.jpg"]
+
+
+def test_height_too_small_for_the_puppet_mesh_fails_before_any_work(clip, tmp_path, monkeypatch):
+    from animate.api import Animator
+
+    monkeypatch.setattr(Animator, "load_driving", lambda *a, **k: pytest.fail("work started"))
+    out = tmp_path / "eval"
+    with pytest.raises(ConfigError, match=r"--height 100 is too small .*mesh of 64 rows .*use --height 128"):
+        evaluate_self_reenactment(clip, frames=2, height=100, out_dir=out, progress=False)
+    with pytest.raises(ConfigError, match=r"mesh of 16 rows .*use --height 32"):
+        evaluate_self_reenactment(clip, frames=2, height=30, out_dir=out, progress=False,
+                                  renderer_options={"mesh_density": 16})
+    with pytest.raises(ConfigError, match=r"at least 7 px on each side; use --height 14"):
+        evaluate_self_reenactment(clip, renderer="stamp", frames=2, height=7, out_dir=out, progress=False)
+    assert not out.exists()
