@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 from pose.retarget import ROOT_MOTIONS
@@ -130,11 +129,10 @@ def _check_stats_path(stats: str, output: str, inputs: tuple, overwrite: bool) -
 
 def _frame_name(pattern: str, name: str) -> bool:
     """True when the file name ``name`` is one frame of the numbered-frames ``pattern`` (``f_%05d.png``)."""
-    match = re.search(r"%(0?\d*)d", pattern)
-    if match is None:
-        return False
-    digits = r"\d+" if int(match.group(1) or 0) <= 1 else rf"\d{{{int(match.group(1))},}}"
-    return re.fullmatch(re.escape(pattern[:match.start()]) + digits + re.escape(pattern[match.end():]), name) is not None
+    from pose.image_sequence import frame_name_regex
+
+    frames = frame_name_regex(pattern)
+    return frames is not None and frames.fullmatch(name) is not None
 
 
 def _write_stats(stats: str, data: dict, video: Path, overwrite: bool) -> None:

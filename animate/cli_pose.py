@@ -101,17 +101,6 @@ def _detect_every(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}") from None
 
 
-def _same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether ``a`` and ``b`` name the same file or folder (links and hard links included)."""
-    pa, pb = (Path(os.path.expanduser(str(p))) for p in (a, b))
-    if pa.exists() and pb.exists():
-        try:
-            return os.path.samefile(pa, pb)
-        except OSError:
-            pass
-    return os.path.realpath(pa) == os.path.realpath(pb)
-
-
 def _check_not_an_input(output: str | None, inputs: list[str | None], option: str) -> None:
     """Refuse an output that is one of the command's inputs (even with --overwrite: it would destroy it).
 
@@ -119,6 +108,8 @@ def _check_not_an_input(output: str | None, inputs: list[str | None], option: st
     would replace, or be read as, the input's."""
     from pose.errors import OutputError
     from pose.image_sequence import is_image_sequence
+
+    from .writers import same_file
 
     if output is None:
         return
@@ -128,7 +119,7 @@ def _check_not_an_input(output: str | None, inputs: list[str | None], option: st
     for given in inputs:
         if given is None:
             continue
-        if any(_same_path(t, given) for t in targets):
+        if any(same_file(t, given) for t in targets):
             raise OutputError(f"{option} {output} would replace the input {given}, even with --overwrite; "
                               "choose another output name")
 
@@ -238,10 +229,12 @@ def run_retarget(args: argparse.Namespace) -> int:
     from pose.io import load_pose_frame, load_sequence, save_sequence
     from pose.retarget import retarget
 
+    from .writers import same_file
+
     inputs = [args.poses, args.reference, args.reference_pose]
     _check_not_an_input(args.output, inputs, "-o")
     if (Path(args.poses).is_dir() and Path(args.output).suffix.lower() == ".json"
-            and _same_path(Path(os.path.expanduser(args.output)).parent, args.poses)):
+            and same_file(Path(os.path.expanduser(args.output)).parent, args.poses)):
         from pose.errors import OutputError
 
         raise OutputError(f"-o {args.output} is inside the input folder {args.poses}, where it would be read as "

@@ -66,15 +66,21 @@ def sequence_frames(pattern: str | os.PathLike) -> list[Path]:
     ``f_017.png``, ``f_1000.png``...), sorted by name."""
     p = Path(pattern)
     folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
+    name = frame_name_regex(p.name)
+    if name is None or not folder.is_dir():
         return []
-    match = _FIELD.search(p.name)
+    return sorted(f for f in folder.iterdir() if name.fullmatch(f.name) and f.is_file())
+
+
+def frame_name_regex(pattern_name: str) -> re.Pattern | None:
+    """The file names of any frame of the pattern's file name ``pattern_name`` (``f_%03d.png``: ``f_000.png``,
+    ``f_1000.png``, not ``f_03.png``), or ``None`` when it has no frame-number field."""
+    match = _FIELD.search(pattern_name)
     if match is None:
-        return []
+        return None
     width = int(match.group(1) or 0)
     digits = rf"\d{{{width},}}" if width > 1 else r"\d+"
-    name = re.compile(re.escape(p.name[:match.start()]) + digits + re.escape(p.name[match.end():]) + r"\Z")
-    return sorted(f for f in folder.iterdir() if name.match(f.name) and f.is_file())
+    return re.compile(re.escape(pattern_name[:match.start()]) + digits + re.escape(pattern_name[match.end():]))
 
 
 class ImageSequenceWriter(AtomicWriter):
