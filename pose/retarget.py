@@ -37,6 +37,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -278,34 +279,31 @@ def _is_number(value: object) -> bool:
         and not math.isnan(value)
 
 
-def check_options(
-    *,
-    calibration: str | int = "auto",
-    anchor: str = "neck",
-    max_ratio_spread: float = 2.5,
-    max_stretch: float = 1.15,
-    threshold: float = 0.3,
-    root_motion: str = "auto",
-) -> None:
-    """Check :func:`retarget`'s options (whether a calibration frame exists is checked against the driving
-    sequence later).
+def check_options(**options: Any) -> None:
+    """Check the given keyword options of :func:`retarget` (``calibration``, ``anchor``, ``max_ratio_spread``,
+    ``max_stretch``, ``threshold``, ``root_motion``; whether a calibration frame exists is checked against the
+    driving sequence later).
 
     Raises:
-        ConfigError: a bad option; the message names it and the accepted values.
+        ConfigError: an unknown or bad option; the message names it and the accepted values.
     """
-    if not (isinstance(calibration, str) and calibration in ("auto", "median")) and not (
-            isinstance(calibration, (int, np.integer)) and not isinstance(calibration, bool)):
-        raise ConfigError(f"calibration must be 'auto', 'median' or a frame index, got {calibration!r}")
-    if anchor not in ("neck", "feet"):
-        raise ConfigError(f"retarget anchor must be 'neck' or 'feet', got {anchor!r}")
-    if not (_is_number(max_ratio_spread) and max_ratio_spread >= 1.0):
-        raise ConfigError(f"max_ratio_spread must be a number >= 1, got {max_ratio_spread!r}")
-    if not (_is_number(max_stretch) and max_stretch >= 1.0):
-        raise ConfigError(f"max_stretch must be a number >= 1, got {max_stretch!r}")
-    if not (_is_number(threshold) and 0.0 <= threshold <= 1.0):
-        raise ConfigError(f"retarget threshold must be a keypoint score in [0, 1], got {threshold!r}")
-    if root_motion not in ROOT_MOTIONS:
-        raise ConfigError(f"retarget root_motion must be one of {', '.join(ROOT_MOTIONS)}, got {root_motion!r}")
+    for name, value in options.items():
+        if name == "calibration":
+            ok = (isinstance(value, str) and value in ("auto", "median")) or (
+                isinstance(value, (int, np.integer)) and not isinstance(value, bool))
+            accepted = "'auto', 'median' or a frame index"
+        elif name == "anchor":
+            ok, accepted = value in ("neck", "feet"), "'neck' or 'feet'"
+        elif name in ("max_ratio_spread", "max_stretch"):
+            ok, accepted = _is_number(value) and value >= 1.0, "a number >= 1"
+        elif name == "threshold":
+            ok, accepted = _is_number(value) and 0.0 <= value <= 1.0, "a keypoint score in [0, 1]"
+        elif name == "root_motion":
+            ok, accepted = value in ROOT_MOTIONS, f"one of {', '.join(ROOT_MOTIONS)}"
+        else:
+            raise ConfigError(f"retarget has no option {name!r}")
+        if not ok:
+            raise ConfigError(f"retarget {name} must be {accepted}, got {value!r}")
 
 
 def compute_params(
