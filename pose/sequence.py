@@ -364,7 +364,10 @@ class PoseSequence:
         ran = self.detector_frames()
         if not ran.any():
             return 0.0
-        return float(np.mean(self.status[ran] == FrameStatus.DETECTED))
+        # a frame counts when it is marked detected and shows a person (a hand-edited file may mark a frame
+        # detected whose keypoints are all missing)
+        person = keypoint_valid(self.keypoints[ran][:, layout.BODY]).sum(axis=1) >= 2
+        return float(np.mean((self.status[ran] == FrameStatus.DETECTED) & person))
 
     def gaps(self) -> list[tuple[int, int]]:
         """Runs of frames without a detection, as ``(start, stop)`` half-open index ranges.

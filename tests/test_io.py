@@ -328,3 +328,12 @@ def test_absurd_rates_and_sizes_are_refused_on_load(sequence, tmp_path, key, val
     path.write_text(json.dumps(data))
     with pytest.raises(PoseFileError, match=f"{key}.*up to"):
         load_sequence(path)
+
+
+def test_detection_rate_counts_frames_with_a_person_only(sequence):
+    """A hand-edited file may mark frames detected whose keypoints are all missing: they are not detections."""
+    seq = sequence.copy()
+    before = seq.detection_rate()
+    seq.keypoints[:] = np.nan
+    seq.keypoints[..., 2] = 0.0
+    assert before == 0.4 and seq.detection_rate() == 0.0  # 2 of the 5 frames are marked detected
