@@ -35,6 +35,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -449,7 +450,7 @@ def _load_npz(path: Path) -> PoseSequence:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # empty or truncated archives too
         raise PoseFileError(f"pose file {path} is not a readable NPZ archive ({exc}); re-save it with posedrive") from exc
     for key in ("header", "keypoints", "status", "confidence"):
         if key not in arrays:

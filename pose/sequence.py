@@ -33,6 +33,10 @@ class FrameStatus(enum.IntEnum):
     MANUAL = 4        # given by the user (override file / edited)
 
 
+#: Statuses of frames whose pose was found (detected, or given by the user), not filled in.
+POSE_FOUND = (FrameStatus.DETECTED, FrameStatus.MANUAL)
+
+
 def empty_keypoints(n: int | None = None) -> np.ndarray:
     """Keypoint array with every keypoint missing.
 
@@ -357,17 +361,18 @@ class PoseSequence:
         return (np.arange(len(self)) % every == 0) | (self.status == FrameStatus.DETECTED)
 
     def detection_rate(self) -> float:
-        """Fraction of the frames the detector ran on (:meth:`detector_frames`) in which it found the person.
+        """Fraction of the frames the detector ran on (:meth:`detector_frames`) in which it found the person
+        (or the user gave the pose: ``MANUAL``).
 
         Frames skipped by design under a keyframe stride are not counted, so the rate does not depend on it.
         """
         ran = self.detector_frames()
         if not ran.any():
             return 0.0
-        # a frame counts when it is marked detected and shows a person (a hand-edited file may mark a frame
-        # detected whose keypoints are all missing)
+        # a frame counts when it is marked detected (or given by the user) and shows a person (a hand-edited
+        # file may mark a frame detected whose keypoints are all missing)
         person = keypoint_valid(self.keypoints[ran][:, layout.BODY]).sum(axis=1) >= 2
-        return float(np.mean((self.status[ran] == FrameStatus.DETECTED) & person))
+        return float(np.mean(np.isin(self.status[ran], POSE_FOUND) & person))
 
     def gaps(self) -> list[tuple[int, int]]:
         """Runs of frames without a detection, as ``(start, stop)`` half-open index ranges.
@@ -375,7 +380,7 @@ class PoseSequence:
         Under a keyframe stride, a run made only of frames the detector was not run on (the in-betweens of
         two detected keyframes) is not a gap.
         """
-        missing = self.status != FrameStatus.DETECTED
+        missing = ~np.isin(self.status, POSE_FOUND)
         ran = self.detector_frames()
         out: list[tuple[int, int]] = []
         start = None

@@ -336,4 +336,19 @@ def test_detection_rate_counts_frames_with_a_person_only(sequence):
     before = seq.detection_rate()
     seq.keypoints[:] = np.nan
     seq.keypoints[..., 2] = 0.0
-    assert before == 0.4 and seq.detection_rate() == 0.0  # 2 of the 5 frames are marked detected
+    assert before == 0.6 and seq.detection_rate() == 0.0  # 2 of the 5 frames detected, 1 given (manual)
+
+
+def test_manual_poses_are_no_gap(sequence):
+    seq = sequence.copy(status=np.full(len(sequence), FrameStatus.MANUAL, np.uint8))
+    assert seq.detection_rate() == 1.0 and seq.gaps() == []
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_damaged_npz_is_a_one_line_pose_file_error(sequence, tmp_path, damage):
+    path = save_sequence(sequence, tmp_path / "p.npz")
+    data = path.read_bytes()
+    path.write_bytes(b"" if damage == "empty" else data[: len(data) // 3])
+    with pytest.raises(PoseFileError, match="p.npz is not a readable NPZ archive") as err:
+        load_sequence(path)
+    assert "\n" not in str(err.value)
