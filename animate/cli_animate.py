@@ -21,9 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "animate",
         help="animate a character image with the motion of a driving video",
         description="Animate REFERENCE (a character image) with the motion of DRIVING (a video, a skeleton "
-                    "video *_kps.mp4, or a pose file .json/.npz). The output keeps the driving video's audio.",
+                    "video *_kps.mp4, or a pose file .json/.npz). The output keeps the driving video's audio "
+                    "(not in .gif or PNG frames). Outputs are at most 4096 px a side and 240 fps; an output that "
+                    "is one of the inputs is refused even with --overwrite.",
     )
-    p.add_argument("reference", metavar="REFERENCE", help="character image (PNG/JPEG; transparency composited on white)")
+    p.add_argument("reference", metavar="REFERENCE",
+                   help="character image (PNG, JPEG, WebP, ...); an RGBA cut-out's transparency is used as the mask")
     p.add_argument("driving", metavar="DRIVING", help="driving video, folder of frames, skeleton video (*_kps.mp4), pose file "
                                                         "(.json/.npz) or folder of OpenPose JSON files")
     p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .mov, .mkv, .avi, .webm (VP9) or "
@@ -47,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--background", metavar="B",
                    help="puppet renderer: draw the character over B instead of the reference's own background: "
                         "a colour (green, blue, white, black, grey, #rrggbb; a green screen for compositing), "
-                        "a picture file, or transparent (RGBA, for a .webm, .mov or PNG-frames output)")
+                        "a picture file, or transparent (RGBA, for a .webm, .mov or PNG-frames output; an .mp4 "
+                        "is refused)")
     p.add_argument("--preview", action="store_true", help="write reference | skeleton | result side by side")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--weights", metavar="DIR", help="weights folder of the diffusion renderer")

@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_render)
 
     p = sub.add_parser("show", help="summarise a pose file: frames, fps, detection rate, gaps")
-    p.add_argument("poses", help="pose file (.json/.npz)")
+    p.add_argument("poses", help="pose file (.json/.npz), OpenPose JSON file, or folder of OpenPose JSON files")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_show)
 

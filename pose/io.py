@@ -536,7 +536,8 @@ def load_sequence(path: str | os.PathLike, fps: float | None = None) -> PoseSequ
     if suffix == ".npz":
         return _load_npz(path)
     if suffix != ".json":
-        raise PoseFileError(f"pose file {path} must be .json or .npz")
+        raise PoseFileError(f"pose file {path} must be .json or .npz (or a folder of OpenPose JSON files); for a "
+                            "video or an image, extract its poses with `posedrive pose extract` first")
     data = read_json(path)
     if is_openpose(data):
         frame = frame_from_openpose(data, path)
