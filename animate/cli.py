@@ -14,7 +14,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -67,6 +67,25 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def run_reporting_errors(fn: Callable[[], int | None], prog: str = "posedrive",
+                         interrupted: str = "interrupted; no partial output was kept") -> int:
+    """Run ``fn()`` and return the process exit status, reporting user errors the way ``posedrive`` does.
+
+    A :class:`~pose.errors.PosedriveError` is printed as one line, ``<prog>: error: <message>``, on stderr
+    (status 2); Ctrl-C prints ``<prog>: <interrupted>`` (status 130). Any other exception propagates with
+    its traceback (a bug). ``fn``'s own return value (``None`` = 0) is the status otherwise. Used by
+    :func:`main` and by the scripts in ``examples/``.
+    """
+    try:
+        return int(fn() or 0)
+    except PosedriveError as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: {interrupted}\n")
+        return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``posedrive`` console script. Returns the process exit status."""
     parser = build_parser()
@@ -78,15 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = getattr(args, "out_dir", None)
     outputs = (getattr(args, "output", None), getattr(args, "render", None),
                None if out_dir is None else Path(out_dir) / "report.json")
-    try:
+
+    def run() -> int:
         with new_folders_removed_on_error(*(o for o in outputs if isinstance(o, (str, os.PathLike)))):
             return int(args.func(args) or 0)
-    except PosedriveError as exc:
-        sys.stderr.write(f"posedrive: error: {exc}\n")
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write("posedrive: interrupted; no partial output was kept\n")
-        return EXIT_INTERRUPTED
+
+    return run_reporting_errors(run)
 
 
 if __name__ == "__main__":  # pragma: no cover
