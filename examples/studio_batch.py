@@ -28,7 +28,7 @@ from pathlib import Path
 from animate.api import Animator
 from animate.cli import run_reporting_errors
 from animate.writers import check_output_path, new_folders_removed_on_error, refuse_overwriting_inputs
-from pose.errors import InputError, OutputError, PosedriveError
+from pose.errors import InputError, NoPersonError, OutputError, PosedriveError
 from pose.io import atomic_output
 
 HERE = Path(__file__).resolve().parent
@@ -130,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
                                                 reference_pose=pose_file if pose_file.is_file() else None)
                         summary[image.name] = {"output": str(path), **animator.last_stats.to_dict()}
                     except PosedriveError as exc:  # one bad character must not stop the batch
-                        log.warning("skipped %s: %s", image.name, exc)
+                        hint = (f" (in this batch: put its pose in {pose_file.name} next to it)"
+                                if isinstance(exc, NoPersonError) and not pose_file.is_file() else "")
+                        log.warning("skipped %s: %s%s", image.name, exc, hint)
                         summary[image.name] = {"error": str(exc)}
                         if args.overwrite and (output.is_file() or output.is_symlink()):  # video of a run before
                             output.unlink()

@@ -206,10 +206,11 @@ def test_batch_refuses_any_existing_output_before_work(scripts, tmp_path, drivin
 # ------------------------------------------------------------------------------------------------
 # studio_batch: bugs 1, 2, 3, 6
 # ------------------------------------------------------------------------------------------------
-def test_batch_exits_1_when_a_character_failed(scripts, tmp_path, driving, monkeypatch):
+def test_batch_exits_1_when_a_character_failed(scripts, tmp_path, driving, monkeypatch, caplog):
     chars = characters(tmp_path / "c", **{"good.png": GOOD, "nobody.png": DATA / "no_person.png"})
     out = tmp_path / "out"
     assert run(scripts, "studio_batch", *batch_args(chars, out, driving), monkeypatch=monkeypatch) == 1
+    assert "put its pose in nobody.pose.json next to it" in caplog.text  # the batch's way, not --reference-pose
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"good.png", "nobody.png"}
     assert summary["good.png"]["frames"] == 3 and (out / "good.mp4").is_file()
