@@ -886,7 +886,8 @@ class Animator:
 
         Raises:
             OutputError: ``output`` exists (without ``overwrite``), is one of the input files (even with
-                ``overwrite``) or cannot be written — checked before any work is done. NoPersonError, InputError, VideoError, PoseFileError: bad inputs.
+                ``overwrite``) or cannot be written — checked before any work is done.
+            NoPersonError, InputError, VideoError, PoseFileError: bad inputs.
         """
         if output is None:
             ref_stem = Path(reference).stem if isinstance(reference, (str, os.PathLike)) else "reference"
