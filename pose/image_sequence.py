@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .errors import OutputError
-from .io import AtomicWriter, ensure_output_folder
+from .io import AtomicWriter, ensure_output_folder, remove_numbered_files
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,9 @@ class ImageSequenceWriter(AtomicWriter):
                     raise OutputError(f"{target} appeared while rendering; pass --overwrite or choose another name")
                 os.replace(self._work / target.name, target)
                 moved.append(target)
-            stale = self._remove_stale_frames() if self.overwrite else 0
+            stale = 0
+            if self.overwrite:  # the frames of an earlier, longer sequence past this one's end
+                stale = remove_numbered_files(lambda i: frame_path(self.path, i), self.frames_written)
         finally:
             shutil.rmtree(self._work, ignore_errors=True)
         if stale:
@@ -152,15 +154,6 @@ class ImageSequenceWriter(AtomicWriter):
         logger.info("wrote %s (%d frames, %dx%d%s)", self.path, self.frames_written, self.width, self.height,
                     ", with alpha" if self.alpha else "")
         return self.path
-
-    def _remove_stale_frames(self) -> int:
-        """Delete the frames numbered on from this sequence's end that an earlier, longer one left (they would
-        be read as part of this one); returns how many."""
-        removed = 0
-        while (old := frame_path(self.path, self.frames_written + removed)).is_file():
-            old.unlink()
-            removed += 1
-        return removed
 
     def abort(self) -> None:
         """Delete the frames written so far; the destination is left untouched."""

@@ -36,7 +36,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +67,17 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+def remove_numbered_files(path_of: Callable[[int], Path], start: int) -> int:
+    """Delete the files ``path_of(start)``, ``path_of(start + 1)``, ... up to the first missing one: what an
+    earlier, longer export of numbered files left past the end of a new one (they would be read as part of
+    it). Returns how many were deleted."""
+    removed = 0
+    while (old := path_of(start + removed)).is_file():
+        old.unlink()
+        removed += 1
+    return removed
 
 
 def partial_file(path: Path, folder: Path, suffix: str | None = None) -> Path:

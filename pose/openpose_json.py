@@ -34,7 +34,7 @@ import numpy as np
 
 from . import layout
 from .errors import OutputError, PoseFileError
-from .io import ensure_output_folder, publish, read_json
+from .io import ensure_output_folder, publish, read_json, remove_numbered_files
 from .sequence import FrameStatus, PoseFrame, PoseSequence
 from .video import natural_key
 
@@ -298,16 +298,6 @@ def check_openpose_output(folder: str | os.PathLike, stem: str = "frame", overwr
         ensure_output_folder(folder / openpose_name(stem, 0))
 
 
-def _remove_stale_files(folder: Path, stem: str, start: int) -> int:
-    """Delete the files of ``stem`` numbered on from ``start`` that an earlier, longer export left (they would
-    be read as part of this one); returns how many."""
-    removed = 0
-    while (old := folder / openpose_name(stem, start + removed)).is_file():
-        old.unlink()
-        removed += 1
-    return removed
-
-
 def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "frame", *,
                   overwrite: bool = False) -> list[Path]:
     """Write one OpenPose JSON file per frame (``<stem>_<index:012d>_keypoints.json``, OpenPose's naming)
@@ -354,7 +344,8 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    stale = _remove_stale_files(folder, stem, len(names)) if overwrite else 0
+    # the files of an earlier, longer export past this one's end
+    stale = remove_numbered_files(lambda i: folder / openpose_name(stem, i), len(names)) if overwrite else 0
     if stale:
         logger.info("removed %d OpenPose files of an earlier, longer export from %s", stale, folder)
     return [folder / n for n in names]
