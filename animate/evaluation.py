@@ -596,8 +596,8 @@ def _detect(detector: Any, frame: np.ndarray) -> PoseFrame | None:
 def check_eval_height(height: int, clip_size: tuple[int, int], renderer: Any = None) -> None:
     """Refuse a comparison ``height`` too small for a ``clip_size`` ``(w, h)`` clip, before any work.
 
-    The compared frames (:func:`eval_size`) need :data:`SSIM_WINDOW` px on each side, and a renderer with a
-    mesh (the puppet: ``options.mesh_density`` rows) a canvas of twice that many px of height.
+    The compared frames (:func:`eval_size`) need :data:`SSIM_WINDOW` px on each side, and the renderer a
+    canvas of its :attr:`~animate.renderer.Renderer.min_height` (the puppet: 2 px per mesh row).
 
     Raises:
         ConfigError: ``height`` is too small; the message gives the smallest that works (``--height``).
@@ -606,12 +606,12 @@ def check_eval_height(height: int, clip_size: tuple[int, int], renderer: Any = N
     need = next((h for h in range(SSIM_WINDOW + SSIM_WINDOW % 2, 1 << 16, 2)
                  if min(eval_size(width, clip_h, h)) >= SSIM_WINDOW), 1 << 16)
     why = f"the scores need frames at least {SSIM_WINDOW} px on each side"
-    density = getattr(getattr(renderer, "options", None), "mesh_density", None)
-    if isinstance(density, (int, float)) and density > 0:
-        mesh = 2 * math.ceil(density)  # the smallest even height >= 2 * density
-        if mesh > need:
-            need = mesh
-            why = f"the {getattr(renderer, 'name', 'puppet')} renderer's mesh of {density:g} rows needs {mesh} px of height"
+    least = getattr(renderer, "min_height", 0)
+    if least > need:
+        need = least + least % 2  # the renderer's own limit, made even
+        density = getattr(getattr(renderer, "options", None), "mesh_density", None)
+        what = f"mesh of {density:g} rows" if isinstance(density, (int, float)) else "canvas"
+        why = f"the {getattr(renderer, 'name', 'puppet')} renderer's {what} needs {need} px of height"
     if height < need:
         w, h = eval_size(width, clip_h, height)
         raise ConfigError(f"--height {height} is too small ({w}x{h} frames for this {width}x{clip_h} clip): {why}; "

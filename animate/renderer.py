@@ -33,6 +33,8 @@ class Renderer(abc.ABC):
     name: ClassVar[str] = ""
     #: Channels of the rendered frames: 3 (RGB), or 4 (RGBA, straight alpha) for a transparent background.
     channels: int = 3
+    #: Smallest canvas height (px) the renderer can draw on; 0 = no limit of its own.
+    min_height: int = 0
 
     @abc.abstractmethod
     def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:

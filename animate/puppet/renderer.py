@@ -23,6 +23,7 @@ alpha, so edges stay antialiased. numpy / scipy / OpenCV (+ mediapipe for segmen
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -609,6 +610,11 @@ class PuppetRenderer(Renderer):
         self._hand_bends: dict[str, float] | None = None
         self._skull_weight: float | None = None
 
+    @property
+    def min_height(self) -> int:  # type: ignore[override]
+        """Smallest canvas height: the mesh's rows need at least 2 px each (``mesh_density`` rows)."""
+        return math.ceil(2 * self.options.mesh_density)
+
     # --- prepare ------------------------------------------------------------------------------------
     def prepare(self, reference: np.ndarray, reference_pose: PoseFrame, mask: np.ndarray | None = None) -> None:
         """Build the puppet of a character (see :meth:`Renderer.prepare`)."""
@@ -620,9 +626,9 @@ class PuppetRenderer(Renderer):
             raise InputError(f"reference pose is for {reference_pose.width}x{reference_pose.height} but the image is "
                              f"{w}x{h}; resize the pose onto the reference canvas")
         opt = self.options
-        if h < 2 * opt.mesh_density:
+        if h < self.min_height:
             raise InputError(f"a {w}x{h} canvas is too small for the puppet renderer: its mesh of {opt.mesh_density} "
-                             f"rows needs at least {2 * opt.mesh_density} px of height; choose a larger output size")
+                             f"rows needs at least {self.min_height} px of height; choose a larger output size")
         hole = None  # what the plate loses beyond the cut-out (None: the cut-out alone)
         if mask is not None:
             alpha = prepare_mask(mask, (h, w))
