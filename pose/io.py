@@ -256,6 +256,37 @@ def _bad_keypoint(kps: np.ndarray) -> tuple[int, int, str] | None:
     return t, k, f"score must be a number in [0, 1], got {kps[t, k, 2].item()}"
 
 
+def _bad_arrays(kps: np.ndarray, status: np.ndarray, conf: np.ndarray,
+                keypoint_kinds: str = "iuf") -> tuple[str, int | tuple[int, int] | None, str] | None:
+    """The first problem of a pose file's arrays (``(T, 134, 3)`` keypoints, ``(T,)`` statuses and
+    confidences) that :func:`load_sequence` refuses, as ``(array, index, problem)`` (``index``: a frame, a
+    ``(frame, keypoint)`` or ``None`` for the whole array), or ``None``. Shared by saving and loading, so that
+    a file that was saved is read back."""
+    if kps.ndim != 3 or kps.shape[1:] != (layout.NUM_KEYPOINTS, 3) or len(kps) == 0:
+        return "keypoints", None, f"must have shape (T>0, {layout.NUM_KEYPOINTS}, 3), got {kps.shape}"
+    for name, arr in (("status", status), ("confidence", conf)):
+        if arr.shape != (len(kps),):
+            return name, None, f"must have shape ({len(kps)},), got {arr.shape}"
+    for name, arr, kinds in (("keypoints", kps, keypoint_kinds), ("status", status, "iu"), ("confidence", conf, "iuf")):
+        if arr.dtype.kind not in kinds:
+            what = "integer frame status codes" if name == "status" else "numbers"
+            return name, None, f"must hold {what}, got {arr.dtype} values"
+    top = int(max(FrameStatus))
+    bad = np.flatnonzero((status < 0) | (status > top))
+    if len(bad):
+        i = int(bad[0])
+        return "status", i, f"is {int(status[i])}, expected a frame status code 0..{top}"
+    bad = np.flatnonzero(~np.isfinite(conf))
+    if len(bad):
+        i = int(bad[0])
+        return "confidence", i, f"must be a finite number, got {conf[i].item()}"
+    found = _bad_keypoint(kps)
+    if found is not None:
+        t, k, problem = found
+        return "keypoints", (t, k), problem
+    return None
+
+
 def _bad_meta(value: Any, where: str) -> str | None:
     """Where and why ``value`` (found at ``where``) cannot be stored as strict JSON, or ``None``."""
     if isinstance(value, (np.generic, np.ndarray, Path)):
@@ -293,12 +324,8 @@ def _check_savable(seq: PoseSequence, path: str | os.PathLike) -> None:
         return InputError(f"cannot save poses to {path}: {problem}")
 
     kps = np.asarray(seq.keypoints)
-    n = len(kps)
-    if n == 0:
+    if len(kps) == 0:
         raise fail("the sequence has no frames; a pose file holds at least one")
-    if kps.ndim != 3 or kps.shape[1:] != (layout.NUM_KEYPOINTS, 3) or kps.dtype.kind != "f":
-        raise fail(f"keypoints must be a float array of shape (T, {layout.NUM_KEYPOINTS}, 3), got {kps.dtype} "
-                   f"{kps.shape}")
     for name, value in (("width", seq.width), ("height", seq.height)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value <= MAX_FRAME_SIDE:
             raise fail(f"{name} must be a positive integer up to {MAX_FRAME_SIDE}, got {value!r}")
@@ -306,25 +333,13 @@ def _check_savable(seq: PoseSequence, path: str | os.PathLike) -> None:
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not (
             math.isfinite(fps) and 0 < fps <= MAX_SEQUENCE_FPS):
         raise fail(f"fps must be a number > 0 and up to {MAX_SEQUENCE_FPS:g}, got {fps!r}")
-    status, conf = np.asarray(seq.status), np.asarray(seq.confidence)
-    for name, arr in (("status", status), ("confidence", conf)):
-        if arr.shape != (n,):
-            raise fail(f"{name} must have shape ({n},) for {n} frames, got {arr.shape}")
-    top = int(max(FrameStatus))
-    if status.dtype.kind not in "iu":
-        raise fail(f"status must hold integer FrameStatus codes 0..{top}, got a {status.dtype} array")
-    bad = np.flatnonzero((status < 0) | (status > top))
-    if len(bad):
-        raise fail(f"frame {int(bad[0])} has status {int(status[bad[0]])}; statuses must be FrameStatus codes 0..{top}")
-    if conf.dtype.kind not in "iuf":
-        raise fail(f"confidence must hold numbers, got a {conf.dtype} array")
-    bad = np.flatnonzero(~np.isfinite(conf))
-    if len(bad):
-        raise fail(f"frame {int(bad[0])} has confidence {conf[bad[0]].item()}; confidences must be finite numbers")
-    found = _bad_keypoint(kps)
+    found = _bad_arrays(kps, np.asarray(seq.status), np.asarray(seq.confidence), keypoint_kinds="f")
     if found is not None:
-        t, k, problem = found
-        raise fail(f"frame {t} keypoint {k} ('frames[{t}].{_keypoint_name(k)}'): {problem}")
+        name, index, problem = found
+        if isinstance(index, tuple):
+            t, k = index
+            raise fail(f"frame {t} keypoint {k} ('frames[{t}].{_keypoint_name(k)}'): {problem}")
+        raise fail(f"{name} {problem}" if index is None else f"frame {index}: {name} {problem}")
     if not isinstance(seq.meta, dict):
         raise fail(f"meta must be a dict, got {type(seq.meta).__name__}")
     try:
@@ -472,31 +487,15 @@ def _load_npz(path: Path) -> PoseSequence:
         raise _fail(path, "header", f"is not valid JSON ({exc.msg})") from exc
     _check_header(path, head)
     kps, status, conf = arrays["keypoints"], arrays["status"], arrays["confidence"]
-    if kps.ndim != 3 or kps.shape[1:] != (layout.NUM_KEYPOINTS, 3) or len(kps) == 0:
-        raise _fail(path, "keypoints", f"must have shape (T>0, {layout.NUM_KEYPOINTS}, 3), got {kps.shape}")
-    for key, arr in (("status", status), ("confidence", conf)):
-        if arr.shape != (len(kps),):
-            raise _fail(path, key, f"must have shape ({len(kps)},), got {arr.shape}")
-    # the same checks as the JSON reader's
-    for key, arr, kinds in (("keypoints", kps, "iuf"), ("status", status, "iu"), ("confidence", conf, "iuf")):
-        if arr.dtype.kind not in kinds:
-            what = "integer frame status codes" if key == "status" else "numbers"
-            raise _fail(path, key, f"must hold {what}, got {arr.dtype} values")
-    top = int(max(FrameStatus))
-    bad = np.flatnonzero((status < 0) | (status > top))
-    if len(bad):
-        i = int(bad[0])
-        raise _fail(path, f"status[{i}]", f"is {int(status[i])}, expected a frame status code 0..{top}")
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
-        kps, conf = kps.astype(np.float32, copy=False), conf.astype(np.float32, copy=False)
-    bad = np.flatnonzero(~np.isfinite(conf))
-    if len(bad):
-        i = int(bad[0])
-        raise _fail(path, f"confidence[{i}]", f"must be a finite number, got {conf[i].item()}")
-    found = _bad_keypoint(kps)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused by the checks
+        kps, conf = (a.astype(np.float32, copy=False) if a.dtype.kind in "iuf" else a for a in (kps, conf))
+    found = _bad_arrays(kps, status, conf)  # the same checks as on saving and in the JSON reader
     if found is not None:
-        t, k, problem = found
-        raise _fail(path, f"keypoints[{t}, {k}]", f"(frame {t}, {_keypoint_name(k)}): {problem}")
+        name, index, problem = found
+        if isinstance(index, tuple):
+            t, k = index
+            raise _fail(path, f"keypoints[{t}, {k}]", f"(frame {t}, {_keypoint_name(k)}): {problem}")
+        raise _fail(path, name if index is None else f"{name}[{index}]", problem)
     missing = np.isnan(kps[..., 2])
     if missing.any():  # files written before NaN scores were stored as 0
         kps[..., 2][missing] = 0.0
