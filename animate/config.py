@@ -464,8 +464,9 @@ def _retarget_options(c: _Checker, value: Any) -> dict:
 def _check_renderer_options(c: _Checker, cfg: AnimateConfig) -> None:
     """``renderer.options`` against the configured renderer, without creating it (nor importing torch).
 
-    Puppet options are checked by :class:`animate.puppet.renderer.PuppetOptions`. The other renderers check
-    theirs when created (the diffusion renderer's module imports torch, which the CPU path never does).
+    Puppet options are checked by :class:`animate.puppet.renderer.PuppetOptions`, the diffusion renderer's by
+    :func:`animate.diffusion.settings.check_options` (its release defaults included). Other renderers check
+    theirs when created.
     """
     options = cfg.renderer_options()  # as the renderer gets them (a background picture found beside the YAML)
     if cfg.renderer.name == "puppet" and options:
@@ -480,16 +481,25 @@ def _check_renderer_options(c: _Checker, cfg: AnimateConfig) -> None:
             except (TypeError, ValueError):  # float() of a string, say
                 raise c.fail(f"renderer.options.{key}", "a value of the type of its default in PuppetOptions",
                              value) from None
+    elif cfg.renderer.name == "diffusion":
+        from animate.diffusion.settings import OptionError, check_options
+
+        try:
+            check_options(options)
+        except OptionError as exc:
+            raise c.invalid(f"renderer.options.{exc.option}", exc) from None
+        except ConfigError as exc:  # the release config named by renderer.options.config
+            raise c.invalid("renderer.options.config", exc) from None
 
 
 def _check_diffusion_config(c: _Checker, cfg: AnimateConfig) -> None:
-    """``diffusion.config`` names a release config or an existing YAML (found as the diffusion renderer does)."""
-    value = cfg.diffusion_config_path()
-    path = Path(value) if Path(value).suffix else DIFFUSION_CONFIG_DIR / f"{value}.yaml"
-    if not path.is_file():
-        releases = ", ".join(sorted(p.stem for p in DIFFUSION_CONFIG_DIR.glob("*.yaml")))
-        raise c.fail("diffusion.config", f"a release name ({releases}) or the path of an existing diffusion YAML "
-                     f"(there is no {path})", cfg.diffusion.config)
+    """``diffusion.config`` names a release config or an existing YAML, which is read and checked."""
+    from animate.diffusion.settings import load_diffusion_config
+
+    try:
+        load_diffusion_config(cfg.diffusion_config_path())
+    except ConfigError as exc:
+        raise c.invalid("diffusion.config", exc) from None
 
 
 def _build(raw: dict, source: str, file: str | None, *, renderer_options: bool = True) -> AnimateConfig:

@@ -190,10 +190,63 @@ def test_renderer_options_checked_against_the_final_renderer(tmp_path):
     assert str(path.resolve()) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "options, field, allowed",
+    [
+        ({"steps": 0}, "steps", "[1, 1000]"),
+        ({"steps": 2.5}, "steps", "whole number"),
+        ({"overlap": 30}, "overlap", "smaller than the window (24 frames)"),
+        ({"window": 16, "overlap": 16}, "overlap", "smaller than the window (16 frames)"),
+        ({"window": 40}, "window", "[1, 32]"),  # moore's motion modules know 32 positions
+        ({"stride": 0}, "stride", ">= 1"),
+        ({"weighting": "gauss"}, "weighting", "uniform, triangular"),
+        ({"guidance_scale": float("nan")}, "guidance_scale", "finite number"),
+        ({"guidance_scale": -1}, "guidance_scale", ">= 0"),
+        ({"strength": 1.5}, "strength", "[0, 1]"),
+        ({"width": 4}, "width", "[8, 4096]"),
+        ({"fit": "stretch"}, "fit", "pad, crop"),
+        ({"seed": -1}, "seed", "[0, "),
+        ({"decode_chunk_size": 0}, "decode_chunk_size", ">= 1"),
+        ({"dtype": "int8"}, "dtype", "fp16, bf16, fp32"),
+        ({"cpu_offload": "yes"}, "cpu_offload", "true or false"),
+        ({"pose_style": "dots"}, "pose_style", "openpose"),
+        ({"init_renderer": "diffusion"}, "init_renderer", "another renderer (puppet)"),
+        ({"stepz": 20}, "stepz", "is unknown; use "),
+        ({"config": "nope"}, "config", "moore, musepose"),
+    ],
+)
+def test_diffusion_options_checked_when_the_config_loads(tmp_path, options, field, allowed):
+    """Before: these failed after the weights had loaded (or at the first window), or not at all."""
+    path = _write(tmp_path, "renderer:\n  name: diffusion\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, renderer_options=options)
+    msg = str(info.value)
+    assert f"'renderer.options.{field}'" in msg and allowed in msg and str(path.resolve()) in msg, msg
+
+
+def test_diffusion_options_use_the_release_defaults():
+    cfg = load_config(renderer="diffusion", renderer_options={"window": 40, "overlap": 8}, **{"diffusion.config": "musepose"})
+    assert cfg.renderer.options == {"window": 40, "overlap": 8}  # MusePose's motion modules take 48+ frames
+    with pytest.raises(ConfigError, match="'renderer.options.overlap'.*window"):
+        load_config(renderer="diffusion", renderer_options={"window": 4})  # moore's default overlap is 4
+
+
+def test_a_release_config_with_bad_defaults_is_refused(tmp_path):
+    text = (DIFFUSION_CONFIG_DIR / "moore.yaml").read_text().replace("steps: 30", "steps: -3")
+    assert "steps: -3" in text
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"'diffusion.config' is invalid: .*bad.yaml: defaults: .*'steps'"):
+        load_config(**{"diffusion.config": str(tmp_path / "bad.yaml")})
+    unknown = (DIFFUSION_CONFIG_DIR / "moore.yaml").read_text().replace("steps: 30", "stepz: 30")
+    (tmp_path / "unknown.yaml").write_text(unknown)
+    with pytest.raises(ConfigError, match="'defaults.stepz' is unknown"):
+        load_config(**{"diffusion.config": str(tmp_path / "unknown.yaml")})
+
+
 def test_checking_renderer_options_does_not_import_torch():
     code = ("import sys; from animate.config import load_config; "
             "load_config(renderer_options={'background': 'green'}); "
-            "load_config(renderer='diffusion', renderer_options={'steps': 20}); "
+            "load_config(renderer='diffusion', renderer_options={'steps': 20, 'dtype': 'bf16', 'window': 16}); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
 

@@ -136,6 +136,8 @@ def test_release_styles_render_with_pose_render(config):
         vae_scale_factor = 8
 
     r = DiffusionRenderer(config=config, pipeline=_Pipe())
+    with pytest.raises(ConfigError, match="diffusion option 'overlap' must be smaller than the window"):
+        DiffusionRenderer(config=config, pipeline=_Pipe(), window=8, overlap=8)  # not at the first window
     assert r.size == ((512, 784) if config == "moore" else (768, 768))
     images = r._pose_images(_poses(2, *r.size))
     assert images.shape == (2, r.size[1], r.size[0], 3) and images.max() > 0

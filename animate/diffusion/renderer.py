@@ -24,7 +24,8 @@ from reference.preprocess import CanvasFit, canvas_fit, fit_image, round_to_mult
 
 from .options import RuntimeOptions, resolve_device, resolve_dtype
 from .pipeline import PoseDrivePipeline, ReferenceEncoding
-from .weights import DiffusionConfig, load_components, load_diffusion_config
+from .settings import DiffusionConfig, check_runtime_options, generation_settings, load_diffusion_config
+from .weights import load_components
 
 # Above this many frames, per-frame images (skeletons, hybrid-mode init frames) are spooled to a temporary
 # file instead of RAM, so memory stays bounded for videos of any length.
@@ -89,29 +90,24 @@ class DiffusionRenderer(Renderer):
                  compile: bool = False, pose_style: str | None = None, pipeline: PoseDrivePipeline | None = None,
                  pose_drawer: PoseDrawer | None = None, init_renderer: str | None = None) -> None:
         self.config = load_diffusion_config(config)
-        d = self.config.defaults
+        check_runtime_options({"dtype": dtype, "device": device, "cpu_offload": cpu_offload,
+                               "vae_slicing": vae_slicing, "vae_tiling": vae_tiling, "compile": compile,
+                               "pose_style": pose_style, "init_renderer": init_renderer})
+        self.settings = generation_settings(
+            self.config, steps=steps, guidance_scale=guidance_scale, window=window, overlap=overlap, stride=stride,
+            weighting=weighting, width=width, height=height, fit=fit, seed=seed, strength=strength,
+            decode_chunk_size=decode_chunk_size)
+        g = self.settings
         self.options = RuntimeOptions(device, dtype, cpu_offload, vae_slicing, vae_tiling, compile)
-        self.steps = int(steps or d.get("steps", 30))
-        self.guidance_scale = float(d.get("guidance_scale", 3.5) if guidance_scale is None else guidance_scale)
-        self.window = d.get("window", 24) if window is None else window
-        self.overlap = int(d.get("overlap", 4) if overlap is None else overlap)
-        self.stride = int(d.get("stride", 1) if stride is None else stride)
-        self.weighting = weighting or d.get("weighting", "uniform")
-        self.fit_mode = fit or d.get("fit", "pad")
-        self.size = (int(width or d.get("width", 512)), int(height or d.get("height", 768)))
-        self.seed = int(seed)
-        if not 0.0 <= strength <= 1.0:
-            raise ConfigError(f"diffusion strength must be in [0, 1], got {strength}")
-        self.strength = float(strength)
-        self.decode_chunk_size = int(decode_chunk_size or d.get("decode_chunk_size", 8))
+        self.steps, self.guidance_scale, self.seed, self.strength = g.steps, g.guidance_scale, g.seed, g.strength
+        self.window, self.overlap, self.stride, self.weighting = g.window, g.overlap, g.stride, g.weighting
+        self.fit_mode, self.size, self.decode_chunk_size = g.fit, (g.width, g.height), g.decode_chunk_size
         self.pose_style = pose_style or self.config.pose_style
         self._draw = pose_drawer
         self._init_renderer: Renderer | None = None
         if init_renderer is not None:
             from animate.renderer import create_renderer
 
-            if init_renderer == self.name:
-                raise ConfigError("init_renderer must be another renderer than 'diffusion' (e.g. 'puppet')")
             self._init_renderer = create_renderer(init_renderer)
         self._fit: CanvasFit | None = None
         self._encoding: ReferenceEncoding | None = None

@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from pose.errors import ConfigError, WeightsError
 
+from .settings import COMPONENTS, DiffusionConfig, load_diffusion_config
+
 logger = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "diffusion"
-COMPONENTS = ("vae", "image_encoder", "unet_config", "reference_unet", "denoising_unet", "pose_guider", "motion_module")
 FILE_COMPONENTS = ("reference_unet", "denoising_unet", "pose_guider", "motion_module")
 REFERENCE_OPTIONAL_PREFIXES = ("conv_norm_out.", "conv_out.")
 SHOW_KEYS = 3
@@ -59,68 +58,6 @@ _PE_KEY = ".pos_embed.pe"
 
 
 # --- configuration ---------------------------------------------------------------------------------
-@dataclass
-class DiffusionConfig:
-    """One release's layout and settings (from ``configs/diffusion/<name>.yaml``).
-
-    Attributes:
-        name: release name (``moore``, ``musepose``).
-        pose_style: skeleton drawing convention of its pose guider (``openpose`` / ``musepose``).
-        weights: component -> path relative to the weights directory (see :data:`COMPONENTS`).
-        sources: component -> where users download it.
-        pose_guider: :class:`PoseGuider` kwargs.
-        motion: ``MotionAdapter`` kwargs (``motion_max_seq_length``, ``motion_num_attention_heads``, ...).
-        scheduler: ``{"class": "DDIMScheduler", ...config}``.
-        defaults: generation defaults (``width``, ``height``, ``steps``, ``guidance_scale``, ``window``,
-            ``overlap``, ``stride``, ``weighting``, ``fit``).
-        path: file it was read from.
-    """
-
-    name: str
-    pose_style: str
-    weights: dict[str, str]
-    sources: dict[str, str]
-    pose_guider: dict[str, Any]
-    motion: dict[str, Any]
-    scheduler: dict[str, Any]
-    defaults: dict[str, Any]
-    path: str = ""
-
-
-def load_diffusion_config(config: str | Path | DiffusionConfig = "moore") -> DiffusionConfig:
-    """Read a release config by name (``configs/diffusion/<name>.yaml``) or path; validated, errors name the field."""
-    if isinstance(config, DiffusionConfig):
-        return config
-    path = Path(config)
-    if not path.suffix:
-        path = CONFIG_DIR / f"{config}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-        raise ConfigError(f"diffusion config '{config}' not found; use a path or one of: {known}")
-    try:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as exc:  # omegaconf raises several parser error types
-        raise ConfigError(f"{path}: cannot parse YAML ({exc.__class__.__name__}); fix the file") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    required = ("name", "pose_style", "weights", "pose_guider", "motion", "scheduler", "defaults")
-    for key in required:
-        if key not in raw:
-            raise ConfigError(f"{path}: missing field '{key}'")
-    for key in ("weights", "pose_guider", "motion", "scheduler", "defaults"):
-        if not isinstance(raw[key], dict):
-            raise ConfigError(f"{path}: field '{key}' must be a mapping")
-    missing = [c for c in COMPONENTS if c not in raw["weights"]]
-    if missing:
-        raise ConfigError(f"{path}: field 'weights.{missing[0]}' is missing; list a path for every component")
-    if "class" not in raw["scheduler"]:
-        raise ConfigError(f"{path}: field 'scheduler.class' is missing (e.g. DDIMScheduler)")
-    return DiffusionConfig(name=str(raw["name"]), pose_style=str(raw["pose_style"]), weights=dict(raw["weights"]),
-                           sources=dict(raw.get("sources") or {}), pose_guider=dict(raw["pose_guider"]),
-                           motion=dict(raw["motion"]), scheduler=dict(raw["scheduler"]),
-                           defaults=dict(raw["defaults"]), path=str(path))
-
-
 def build_scheduler(config: DiffusionConfig):
     """The diffusers scheduler named by ``config.scheduler["class"]`` with the remaining entries as its config."""
     import diffusers
