@@ -896,7 +896,8 @@ class Animator:
             output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}{suffix}"
         from .writers import refuse_overwriting_inputs
 
-        refuse_overwriting_inputs(output, reference, driving, mask, reference_pose)  # even with overwrite
+        refuse_overwriting_inputs(output, reference, driving, mask, reference_pose,  # even with overwrite
+                                  *self.config.input_files())
         with new_folders_removed_on_error(output):
             output = check_output_path(output, overwrite)
             if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now

@@ -68,8 +68,6 @@ def run_animate(args: argparse.Namespace) -> int:
 
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise InputError(f"--end {args.end} must be greater than --start {args.start}")
-    inputs = (args.reference, args.driving, args.mask, args.reference_pose, args.config, _picture(args.background))
-    refuse_overwriting_inputs(args.output, *inputs)  # even with --overwrite
     overrides = {
         "renderer": args.renderer,
         "smoothing": False if args.no_smoothing else None,
@@ -79,31 +77,29 @@ def run_animate(args: argparse.Namespace) -> int:
         "renderer__options__background": args.background,
     }
     progress = getattr(args, "progress", True)
-    with new_folders_removed_on_error(args.stats):  # a failed run leaves no new empty folder for --stats
-        if args.stats:
-            _check_stats_path(args.stats, args.output, inputs, args.overwrite)  # before any work
-        with Animator.from_config(args.config, **overrides) as animator:
-            if args.background is not None and animator.config.renderer.name != "puppet":
-                raise InputError(f"--background works with the puppet renderer, not '{animator.config.renderer.name}' "
-                                 "(a diffusion model draws its own background); drop --background or use --renderer puppet")
+    with Animator.from_config(args.config, **overrides) as animator:
+        # the config file and a background picture (from --background or the config) are inputs too
+        inputs = (args.reference, args.driving, args.mask, args.reference_pose, *animator.config.input_files())
+        refuse_overwriting_inputs(args.output, *inputs)  # even with --overwrite
+        if args.background is not None and animator.config.renderer.name != "puppet":
+            raise InputError(f"--background works with the puppet renderer, not '{animator.config.renderer.name}' "
+                             "(a diffusion model draws its own background); drop --background or use --renderer puppet")
+        with new_folders_removed_on_error(args.stats):  # a failed run leaves no new empty folder for --stats
+            if args.stats:
+                _check_stats_path(args.stats, args.output, inputs, args.overwrite)  # before any work
             path = animator.animate(
                 args.reference, args.driving, args.output, size=args.size, fps=args.fps, start=args.start,
                 end=args.end, reference_pose=args.reference_pose, mask=args.mask,
                 preview=True if args.preview else None, overwrite=args.overwrite, progress=progress,
             )
             stats = animator.last_stats
-        if args.stats:
-            _write_stats(args.stats, stats.to_dict(), path, args.overwrite)
+            if args.stats:
+                _write_stats(args.stats, stats.to_dict(), path, args.overwrite)
     log.info(
         "wrote %s: %d frames %dx%d at %g fps (%d driving frames without a person held, %d interpolated), %.2f fps",
         path, stats.frames, stats.size[0], stats.size[1], stats.fps, stats.held, stats.interpolated, stats.render_fps,
     )
     return 0
-
-
-def _picture(background: str | None) -> str | None:
-    """``--background`` when it names an existing file (a picture), else ``None`` (a colour, transparent)."""
-    return background if background and os.path.isfile(os.path.expanduser(background)) else None
 
 
 def _check_stats_path(stats: str, output: str, inputs: tuple, overwrite: bool) -> None:

@@ -215,6 +215,15 @@ class AnimateConfig:
                 opts.setdefault("weights_dir", self.diffusion.weights)
         return opts
 
+    def input_files(self) -> list[str]:
+        """Files this config makes a run read besides the reference and the driving input: the YAML itself and a
+        puppet ``background`` picture (outputs must not replace them)."""
+        files = [self.source] if self.source else []
+        background = self.renderer_options().get("background") if self.renderer.name == "puppet" else None
+        if isinstance(background, str) and os.path.isfile(os.path.expanduser(background)):
+            files.append(background)
+        return files
+
     def diffusion_config_path(self) -> str:
         """``diffusion.config`` as the renderer takes it: a release name unchanged, a path made absolute."""
         value = os.path.expanduser(self.diffusion.config)

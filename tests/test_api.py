@@ -604,3 +604,11 @@ def test_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, data_d
     assert animator._renderer is None  # refused before any work
     assert {p: p.read_bytes() for p in (drv, ref)} == before
     assert sorted(os.listdir(tmp_path)) == ["alias.mp4", "drv.mp4", "ref.png"]
+    from PIL import Image
+
+    gif = tmp_path / "bg.gif"  # a background picture named only in the config is an input too
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(gif)
+    puppet = Animator(renderer_options={"background": str(gif)}, size=(128, 224))
+    with pytest.raises(OutputError, match=r"output .*bg.gif is the input"):
+        puppet.animate(ref, drv, gif, overwrite=True, progress=False)
+    assert puppet._renderer is None and Image.open(gif).size == (32, 32)

@@ -153,33 +153,37 @@ def _animate_argv(data_dir, out, *extra) -> list[str]:
 
 
 def test_stats_file_that_is_an_input_or_the_output_is_refused_before_any_work(tmp_path, data_dir, monkeypatch):
-    """``--stats`` naming the driving video, the reference, the config, a mask, a background picture or the
-    ``-o`` output (a QA pass had the driving video replaced by a JSON): refused even with --overwrite, before
-    the Animator is built; every file is left as it was."""
+    """``--stats`` naming the driving video, the reference, the config, a mask, a background picture (given
+    with --background or only in the config) or the ``-o`` output (a QA pass had the driving video replaced by
+    a JSON): refused even with --overwrite, before any work; every file is left as it was."""
     import shutil
 
     from animate.api import Animator
 
-    monkeypatch.setattr(Animator, "from_config", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(Animator, "animate", lambda *a, **k: pytest.fail("work started"))
     drv, ref, cfg, pic = tmp_path / "drv.mp4", tmp_path / "ref.png", tmp_path / "c.yaml", tmp_path / "bg.png"
     shutil.copy(data_dir / "dance_short.mp4", drv)
     shutil.copy(data_dir / "ref" / "musepose_ref.png", ref)
     shutil.copy(ref, pic)
-    cfg.write_text("smoothing: false\n")
+    cfg.write_text("smoothing:\n  enabled: false\n")
+    cfg_pic = tmp_path / "c2.yaml"
+    cfg_pic.write_text("renderer:\n  options:\n    background: bg.png\n")  # found beside the YAML
     out = tmp_path / "o.mp4"
-    before = {p: p.read_bytes() for p in (drv, ref, cfg, pic)}
-    base = ["animate", str(ref), str(drv), "-o", str(out), "--renderer", "stamp", "--overwrite", "--config", str(cfg),
+    before = {p: p.read_bytes() for p in (drv, ref, cfg, cfg_pic, pic)}
+    base = ["animate", str(ref), str(drv), "-o", str(out), "--overwrite", "--config", str(cfg),
             "--background", str(pic)]
     for stats in (drv, ref, cfg, pic, tmp_path / "m.png"):
         with pytest.raises(OutputError, match=r"--stats .* is the input .*choose another --stats path"):
             run([*base, "--mask", str(tmp_path / "m.png"), "--stats", str(stats)])
+    with pytest.raises(OutputError, match=r"--stats .*bg.png is the input .*choose another --stats path"):
+        run([*base[:6], "--config", str(cfg_pic), "--stats", str(pic)])  # before, it was replaced by the JSON
     out.write_bytes(b"old video")
     with pytest.raises(OutputError, match=r"--stats .*o.mp4 is the video output"):
         run([*base, "--stats", str(out)])
     with pytest.raises(OutputError, match=r"--stats .*f_00007.png is the video output"):
         run([*base[:4], str(tmp_path / "f_%05d.png"), *base[5:], "--stats", str(tmp_path / "f_00007.png")])
-    assert {p: p.read_bytes() for p in (drv, ref, cfg, pic)} == before and out.read_bytes() == b"old video"
-    assert sorted(os.listdir(tmp_path)) == ["bg.png", "c.yaml", "drv.mp4", "o.mp4", "ref.png"]
+    assert {p: p.read_bytes() for p in (drv, ref, cfg, cfg_pic, pic)} == before and out.read_bytes() == b"old video"
+    assert sorted(os.listdir(tmp_path)) == ["bg.png", "c.yaml", "c2.yaml", "drv.mp4", "o.mp4", "ref.png"]
 
 
 def test_existing_stats_file_needs_overwrite(tmp_path, data_dir):
