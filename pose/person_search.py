@@ -79,29 +79,39 @@ def spread_order(positions: list[int]) -> list[int]:
     return order
 
 
+def find_in_tiles(rgb: np.ndarray, detector: Detector) -> PoseFrame:
+    """The person on the largest tiles (of :data:`TILE_SIDES`) on which any is found (the most confident
+    tile wins), in ``rgb``'s pixels; empty when no tile shows anybody.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 image.
+        detector: a detector in single-image mode.
+    """
+    h, w = rgb.shape[:2]
+    for fraction in TILE_SIDES:
+        side = max(2, round(fraction * min(h, w)))
+        best, best_conf = None, -1.0
+        for y in _starts(h, side):
+            for x in _starts(w, side):
+                tile = detect_in_window(detector, rgb, (x, y, x + side, y + side))
+                if tile.has_person and tile.confidence() > best_conf:
+                    best, best_conf = tile, tile.confidence()
+        if best is not None:
+            return best
+    return PoseFrame.empty(w, h)
+
+
 def find_person(rgb: np.ndarray, detector: Detector) -> PoseFrame:
-    """The person in ``rgb``, found on the whole frame or, failing that, on the largest tiles (of
-    :data:`TILE_SIDES`) on which any is found (the most confident tile wins), then detected again on a crop
-    around them; empty when nobody is found.
+    """The person in ``rgb``, found on the whole frame or, failing that, on tiles (:func:`find_in_tiles`),
+    then detected again on a crop around them; empty when nobody is found.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 frame.
         detector: a detector in single-image mode.
     """
-    h, w = rgb.shape[:2]
     found = detector(rgb)
     if not found.has_person:
-        for fraction in TILE_SIDES:
-            side = max(2, round(fraction * min(h, w)))
-            best, best_conf = None, -1.0
-            for y in _starts(h, side):
-                for x in _starts(w, side):
-                    tile = detect_in_window(detector, rgb, (x, y, x + side, y + side))
-                    if tile.has_person and tile.confidence() > best_conf:
-                        best, best_conf = tile, tile.confidence()
-            if best is not None:
-                found = best
-                break
+        found = find_in_tiles(rgb, detector)
     return zoom_in(detector, rgb, found, "a searched frame") if found.has_person else found
 
 

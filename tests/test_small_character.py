@@ -66,3 +66,19 @@ def test_small_character_is_segmented_on_a_crop(wide_shot):
     prob = coarse_mask(wide, pose=detect_image(wide))
     got = prob >= 0.5
     assert (got & mask).sum() / (got | mask).sum() > 0.8
+
+
+def test_character_too_small_for_the_whole_image_is_found_on_tiles(data_dir):
+    """At 11 % of the image's height mediapipe finds nobody in the whole image (nor with margins, which make
+    her smaller still); the reference was refused with "no person detected". The tiles find her."""
+    ref = cv2.cvtColor(cv2.imread(str(data_dir / "ref" / "musepose_ref.png")), cv2.COLOR_BGR2RGB)
+    h, w = ref.shape[:2]
+    scale, pad = 0.15, (700, 800)
+    small = cv2.resize(ref, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    wide = cv2.copyMakeBorder(small, pad[0], pad[0], pad[1], pad[1], cv2.BORDER_REPLICATE)
+    truth = detect_image(ref).transformed(np.array([[scale, 0.0, pad[1]], [0.0, scale, pad[0]]]),
+                                          wide.shape[1], wide.shape[0])
+    found = detect_image(wide)
+    seen = found.visible()[layout.BODY] & truth.visible()[layout.BODY]
+    err = np.linalg.norm(found.xy[layout.BODY] - truth.xy[layout.BODY], axis=1)
+    assert seen.sum() >= 14 and np.median(err[seen]) < 0.03 * h * scale
