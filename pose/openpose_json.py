@@ -117,11 +117,21 @@ def _people(path: Path, data: dict) -> list[np.ndarray]:
     return [_person_keypoints(path, p) for p in data["people"]]
 
 
-def _to_pixels(kps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Keypoints written as fractions of the canvas (every coordinate <= 1) scaled to pixels."""
-    xy = kps[..., :2]
+#: Keypoints all within this many canvas sizes of the origin are fractions of the canvas (editors write
+#: them so), not pixels: a hand or a foot drawn past the canvas edge reaches past 1.0 (a person in pixels
+#: would be at most 2 px tall).
+FRACTION_LIMIT = 2.0
+
+
+def _fractions(xy: np.ndarray) -> bool:
+    """Whether the finite coordinates of ``xy`` are fractions of the canvas (:data:`FRACTION_LIMIT`)."""
     seen = np.isfinite(xy).all(axis=-1)
-    if seen.any() and np.abs(xy[seen]).max() <= 1.0 and max(size) > 2:
+    return bool(seen.any() and np.abs(xy[seen]).max() <= FRACTION_LIMIT)
+
+
+def _to_pixels(kps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Keypoints written as fractions of the canvas (:func:`_fractions`) scaled to pixels."""
+    if _fractions(kps[..., :2]) and max(size) > 2 * FRACTION_LIMIT:
         kps = kps.copy()
         kps[..., 0] *= size[0]
         kps[..., 1] *= size[1]
@@ -132,7 +142,7 @@ def _extent(path: Path, people: list[np.ndarray]) -> tuple[int, int]:
     """A canvas size guessed from the keypoints' extent (the files state none)."""
     xy = np.concatenate([k[:, :2] for k in people]) if people else np.zeros((0, 2))
     xy = xy[np.isfinite(xy).all(axis=1)]
-    if not len(xy) or xy.max() <= 1.0:
+    if not len(xy) or _fractions(xy):
         raise PoseFileError(f"OpenPose file {path} states no canvas size; add \"canvas_width\" and \"canvas_height\"")
     return math.ceil(xy[:, 0].max() * 1.05), math.ceil(xy[:, 1].max() * 1.05)
 

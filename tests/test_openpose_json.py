@@ -72,6 +72,24 @@ def test_coco18_body_face70_hands_and_fractions_of_the_canvas(tmp_path):
     assert not frame.visible()[layout.RIGHT_HAND].any()
 
 
+def test_fractions_with_a_hand_past_the_canvas_edge(tmp_path):
+    """An editor's export in fractions with one wrist drawn just past the right edge (x = 1.02) was read as
+    pixels: the whole body in the top-left pixel, no error."""
+    frac = {k: (x / 100, y / 180) for k, (x, y) in STANDING.items()}
+    frac[7] = (1.02, 0.44)  # left wrist
+    path = _write(tmp_path / "past_edge.json", [{"pose_keypoints_2d": _body25(frac)}], canvas_width=512,
+                  canvas_height=768)
+    frame = load_openpose_frame(path)
+    np.testing.assert_allclose(frame.xy[B["neck"]], (0.5 * 512, 40 / 180 * 768), rtol=1e-5)
+    np.testing.assert_allclose(frame.xy[B["left_wrist"]], (1.02 * 512, 0.44 * 768), rtol=1e-5)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        _write(folder / f"f_{i:012d}_keypoints.json", [{"pose_keypoints_2d": _body25(frac)}], canvas_width=512,
+               canvas_height=768)
+    assert load_openpose_folder(folder, 24.0).keypoints[:, B["neck"], 0] == pytest.approx(256, rel=1e-5)
+
+
 def test_size_of_the_image_when_the_file_states_none(tmp_path):
     path = _write(tmp_path / "openpose_000000000000_keypoints.json", [{"pose_keypoints_2d": _body25(STANDING)}])
     assert (load_pose_frame(path, size=(120, 200)).width, load_pose_frame(path, size=(120, 200)).height) == (120, 200)
