@@ -6,7 +6,7 @@ import argparse
 
 from pose.errors import ConfigError
 
-from .config import parse_size
+from .config import MAX_OUTPUT_SIDE, parse_size
 
 
 def size_arg(text: str) -> tuple[int, int]:
@@ -17,6 +17,8 @@ def size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 512x768, got {text!r}") from None
     if w % 2 or h % 2:
         raise argparse.ArgumentTypeError(f"size must be even numbers (video codecs need them), got {text!r}")
+    if max(w, h) > MAX_OUTPUT_SIDE:
+        raise argparse.ArgumentTypeError(f"size must be at most {MAX_OUTPUT_SIDE} px on each side, got {text!r}")
     return w, h
 
 

@@ -157,16 +157,39 @@ def _remove_outputs(paths: list[str], frames: int) -> None:
         log.info("removed %s: a later step failed", path)
 
 
-def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, progress: bool) -> None:
+def skeleton_size(seq, size: tuple[int, int] | None, label: str) -> tuple[int, int]:
+    """The size to draw ``seq`` at: ``size``, or its canvas shrunk to fit :data:`~animate.config.MAX_OUTPUT_SIDE`
+    (an 8K video's poses; a pose file may state up to 65536 px). Raises OutputError for a rate above
+    :data:`~animate.config.MAX_FPS`; ``label`` names the poses' file."""
+    from pose.errors import OutputError
+
+    from .config import MAX_FPS, MAX_OUTPUT_SIDE
+
+    if seq.fps > MAX_FPS:
+        raise OutputError(f"{label} runs at {seq.fps:g} fps, above the {MAX_FPS:g} fps a skeleton video may have; "
+                          "extract the poses again with --step to lower the rate")
+    if size is not None:
+        return size
+    scale = min(1.0, MAX_OUTPUT_SIDE / max(seq.width, seq.height))
+    if scale < 1.0:
+        fitted = max(2, int(seq.width * scale)), max(2, int(seq.height * scale))
+        log.info("%s is %dx%d; drawn at %dx%d (outputs are at most %d px a side; --size sets another size)",
+                 label, seq.width, seq.height, *fitted, MAX_OUTPUT_SIDE)
+        return fitted
+    return seq.width, seq.height
+
+
+def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, progress: bool,
+                         label: str = "the poses") -> None:
     """Render ``seq`` with ``style`` into the video ``path``, or numbered PNG frames (``skel/%05d.png``),
-    atomically."""
+    atomically, at ``size`` or :func:`skeleton_size`'s."""
     from tqdm import tqdm
 
     from pose.image_sequence import ImageSequenceWriter, is_image_sequence
     from pose.render import render_sequence
     from pose.video import VideoWriter
 
-    width, height = size or (seq.width, seq.height)
+    width, height = skeleton_size(seq, size, label)
     sequence = is_image_sequence(path)
     if not sequence:  # yuv420p video needs even sides
         width, height = width - width % 2, height - height % 2
@@ -212,7 +235,8 @@ def run_extract(args: argparse.Namespace) -> int:
         written.append(args.output)
         log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())
         if args.render:
-            write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress)
+            write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress,
+                                 f"the poses of {args.video}")
             written.append(args.render)
             log.info("wrote %s", args.render)
         if args.openpose:
@@ -266,7 +290,7 @@ def run_render(args: argparse.Namespace) -> int:
     _check_not_an_input(args.output, [args.poses], "-o")
     _check_skeleton_output(args.output, args.style, args.overwrite)
     seq = load_sequence(args.poses)
-    write_skeleton_video(seq, args.output, args.style, args.size, args.overwrite, args.progress)
+    write_skeleton_video(seq, args.output, args.style, args.size, args.overwrite, args.progress, args.poses)
     log.info("wrote %s", args.output)
     return 0
 

@@ -255,3 +255,27 @@ def test_output_that_is_an_input_is_refused_even_with_overwrite(dance_short_pose
     assert seq_path.read_bytes() == before
     assert sorted(p.name for p in frames.iterdir()) == ["00000.png", "00001.png"]
     assert len(list(op.iterdir())) == 2 and not (tmp_path / "p.json").exists()
+
+
+def test_render_keeps_to_the_output_limits(dance_short_poses, tmp_path, capsys):
+    """A pose file may state a canvas up to 65536 px and 1000 fps; ``pose render`` wrote what it was given (a
+    60000-px canvas asked for 10 GiB and crashed with a traceback). The canvas is now drawn shrunk to 4096 px,
+    a rate above 240 fps and a --size above 4096 px are refused."""
+    from pose.io import save_sequence
+    from pose.sequence import PoseSequence
+
+    seq = dance_short_poses.slice(0, 2)
+    scale = 60000 / seq.height
+    huge = PoseSequence(seq.keypoints * [scale, scale, 1], round(seq.width * scale), 60000, seq.fps, seq.status)
+    assert main(["-q", "pose", "render", str(save_sequence(huge, tmp_path / "huge.json")), "-o",
+                 str(tmp_path / "huge.mp4")]) == 0
+    frames, (w, h) = _frames(tmp_path / "huge.mp4")
+    assert frames == 2 and h == 4096 and abs(w - 4096 * seq.width / seq.height) <= 2
+    fast = PoseSequence(seq.keypoints, seq.width, seq.height, 1000.0, seq.status)
+    assert main(["pose", "render", str(save_sequence(fast, tmp_path / "fast.json")), "-o",
+                 str(tmp_path / "fast.mp4")]) == 2
+    assert "fast.json runs at 1000 fps, above the 240 fps" in _error(capsys)
+    with pytest.raises(SystemExit) as exc:
+        main(["pose", "render", str(tmp_path / "huge.json"), "-o", str(tmp_path / "big.mp4"), "--size", "10000x10000"])
+    assert exc.value.code == 2 and "at most 4096 px" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.json", "huge.json", "huge.mp4"]
