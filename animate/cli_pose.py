@@ -145,16 +145,35 @@ def _check_skeleton_output(path: str, style: str, overwrite: bool) -> None:
     check_output_path(path, overwrite, video=True)
 
 
-def _remove_outputs(paths: list[str], frames: int) -> None:
-    """Delete the outputs this run wrote before a later step failed (no partial result is left)."""
+def _output_files(path: str | None, frames: int) -> list[Path]:
+    """The files an output ``path`` of ``frames`` frames consists of (one per frame for a PNG sequence)."""
     from pose.image_sequence import frame_path, is_image_sequence
 
-    for path in paths:
-        files = [frame_path(path, i) for i in range(frames)] if is_image_sequence(path) else [Path(path)]
-        for f in files:
+    if not path:
+        return []
+    return [frame_path(path, i) for i in range(frames)] if is_image_sequence(path) else [Path(path)]
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _remove_new_files(before: dict[Path, tuple | None]) -> None:
+    """Delete the files of ``before`` (path -> :func:`_file_state` before the run) that this run wrote, even
+    those moved into place just before a Ctrl-C (no partial result is left; untouched files stay)."""
+    removed = 0
+    for path, state in before.items():
+        now = _file_state(path)
+        if now is not None and now != state:
             with contextlib.suppress(OSError):
-                f.unlink()
-        log.info("removed %s: a later step failed", path)
+                path.unlink()
+                removed += 1
+    if removed:
+        log.info("removed the %d output file(s) written before the run stopped", removed)
 
 
 def skeleton_size(seq, size: tuple[int, int] | None, label: str) -> tuple[int, int]:
@@ -229,21 +248,20 @@ def run_extract(args: argparse.Namespace) -> int:
         start=args.start, end=args.end, step=args.step, progress=args.progress, detector_options=options,
         detect_every=args.detect_every, max_scale_jump=args.max_scale_jump, follow_identity=args.follow_identity,
     )
-    written: list[str] = []
+    # the outputs as they were: a Ctrl-C right after a file was moved into place takes it away too
+    before = {f: _file_state(f) for f in [*_output_files(args.output, len(seq)), *_output_files(args.render, len(seq))]}
     try:
         save_sequence(seq, args.output, overwrite=args.overwrite)
-        written.append(args.output)
         log.info("wrote %s: %d frames, detection rate %.1f%%", args.output, len(seq), 100 * seq.detection_rate())
         if args.render:
             write_skeleton_video(seq, args.render, args.style, None, args.overwrite, args.progress,
                                  f"the poses of {args.video}")
-            written.append(args.render)
             log.info("wrote %s", args.render)
-        if args.openpose:
+        if args.openpose:  # the last step: it takes its own files back when it fails
             files = save_openpose(seq, args.openpose, stem, overwrite=args.overwrite)
             log.info("wrote %d OpenPose files to %s", len(files), args.openpose)
     except BaseException:  # Ctrl-C included: the outputs written so far go too
-        _remove_outputs(written, len(seq))
+        _remove_new_files(before)
         raise
     return 0
 

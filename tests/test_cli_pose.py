@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -279,3 +280,27 @@ def test_render_keeps_to_the_output_limits(dance_short_poses, tmp_path, capsys):
         main(["pose", "render", str(tmp_path / "huge.json"), "-o", str(tmp_path / "big.mp4"), "--size", "10000x10000"])
     assert exc.value.code == 2 and "at most 4096 px" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.json", "huge.json", "huge.mp4"]
+
+
+def test_ctrl_c_just_after_an_output_is_in_place_takes_it_away(dance_short_poses, data_dir, tmp_path, monkeypatch,
+                                                                capsys):
+    """A QA pass's SIGINT landing after the skeleton video was moved into place, before it was listed as
+    written, left it behind while the CLI said no partial output was kept. Other files stay."""
+    import animate.cli_pose as cli_pose
+    import pose.extract
+
+    monkeypatch.setattr(pose.extract, "extract_poses", lambda *a, **k: dance_short_poses.slice(0, 3))
+    real = cli_pose.write_skeleton_video
+
+    def interrupted_after(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_pose, "write_skeleton_video", interrupted_after)
+    keep = tmp_path / "skel" / "notes.txt"  # not this run's output
+    keep.parent.mkdir()
+    keep.write_bytes(b"x")
+    for render in (tmp_path / "s.mp4", tmp_path / "skel" / "s_%03d.png"):
+        assert main(["-q", "pose", "extract", str(data_dir / "dance_short.mp4"), "-o", str(tmp_path / "p.json"),
+                     "--render", str(render)]) == 130
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["skel"] and os.listdir(tmp_path / "skel") == ["notes.txt"]
