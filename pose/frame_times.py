@@ -49,7 +49,8 @@ def to_even_clock(seq: PoseSequence, times: np.ndarray, fps: float,
     one), or the frame before is held when they are more than ``max_gap_s`` apart (what the video shows
     during a stall). Status: that of the nearer shown frame (a pose interpolated between detector keyframes
     counts as ``DETECTED``; ``meta["detect_every"]`` becomes 1), ``MISSING`` without any body keypoint;
-    confidence of the frame before.
+    confidence of the frame before, or for such an interpolated pose (which had none) its body keypoints'
+    mean score.
 
     Args:
         seq: poses, one per shown frame.
@@ -91,9 +92,14 @@ def to_even_clock(seq: PoseSequence, times: np.ndarray, fps: float,
     status = seq.status[nearer].copy()
     status[status == FrameStatus.INTERPOLATED] = FrameStatus.DETECTED
     status[~keypoint_valid(out[:, : layout.NUM_BODY]).any(axis=1)] = FrameStatus.MISSING
+    # confidence of the frame before; a pose interpolated between keyframes had none (0): its keypoints' own
+    # body scores, as a detection's
+    confidence = seq.confidence[before].copy()
+    unscored = (confidence <= 0) & (status == FrameStatus.DETECTED)
+    confidence[unscored] = np.nan_to_num(out[unscored][:, layout.BODY, 2]).mean(axis=1)
     meta = dict(seq.meta)
     meta["detect_every"] = 1
     meta["frame_times"] = {"shown_frames": n, "fps": round(float(fps), 6), "max_gap_s": max_gap_s,
                            "interpolated": int(interp.sum()), "held": int((~exact & ~interp).sum())}
     return PoseSequence(out.astype(np.float32), seq.width, seq.height, float(fps), status,
-                        seq.confidence[before].copy(), meta)
+                        confidence.astype(np.float32), meta)

@@ -56,6 +56,20 @@ def test_stalled_recording_keeps_time(tmp_path, data_dir, raw_every_frame_poses)
     assert "frame_times" not in steady.meta
 
 
+def test_poses_between_keyframes_get_a_confidence():
+    """Poses interpolated between detector keyframes carry confidence 0; put on the even clock they count
+    as detected, and kept 0 they halved ``pose show``'s mean confidence on a QA pass's stalled clip."""
+    kps = np.stack([empty_keypoints() for _ in range(4)])
+    kps[:, layout.BODY, :2] = 50.0
+    kps[:, layout.BODY, 2] = 0.8
+    status = np.array([FrameStatus.DETECTED, FrameStatus.INTERPOLATED, FrameStatus.INTERPOLATED,
+                       FrameStatus.DETECTED])
+    seq = PoseSequence(kps, 200, 200, 10.0, status, np.array([0.9, 0.0, 0.0, 0.9], np.float32))
+    out = to_even_clock(seq, np.array([0.0, 0.1, 0.2, 0.5]), 10.0)
+    assert (out.status == FrameStatus.DETECTED).all()
+    np.testing.assert_allclose(out.confidence, [0.9, 0.8, 0.8, 0.8, 0.8, 0.9], rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def raw_every_frame_poses(data_dir):
     return extract_poses(data_dir / "dance_short.mp4", detect_every=1, workers=1, smoothing=None,
