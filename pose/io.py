@@ -456,6 +456,10 @@ def sequence_from_dict(data: Any, path: str | os.PathLike = "<dict>") -> PoseSeq
         where = f"frames[{i}]"
         if not isinstance(frame, dict):
             raise _fail(path, where, "must be an object")
+        index = frame.get("index", i)  # optional; when given, frames are listed in order, none left out
+        if isinstance(index, bool) or index != i:
+            raise _fail(path, f"{where}.index", f"is {index!r}, expected {i}: list the frames in order, one per "
+                        "frame of the video (or leave the index out)")
         st = frame.get("status", "detected")
         if st not in statuses:
             raise _fail(path, f"{where}.status", f"is {st!r}, expected one of {sorted(statuses)}")
@@ -504,9 +508,10 @@ def _load_npz(path: Path) -> PoseSequence:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; a :class:`PoseFileError` names the file when it is not UTF-8 text or not JSON."""
+    """Parse a JSON file (UTF-8, with or without the byte-order mark Windows editors write); a
+    :class:`PoseFileError` names the file when it is not UTF-8 text or not JSON."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             return json.load(fh)
     except UnicodeDecodeError as exc:
         raise PoseFileError(f"pose file {path} is not UTF-8 text JSON; is it really a pose file?") from exc

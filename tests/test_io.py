@@ -69,6 +69,11 @@ def _corrupt(tmp_path, sequence, edit):
         (lambda d: d["frames"][0].update(status="guessed"), "frames[0].status"),
         (lambda d: d["frames"][3]["right_hand"][2].__setitem__(2, 7.0), "frames[3].right_hand[2]"),
         (lambda d: d["frames"][0].pop("face"), "frames[0].face"),
+        # frames reordered, one deleted or one duplicated by hand: before, read in list order without a word
+        (lambda d: d["frames"].reverse(), "frames[0].index"),
+        (lambda d: d["frames"].pop(2), "frames[2].index"),
+        (lambda d: d["frames"].insert(1, dict(d["frames"][0])), "frames[1].index"),
+        (lambda d: d["frames"][0].update(index=True), "frames[0].index"),
     ],
 )
 def test_schema_errors_name_file_and_field(sequence, tmp_path, edit, field):
@@ -78,6 +83,18 @@ def test_schema_errors_name_file_and_field(sequence, tmp_path, edit, field):
     message = str(err.value)
     assert str(path) in message and f"'{field}'" in message
     assert "\n" not in message
+
+
+def test_frames_without_index_and_a_byte_order_mark(sequence, tmp_path):
+    """The index may be left out of hand-written frames; a file saved with a UTF-8 byte-order mark (Windows
+    Notepad) was refused as "not valid JSON"."""
+    path = save_sequence(sequence, tmp_path / "p.json")
+    data = json.loads(path.read_text())
+    for frame in data["frames"]:
+        del frame["index"]
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())
+    back = load_sequence(path)
+    assert np.array_equal(back.keypoints, sequence.keypoints, equal_nan=True)
 
 
 def test_not_json_and_missing_file(tmp_path):
