@@ -219,6 +219,21 @@ def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, prog
             writer.write(frame)
 
 
+def _check_distinct_outputs(output: str, render: str | None, openpose: str | None) -> None:
+    """``-o``, ``--render`` and ``--openpose`` name three different places (else the second would replace the
+    first, or fail after the detection). Raises OutputError."""
+    from pose.errors import OutputError
+
+    from .writers import same_file
+
+    named = [("-o", output), ("--render", render), ("--openpose", openpose)]
+    named = [(flag, path) for flag, path in named if path]
+    for i, (flag_a, a) in enumerate(named):
+        for flag_b, b in named[i + 1:]:
+            if same_file(a, b):
+                raise OutputError(f"{flag_a} and {flag_b} both name {b}; give each output its own name")
+
+
 def run_extract(args: argparse.Namespace) -> int:
     from pose.extract import extract_poses
     from pose.io import save_sequence
@@ -230,6 +245,7 @@ def run_extract(args: argparse.Namespace) -> int:
     _check_not_an_input(args.output, [args.video], "-o")
     _check_not_an_input(args.render, [args.video], "--render")
     _check_not_an_input(args.openpose, [args.video], "--openpose")
+    _check_distinct_outputs(args.output, args.render, args.openpose)
     _check_pose_output(args.output, args.overwrite)
     if args.render:
         _check_skeleton_output(args.render, args.style, args.overwrite)

@@ -165,6 +165,8 @@ def test_extract_checks_every_output_before_detecting(data_dir, tmp_path, monkey
         (["--style", "fancy"], "fancy"),
         (["--render", str(tmp_path / "s.xyz")], "s.xyz"),
         (["--render", str(tmp_path / "skel" / "s.png")], "s.png"),  # a PNG without a frame field: no video
+        (["--openpose", str(out)], "-o and --openpose both name"),  # found only after the detection, before
+        (["--render", str(tmp_path / "r.mp4"), "--openpose", str(tmp_path / "r.mp4")], "--render and --openpose"),
     ]
     if Path("/proc/self").is_dir():  # takes no new file, whatever the permission bits say (root too)
         cases += [(["--render", "/proc/s.mp4"], "/proc/s.mp4"), (["--openpose", "/proc/op"], "/proc/op")]
