@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from pose.errors import InputError
+from pose.errors import InputError, NoPersonError
 from pose.outliers import DEFAULT_MAX_JUMP
 from pose.retarget import ROOT_MOTIONS
 
@@ -204,6 +204,7 @@ def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, prog
     atomically, at ``size`` or :func:`skeleton_size`'s."""
     from tqdm import tqdm
 
+    from pose.errors import OutputError
     from pose.image_sequence import ImageSequenceWriter, is_image_sequence
     from pose.render import render_sequence
     from pose.video import VideoWriter
@@ -211,6 +212,8 @@ def write_skeleton_video(seq, path: str, style: str, size, overwrite: bool, prog
     width, height = skeleton_size(seq, size, label)
     sequence = is_image_sequence(path)
     if not sequence:  # yuv420p video needs even sides
+        if width < 2 or height < 2:
+            raise OutputError(f"{label} has a {width}x{height} canvas, too small for a video; pass --size WxH")
         width, height = width - width % 2, height - height % 2
     writer_cls = ImageSequenceWriter if sequence else VideoWriter
     with writer_cls(path, seq.fps, (width, height), overwrite=overwrite) as writer:
@@ -311,7 +314,10 @@ def run_retarget(args: argparse.Namespace) -> int:
             ref_pose = ref_pose.resized(*size)
     else:
         ref_pose = detect_image(args.reference)
-    out = retarget(driving, ref_pose, root_motion=args.root_motion)
+    try:
+        out = retarget(driving, ref_pose, root_motion=args.root_motion)
+    except NoPersonError as exc:  # the driving poses have no body: name their file
+        raise NoPersonError(f"{args.poses}: {exc}") from None
     out.meta["reference"] = str(args.reference)
     save_sequence(out, args.output, overwrite=args.overwrite)
     log.info("wrote %s (%d frames on a %dx%d canvas)", args.output, len(out), out.width, out.height)
@@ -353,8 +359,9 @@ def run_show(args: argparse.Namespace) -> int:
     det_opts = meta.get("detector_options") or {}
     if det_opts.get("crop"):
         crop = det_opts["crop"]
+        why = "a small person found by a search" if meta.get("person_search") else "given with --window"
         lines.append(f"{'window:':<17}x {crop[0]:.2f}-{crop[2]:.2f}, y {crop[1]:.2f}-{crop[3]:.2f} of the frame "
-                     "(a small person, detected inside it)")
+                     f"({why}, detected inside it)")
     elif det_opts.get("follow"):
         lines.append(f"{'window:':<17}following a small person from keyframe to keyframe")
     rejected = meta.get("rejected_frames") or []

@@ -853,6 +853,7 @@ def extract_poses(
         return kps, status, keyframe, looks, n_workers, decoded
 
     kps, status, keyframe, looks, n_workers, decoded = detect_one_person(options)
+    given_options = options
     if len(kps) == 0:
         raise VideoError(f"video {path} has no frames in range start={start} end={end}; check the range")
     rate = _found_share(status, keyframe)
@@ -905,6 +906,7 @@ def extract_poses(
         "source": str(path),
         "detector": name,
         "detector_options": det_opts,
+        "person_search": options is not given_options,  # the window / following came from the search
         "start": start, "end": end, "step": step,
         "source_fps": src_fps,
         "decode_max_size": max_size,

@@ -409,11 +409,12 @@ def _check_header(path: Path, head: dict[str, Any]) -> None:
                                      "re-extract the poses or upgrade posedrive")
     if head.get("layout", LAYOUT) != LAYOUT:
         raise _fail(path, "layout", f"is {head.get('layout')!r}, expected {LAYOUT!r}")
-    for key, kind, top in (("width", int, MAX_FRAME_SIDE), ("height", int, MAX_FRAME_SIDE),
-                           ("fps", (int, float), MAX_SEQUENCE_FPS)):
+    for key, kind, top, what in (("width", int, MAX_FRAME_SIDE, "a whole number of pixels"),
+                                 ("height", int, MAX_FRAME_SIDE, "a whole number of pixels"),
+                                 ("fps", (int, float), MAX_SEQUENCE_FPS, "a number")):
         value = head.get(key)
         if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value <= top:
-            raise _fail(path, key, f"must be a positive number up to {top:g}, got {value!r}")
+            raise _fail(path, key, f"must be {what} > 0 and up to {top:g}, got {value!r}")
     if not isinstance(head.get("meta", {}), dict):
         raise _fail(path, "meta", "must be an object")
 

@@ -219,7 +219,7 @@ def _pick_calibration(driving: PoseSequence, calibration: str | int, threshold: 
     vis = keypoint_valid(driving.keypoints[:, layout.BODY], threshold) & usable[:, None]
     n_vis = vis[:, list(_MAIN_JOINTS)].sum(axis=1)
     if not n_vis.any():
-        raise NoPersonError("driving pose sequence has no frame with a visible body; check the driving video")
+        raise NoPersonError("the driving pose sequence has no frame with a visible body; check the driving video")
     best = int(np.argmax(n_vis))
     if isinstance(calibration, (int, np.integer)) and not isinstance(calibration, bool):
         idx = int(calibration)

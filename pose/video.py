@@ -42,6 +42,15 @@ from .io import AtomicWriter, partial_file, publish
 
 logger = logging.getLogger(__name__)
 
+
+def _not_rotation_notice(record: logging.LogRecord) -> bool:
+    """Drop imageio-ffmpeg's warning that a rotated video's frames are read at the rotated size: that is
+    what :func:`_read_header` asks for (a phone video read upright), not a problem (shown even with -q)."""
+    return not str(record.msg).startswith("The frame size for reading")
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_not_rotation_notice)
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 )

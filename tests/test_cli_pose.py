@@ -306,3 +306,26 @@ def test_ctrl_c_just_after_an_output_is_in_place_takes_it_away(dance_short_poses
         assert main(["-q", "pose", "extract", str(data_dir / "dance_short.mp4"), "-o", str(tmp_path / "p.json"),
                      "--render", str(render)]) == 130
         assert sorted(p.name for p in tmp_path.iterdir()) == ["skel"] and os.listdir(tmp_path / "skel") == ["notes.txt"]
+
+
+def test_messages_name_the_pose_file(dance_short_poses, data_dir, tmp_path, capsys):
+    """A 1x1 canvas said "frame size ... must be positive, got 0x0"; poses without a body did not name their
+    file; a window given with --window was shown as "a small person"."""
+    from pose.io import save_sequence
+    from pose.sequence import PoseSequence
+
+    seq = dance_short_poses.slice(0, 2)
+    tiny = PoseSequence(seq.keypoints * [1 / seq.width, 1 / seq.height, 1], 1, 1, seq.fps, seq.status)
+    assert main(["pose", "render", str(save_sequence(tiny, tmp_path / "tiny.json")), "-o",
+                 str(tmp_path / "t.mp4")]) == 2
+    assert "tiny.json has a 1x1 canvas, too small for a video; pass --size" in _error(capsys)
+    empty = seq.copy()
+    empty.keypoints[:, :, 2] = 0.0
+    path = save_sequence(empty, tmp_path / "nobody.json")
+    assert main(["pose", "retarget", str(path), "--reference", str(data_dir / "ref" / "musepose_ref.png"), "-o",
+                 str(tmp_path / "o.json")]) == 2
+    assert f"{path}: the driving pose sequence has no frame with a visible body" in _error(capsys)
+    windowed = seq.copy()
+    windowed.meta.update(detector_options={"crop": [0.5, 0, 1, 1]}, person_search=False)
+    assert main(["pose", "show", str(save_sequence(windowed, tmp_path / "w.json"))]) == 0
+    assert "x 0.50-1.00, y 0.00-1.00 of the frame (given with --window, detected inside it)" in capsys.readouterr().out
