@@ -288,7 +288,7 @@ def test_ctrl_c_just_after_an_output_is_in_place_takes_it_away(dance_short_poses
                                                                 capsys):
     """A QA pass's SIGINT landing after the skeleton video was moved into place, before it was listed as
     written, left it behind while the CLI said no partial output was kept. Other files stay."""
-    import animate.cli_pose as cli_pose
+    from animate import cli_pose
     import pose.extract
 
     monkeypatch.setattr(pose.extract, "extract_poses", lambda *a, **k: dance_short_poses.slice(0, 3))
