@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pose.errors import ConfigError, InputError, WeightsError
-from pose.sequence import PoseFrame, PoseSequence
+from pose.errors import ConfigError, InputError, NoPersonError, WeightsError
+from pose.sequence import FrameStatus, PoseFrame, PoseSequence
 
 logger = logging.getLogger(__name__)
 
@@ -337,17 +337,29 @@ def _save_png(image: np.ndarray, path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # optional network metrics
 # ------------------------------------------------------------------------------------------------
+def _weights_file(kind: str, weights: str | os.PathLike, flag: str) -> Path:
+    """``weights`` as an existing file, else a :class:`WeightsError` saying what to pass."""
+    text = str(weights)
+    path = Path(os.path.expanduser(text))
+    if not text.strip():
+        raise WeightsError(f"{flag} is empty; pass the {kind} weights file")
+    if path.is_dir():
+        raise WeightsError(f"{kind} weights {path} is a folder; pass the weights file itself with {flag}")
+    if not path.is_file():
+        raise WeightsError(f"{kind} weights {path} do not exist; pass the file given by {flag}")
+    return path
+
+
 class _Lpips:
     """LPIPS from user-given weights: a TorchScript model ``f(x, y)`` or the ``lpips`` package's linear
-    layers file (``alex.pth``; the package must be installed and its backbone available offline)."""
+    layers file (``alex.pth``; the package must be installed and its backbone available offline). The model
+    is tried on a small pair when loaded, so a wrong file fails before any work."""
 
     def __init__(self, weights: str | os.PathLike) -> None:
         import torch  # lazily: the CPU path never needs torch
 
         self.torch = torch
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsError(f"LPIPS weights {path} do not exist; pass the file given by --lpips-weights")
+        path = self.path = _weights_file("LPIPS", weights, "--lpips-weights")
         try:
             self.model = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception:
@@ -357,15 +369,27 @@ class _Lpips:
                 raise WeightsError(f"{path} is not a TorchScript LPIPS model and the 'lpips' package is not installed; pip install lpips") from exc
             self.model = lpips.LPIPS(net="alex", model_path=str(path), verbose=False).eval()
         self.values: list[float] = []
+        probe = np.zeros((64, 64, 3), np.uint8)
+        self._distance(probe, probe)  # a model of another kind fails here, not after the animation
 
-    def update(self, gen: np.ndarray, real: np.ndarray) -> None:
+    def _distance(self, gen: np.ndarray, real: np.ndarray) -> float:
         t = self.torch
 
         def prep(x: np.ndarray) -> Any:
-            return t.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+            return t.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
-        with t.no_grad():
-            self.values.append(float(self.model(prep(gen), prep(real)).mean()))
+        try:
+            with t.no_grad():
+                value = float(self.model(prep(gen), prep(real)).mean())
+        except Exception as exc:  # any error of a model of another kind (signature, output type)
+            raise WeightsError(f"{self.path} is not an LPIPS model: f(x, y) on two images failed "
+                               f"({exc.__class__.__name__}); pass an LPIPS TorchScript model or alex.pth") from None
+        if not math.isfinite(value):
+            raise WeightsError(f"{self.path} gave LPIPS {value} (not a finite number); pass a working LPIPS model")
+        return value
+
+    def update(self, gen: np.ndarray, real: np.ndarray) -> None:
+        self.values.append(self._distance(gen, real))
 
 
 class _Fvd:
@@ -376,15 +400,15 @@ class _Fvd:
         import torch
 
         self.torch = torch
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsError(f"FVD (I3D) weights {path} do not exist; pass the file given by --fvd-weights")
+        path = self.path = _weights_file("FVD (I3D)", weights, "--fvd-weights")
         try:
             self.model = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:
             raise WeightsError(f"{path} is not a TorchScript I3D model (i3d_torchscript.pt); pass that file") from exc
         self.clips: dict[str, list[np.ndarray]] = {"gen": [], "real": []}
         self.feats: dict[str, list[np.ndarray]] = {"gen": [], "real": []}
+        # one clip through the model when loaded: a model of another kind fails here, not after the animation
+        self._features(np.zeros((FVD_CLIP_FRAMES, FVD_SIDE, FVD_SIDE, 3), np.uint8))
 
     def update(self, gen: np.ndarray, real: np.ndarray) -> None:
         for key, frame in (("gen", gen), ("real", real)):
@@ -396,8 +420,17 @@ class _Fvd:
     def _features(self, clip: np.ndarray) -> np.ndarray:
         t = self.torch
         x = t.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, C, T, H, W) in [-1, 1]
-        with t.no_grad():
-            return self.model(x, rescale=False, resize=True, return_features=True).numpy()[0]
+        try:
+            with t.no_grad():
+                feats = np.asarray(self.model(x, rescale=False, resize=True, return_features=True).numpy()[0],
+                                   np.float64)
+        except Exception as exc:  # any error of a model of another kind (signature, output type)
+            raise WeightsError(f"{self.path} is not the I3D feature model FVD needs: a clip through it failed "
+                               f"({exc.__class__.__name__}); pass i3d_torchscript.pt") from None
+        if feats.ndim != 1 or not np.isfinite(feats).all():
+            raise WeightsError(f"{self.path} gave I3D features of shape {feats.shape} (finite: "
+                               f"{bool(np.isfinite(feats).all())}); pass i3d_torchscript.pt")
+        return feats
 
     def result(self) -> dict:
         from scipy import linalg
@@ -409,11 +442,17 @@ class _Fvd:
         cov_g, cov_r = np.cov(g, rowvar=False), np.cov(r, rowvar=False)
         covmean = linalg.sqrtm(cov_g @ cov_r).real
         value = float(np.sum((mu_g - mu_r) ** 2) + np.trace(cov_g + cov_r - 2 * covmean))
-        return {"fvd": round(value, 4), "clips": len(g),
+        if not math.isfinite(value):
+            return {"skipped": f"FVD came out {value} (the clips' features are degenerate)"}
+        value = max(0.0, value)  # a distance: rounding can leave -0.0 or a tiny negative for identical videos
+        return {"fvd": round(value, 4) + 0.0, "clips": len(g),
                 "note": "FVD from one video pair is indicative only; it is defined over many clips"}
 
 
-def _optional(kind: str, weights: str | os.PathLike | None) -> tuple[Any, dict | None]:
+def _optional(kind: str, weights: Any) -> tuple[Any, dict | None]:
+    """The ``kind`` metric (``LPIPS`` / ``FVD``) from its weights file (or as already loaded), or why not."""
+    if isinstance(weights, (_Lpips, _Fvd)):
+        return weights, None
     if weights is None:
         return None, {"skipped": f"no {kind} weights given (--{kind.lower()}-weights PATH)"}
     try:
@@ -533,7 +572,7 @@ def compare_videos(
                         base_pose = _detect(det, first_real)
                     hit, cnt = pck(base_pose, target)
                     base_s.pck_hit, base_s.pck_n = base_s.pck_hit + hit, base_s.pck_n + cnt
-            if lp is not None or fv is not None:
+            if scored and (lp is not None or fv is not None):  # frame 0 of a self-reenactment is the input
                 # the networks see whole frames: the ignored regions get the real pixels in both
                 shown = g if keep is None else np.where(keep[..., None], g, r)
                 if lp is not None:
@@ -549,6 +588,10 @@ def compare_videos(
         bar.close()
         if det is not None and hasattr(det, "close"):
             det.close()
+        for it in (gen_it, real_it):  # stop their decoders now, not at interpreter shutdown
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
     if n == 0 or gen_s is None or not gen_s.ssim:
         raise InputError(f"no frames to compare between {_label(generated)} and {_label(real)}; check both videos")
 
@@ -579,13 +622,23 @@ def compare_videos(
     return report
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN; a strict parser refuses
+    the bare ``NaN`` Python writes)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _label(source: Any) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else "the frame iterable"
 
 
 def _detect(detector: Any, frame: np.ndarray) -> PoseFrame | None:
-    from pose.errors import NoPersonError
-
     try:
         pose = detector(frame)
     except NoPersonError:
@@ -686,6 +739,9 @@ def evaluate_self_reenactment(
     if renderer != "puppet":  # the scores' minimum before loading (weights); the puppet's, larger, below
         check_eval_height(height, clip_size)
     size = eval_size(*clip_size, height)
+    keep_mask(size, check_regions(ignore))  # regions covering the whole frame, before the clip is animated
+    lpips_weights = _optional("LPIPS", lpips_weights)[0] or lpips_weights  # a wrong file fails here
+    fvd_weights = _optional("FVD", fvd_weights)[0] or fvd_weights
     with new_folders_removed_on_error(report_path):  # a failed run leaves no new empty out_dir behind
         report_path = check_output_path(report_path, overwrite=overwrite, video=False)
         check_output_path(sheet_path, overwrite=overwrite, video=False)
@@ -697,6 +753,10 @@ def evaluate_self_reenactment(
                                   f"must be drawn over its own background, not background={backdrop!r}; drop that "
                                   "renderer option")
             driving = animator.load_driving(video, end=frames, progress=progress)
+            if not driving[0].has_person or driving.status[0] not in (FrameStatus.DETECTED, FrameStatus.MANUAL):
+                raise NoPersonError(f"no person found in frame 0 of {video}: self-reenactment animates the person "
+                                    "in frame 0, so the clip must start with them in view; cut the clip to start "
+                                    "there (e.g. ffmpeg -ss SECONDS)")
             generated = animator.stream(first, driving, size=size, fps=driving.fps, reference_pose=driving[0],
                                         preview=False, progress=progress)
             report = compare_videos(
@@ -715,7 +775,7 @@ def evaluate_self_reenactment(
         }
         try:
             with atomic_output(report_path, overwrite=True) as tmp:  # checked above, before any work
-                tmp.write_text(json.dumps(report, indent=2))
+                tmp.write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False))
         except BaseException:
             if report.get("contact_sheet"):  # written by this run: no contact sheet without its report
                 sheet_path.unlink(missing_ok=True)

@@ -57,8 +57,11 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
     if video and is_image_sequence(path):  # numbered PNG frames: lossless, alpha kept, no audio
         return check_sequence_output(path, overwrite)
     path = Path(os.path.expanduser(str(path)))
-    if path.is_dir():
+    if path.is_dir() and video:
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
+    if path.is_dir():  # a report, a contact sheet: their names are fixed
+        raise OutputError(f"{path} is a folder where this file must be written; move the folder away or write "
+                          "elsewhere")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     if video:

@@ -324,3 +324,93 @@ def test_height_too_small_for_the_puppet_mesh_fails_before_any_work(clip, tmp_pa
     with pytest.raises(ConfigError, match=r"at least 7 px on each side; use --height 14"):
         evaluate_self_reenactment(clip, renderer="stamp", frames=2, height=7, out_dir=out, progress=False)
     assert not out.exists()
+
+
+def _torchscript(tmp_path, name: str, module) -> str:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / name
+    torch.jit.script(module).save(str(path))
+    return str(path)
+
+
+def test_metric_models_of_another_kind_fail_when_loaded(clip, tmp_path, monkeypatch):
+    """A TorchScript file of another kind as --lpips-weights / --fvd-weights failed with a traceback after the
+    whole animation (and aborted the interpreter at exit); a model returning NaN wrote bare NaN into
+    report.json. Each is now a one-line WeightsError before any work."""
+    torch = pytest.importorskip("torch")
+    from animate.api import Animator
+    from pose.errors import WeightsError
+
+    class OneArgument(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean()
+
+    class Pair(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x, y
+
+    class NotANumber(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return (x - y).mean() * float("nan")
+
+    monkeypatch.setattr(Animator, "from_config", lambda *a, **k: pytest.fail("work started"))
+    cases = [("lpips_weights", _torchscript(tmp_path, "one.pt", OneArgument()), "is not an LPIPS model"),
+             ("lpips_weights", _torchscript(tmp_path, "pair.pt", Pair()), "is not an LPIPS model"),
+             ("lpips_weights", _torchscript(tmp_path, "nan.pt", NotANumber()), "not a finite number"),
+             ("fvd_weights", str(tmp_path / "pair.pt"), "is not the I3D feature model"),
+             ("lpips_weights", str(tmp_path), "is a folder; pass the weights file"),
+             ("lpips_weights", "", "--lpips-weights is empty")]
+    for key, weights, message in cases:
+        with pytest.raises(WeightsError, match=message):
+            evaluate_self_reenactment(clip, renderer="stamp", frames=2, out_dir=tmp_path / "e", progress=False,
+                                      **{key: weights})
+    assert not (tmp_path / "e").exists()
+
+
+def test_lpips_leaves_the_input_frame_out_like_the_other_scores(clip, real_frames, tmp_path):
+    """With skip_first (self-reenactment), LPIPS averaged frame 0 too (the input itself, distance 0): it read
+    better than the frames scored by SSIM, PSNR and L1. A stand-in LPIPS of 2 x L1 now equals 2 x L1."""
+    torch = pytest.importorskip("torch")
+
+    class TwiceL1(torch.nn.Module):  # images in [-1, 1]: mean |x - y| is twice the L1 on [0, 1]
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return (x - y).abs().mean(dim=(1, 2, 3))
+
+    frozen = [real_frames[0]] * len(real_frames)
+    report = compare_videos(frozen, real_frames, skip_first=True, baseline=False, warp=False, progress=False,
+                            lpips_weights=_torchscript(tmp_path, "l1.pt", TwiceL1()))
+    assert report["lpips"]["lpips"] == pytest.approx(2 * report["generated"]["l1"], rel=1e-3)
+
+
+def test_whole_frame_ignored_fails_before_any_work(clip, tmp_path, monkeypatch):
+    """Two regions that together cover the frame were found only at the first compared frame, after the
+    poses were extracted and the animation had started. (And a folder named report.json was answered with
+    "give a file name such as .../report.json/out.mp4".)"""
+    from animate.api import Animator
+    from pose.errors import OutputError
+
+    monkeypatch.setattr(Animator, "from_config", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ConfigError, match="whole frame"):
+        evaluate_self_reenactment(clip, renderer="stamp", frames=2, out_dir=tmp_path / "e", progress=False,
+                                  ignore=[[0, 0, 0.5, 1], [0.5, 0, 1, 1]])
+    (tmp_path / "e" / "report.json").mkdir(parents=True)
+    with pytest.raises(OutputError, match=r"report.json is a folder where this file must be written") as info:
+        evaluate_self_reenactment(clip, renderer="stamp", frames=2, out_dir=tmp_path / "e", progress=False)
+    assert "out.mp4" not in str(info.value)
+
+
+def test_clip_starting_without_the_person_is_refused(clip, tmp_path):
+    """A clip whose frame 0 shows nobody was rigged from the empty frame and scored (PCK 0, exit 0)."""
+    pytest.importorskip("pose.extract")
+    import subprocess
+
+    from pose.errors import NoPersonError
+    from pose.video import ffmpeg_exe
+
+    late = tmp_path / "late.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=blue:s=360x640:r=24:d=0.5",
+                    "-i", str(clip), "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+                    "-frames:v", "20", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(late)], check=True)
+    with pytest.raises(NoPersonError, match=r"frame 0 of .*late.mp4.*start with them in view"):
+        evaluate_self_reenactment(late, renderer="stamp", out_dir=tmp_path / "e", progress=False, pck_eval=False)
+    assert not (tmp_path / "e").exists()
