@@ -250,13 +250,30 @@ def decode_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     # 16 bits and alpha but ignores the EXIF orientation, applied below.
     data = np.fromfile(str(p), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise InputError(f"{what} {p} cannot be decoded; check that it is a valid PNG/JPEG/BMP/WebP/TIFF file")
-    if img.ndim == 3 and img.shape[2] == 3:
+    if img is None and data.size:  # formats this OpenCV build does not decode (GIF): Pillow
+        img = _decode_with_pillow(p, what)
+    elif img is not None and img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
+    elif img is not None and img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    if img is None:
+        raise InputError(f"{what} {p} cannot be decoded; check that it is a valid PNG/JPEG/BMP/WebP/TIFF/GIF file")
     return upright(img, exif_orientation(p))
+
+
+def _decode_with_pillow(path: Path, what: str) -> np.ndarray | None:
+    """``path``'s first frame with Pillow as RGB, or RGBA when it has transparency; ``None`` if it cannot."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                logger.info("%s %s has %d frames; its first frame is used", what, path, im.n_frames)
+            im.seek(0)
+            transparent = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            return np.asarray(im.convert("RGBA" if transparent else "RGB"))
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
 
 
 #: EXIF "Orientation" tag.

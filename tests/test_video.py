@@ -176,6 +176,26 @@ def test_read_image_errors(tmp_path):
         read_image(tmp_path / "bad.png")
 
 
+def test_gif_images_are_read(tmp_path, data_dir):
+    """OpenCV here decodes no GIF: a GIF reference was refused as "cannot be decoded". Its first frame is
+    read with Pillow, the palette's transparent colour as alpha."""
+    from PIL import Image
+
+    from pose.video import decode_image
+
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "dance_000.jpg")), cv2.COLOR_BGR2RGB)[::8, ::8]
+    frames = [Image.fromarray(rgb).quantize(256), Image.fromarray(255 - rgb).quantize(256)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    img = read_image(tmp_path / "a.gif")
+    assert img.shape == rgb.shape and np.abs(img.astype(int) - rgb).mean() < 4  # the first frame, palette error
+    cut = Image.new("P", (4, 2), 0)
+    cut.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    cut.paste(1, (0, 0, 2, 2))  # left half red, right half the transparent colour 0
+    cut.save(tmp_path / "cut.gif", transparency=0)
+    rgba = decode_image(tmp_path / "cut.gif")
+    assert rgba.shape == (2, 4, 4) and tuple(rgba[0, 0]) == (200, 10, 10, 255) and rgba[0, 3, 3] == 0
+
+
 def test_to_rgb_arrays_and_pil():
     from PIL import Image
 
