@@ -316,6 +316,11 @@ def refine_feet(image: np.ndarray, mask: np.ndarray, pose: PoseFrame, iters: int
     return add & ~mask
 
 
+#: A segmented part apart from the character at least this share of the character's size is taken for
+#: another figure (two people in the reference), which is said: only the character with the pose moves.
+OTHER_FIGURE = 0.3
+
+
 def _keep_components(binary: np.ndarray, seeds: np.ndarray | None, max_hole: float = 2e-4) -> np.ndarray:
     """Keep the connected components that touch ``seeds`` (or the largest one), holes under ``max_hole`` x image area filled."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
@@ -327,6 +332,11 @@ def _keep_components(binary: np.ndarray, seeds: np.ndarray | None, max_hole: flo
         keep[0] = False
     if not keep.any():
         keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
+    area = stats[:, cv2.CC_STAT_AREA]
+    kept_area, other = int(area[keep].sum()), int(area[1:][~keep[1:]].max(initial=0))
+    if other >= OTHER_FIGURE * kept_area:
+        logger.warning("the reference shows another figure apart from the character animated; it stays in the "
+                       "background. To animate that one, pass its mask (--mask) or its pose (--reference-pose)")
     kept = keep[labels].astype(np.uint8)
     # fill small holes only (specks inside clothes); large ones (the gap between legs) are real background
     n_h, holes, hstats, _ = cv2.connectedComponentsWithStats(1 - kept, connectivity=4)

@@ -132,3 +132,20 @@ def test_refine_feet_takes_in_a_shoe_and_no_floor():
     assert add[shoe].mean() > 0.85  # all but the corners beyond FOOT_REACH of the toe-heel-ankle outline
     assert not add[~shoe & ~mask].any()
     assert not (add & mask).any()
+
+
+def test_a_second_figure_in_the_reference_is_said(data_dir, caplog):
+    """Two people side by side: the one with the pose is segmented and animated, the other stayed in the
+    background without a word. Now a warning says so and how to choose; one character gives none."""
+    extract = pytest.importorskip("pose.extract")
+    rgb = _load(data_dir, "anyone-3.png")
+    pose = extract.detect_image(rgb)
+    segment_person(rgb, pose)
+    assert "another figure" not in caplog.text
+    pair = np.concatenate([rgb, rgb[:, ::-1]], axis=1)
+    from pose.sequence import PoseFrame
+
+    alpha = segment_person(pair, PoseFrame(pose.keypoints, pair.shape[1], pair.shape[0]))  # the left one
+    assert "another figure apart from the character animated" in caplog.text and "--mask" in caplog.text
+    half = rgb.shape[1]
+    assert (alpha[:, :half] >= 0.5).mean() > 10 * (alpha[:, half:] >= 0.5).mean()  # the other is not taken
