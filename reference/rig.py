@@ -88,6 +88,11 @@ TORSO_LABEL_OFFSET = 0.5
 # An arm pixel's colour must be this many times likelier among the body's pixels beside the arm than among the
 # arm's own core to be given back to the body (:meth:`Rig.refine_limb_labels`).
 COLOUR_SPLIT_RATIO = 3.0
+# A colour of an arm's core that its rim shows COLOUR_SPLIT_RATIO ** RIM_RARITY times less often, and the body
+# beside it COLOUR_SPLIT_RATIO times more often, is taken for the clothes the core lies on and dropped from the
+# arm's colours. The square (2) let a ruffle the bone runs along stay the arm's colour when the pose came out a
+# few pixels otherwise (the try-on photo cropped or mirrored): the raised arm carried a band of the top.
+RIM_RARITY = 1.5
 # Knees and ankles of the *reference* need this score to be rigged: legs hidden under a long skirt or cut off
 # by the frame (a half-body character, tests/data/ref/anyone-1.png: knees 0.3, ankles 0.16-0.3) are guesses,
 # and leg layers cut along guessed legs tear the skirt apart; the lower body then follows the torso. Full
@@ -589,8 +594,8 @@ class Rig:
         When a bone runs along the arm's inner edge, its core lies partly on the dress or the hair beside the
         arm and would vouch for their colours. Where the arm meets the outside along enough of its length
         (its rim: arm pixels within 2 px of the background, at least :data:`RIM_MIN_FRACTION` of the core's
-        area), a core colour that is ``ratio`` ** 2 times rarer on the rim than in the core, and ``ratio``
-        times likelier beside the arm than on the rim, is dropped from the core first. A sleeve coloured
+        area), a core colour that is ``ratio`` ** :data:`RIM_RARITY` times rarer on the rim than in the core,
+        and ``ratio`` times likelier beside the arm than on the rim, is dropped from the core first. A sleeve coloured
         like the shirt also lines the arm's rim and stays in the core.
 
         Args:
@@ -629,7 +634,7 @@ class Rig:
             rim = arm & outside & (d < self.limb_radius)
             if rim.sum() >= max(20.0, RIM_MIN_FRACTION * core.sum()):
                 p_rim, p_core = colour_density(codes[rim], bins), colour_density(codes[core], bins)
-                foreign = (p_body > ratio * p_rim) & (ratio * ratio * p_rim < p_core)
+                foreign = (p_body > ratio * p_rim) & (ratio ** RIM_RARITY * p_rim < p_core)
                 clean = core & ~foreign[codes]
                 if clean.sum() >= 20:
                     core = clean
