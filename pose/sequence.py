@@ -309,12 +309,16 @@ class PoseSequence:
         meta = copy.deepcopy(self.meta)
         every = self.detect_every
         if every > 1:
-            # keep the keyframe pattern only where the slice preserves it (see detector_frames)
-            if first % every:
-                meta.pop("detect_every", None)
-            elif step % every == 0:
+            # carry the keyframe pattern over (see detector_frames): a slice that starts between keyframes keeps
+            # it as a phase; one that strides over it keeps it only when it lands on keyframes alone
+            phase = (self.detect_phase + first) % every
+            meta.pop("detect_phase", None)
+            if step == 1:
+                if phase:
+                    meta["detect_phase"] = phase
+            elif step % every == 0 and phase == 0:
                 meta["detect_every"] = 1
-            elif step != 1:
+            else:
                 meta.pop("detect_every", None)
         return PoseSequence(
             self.keypoints[sl].copy(), self.width, self.height, self.fps / step,
@@ -348,17 +352,27 @@ class PoseSequence:
         except (TypeError, ValueError):
             return 1
 
+    @property
+    def detect_phase(self) -> int:
+        """Where the keyframe pattern starts: frame ``i`` was a keyframe when ``(i + detect_phase) %
+        detect_every == 0`` (``meta["detect_phase"]``, set by :meth:`slice` on a part that starts between
+        keyframes; 0 when absent)."""
+        try:
+            return max(0, int(self.meta.get("detect_phase", 0)))
+        except (TypeError, ValueError):
+            return 0
+
     def detector_frames(self) -> np.ndarray:
         """``(T,)`` bool: frames the detector was run on.
 
         Every frame, unless the sequence was extracted with a keyframe stride ``N = detect_every > 1``; then
-        the frames ``i % N == 0`` plus any other frame with status ``DETECTED`` (the last frame is always
-        detected so that interpolation has an end point).
+        the frames ``(i + detect_phase) % N == 0`` plus any other frame with status ``DETECTED`` (the last
+        frame is always detected so that interpolation has an end point).
         """
         every = self.detect_every
         if every == 1:
             return np.ones(len(self), dtype=bool)
-        return (np.arange(len(self)) % every == 0) | (self.status == FrameStatus.DETECTED)
+        return ((np.arange(len(self)) + self.detect_phase) % every == 0) | (self.status == FrameStatus.DETECTED)
 
     def detection_rate(self) -> float:
         """Fraction of the frames the detector ran on (:meth:`detector_frames`) in which it found the person

@@ -313,8 +313,8 @@ def test_slice_refuses_bad_steps(sequence, step, match):
 def test_slice_keeps_the_keyframe_pattern_with_negative_start(sequence):
     seq = sequence.copy()
     seq.meta["detect_every"] = 2
-    assert seq.slice(-4).meta.get("detect_every") is None  # starts at frame 1, off the pattern
-    assert seq.slice(-3).meta["detect_every"] == 2  # starts at frame 2
+    assert seq.slice(-4).meta["detect_phase"] == 1  # starts at frame 1, between keyframes
+    assert seq.slice(-3).meta["detect_every"] == 2 and "detect_phase" not in seq.slice(-3).meta  # at frame 2
 
 
 @pytest.mark.parametrize("status", [[9, 9], [-1, 0], [0.5, 1], ["detected", "held"]])
