@@ -210,7 +210,7 @@ def test_renderer_options_checked_against_the_final_renderer(tmp_path):
         ({"dtype": "int8"}, "dtype", "fp16, bf16, fp32"),
         ({"cpu_offload": "yes"}, "cpu_offload", "true or false"),
         ({"pose_style": "dots"}, "pose_style", "openpose"),
-        ({"init_renderer": "diffusion"}, "init_renderer", "another renderer (puppet)"),
+        ({"init_renderer": "diffusion"}, "init_renderer", "another renderer (puppet"),  # + test renderers
         ({"stepz": 20}, "stepz", "is unknown; use "),
         ({"config": "nope"}, "config", "moore, musepose"),
     ],
