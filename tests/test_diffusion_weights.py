@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,14 @@ torch = pytest.importorskip("torch")
 
 from animate.diffusion import weights as W
 from animate.diffusion.tiny import (
+    TINY_CLIP_CONFIG,
     TINY_MOTION_CONFIG,
     TINY_POSE_GUIDER_CONFIG,
     TINY_UNET_CONFIG,
+    TINY_VAE_CONFIG,
     tiny_components,
 )
-from pose.errors import WeightsError
+from pose.errors import ConfigError, WeightsError
 
 # Real key names of the released files (Moore-AnimateAnyone / AnimateDiff mm_sd_v15_v2), written out by hand.
 REAL_MOTION_KEYS = {
@@ -192,6 +196,275 @@ def test_cli_weights_check(comps, tmp_path, capsys):
     assert out.count("MISSING") == 7 and "get it from: https://huggingface.co/stabilityai/sd-vae-ft-mse" in out
 
 
+# --- what the check reads, and that it agrees with loading ------------------------------------------------------
+FOLDER_FILES = {"vae": ("sd-vae-ft-mse", "diffusion_pytorch_model"), "image_encoder": ("image_encoder", "model")}
+
+
+class _Marker:
+    """A pickled object that would create ``path`` if it were ever unpickled unsafely."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.path}'",))
+
+
+def _break_folder(root: Path, component: str, how: str, marker: Path) -> Path:
+    """Damage the ``component`` folder of a tiny release the way a bad download does; returns the folder."""
+    from safetensors.torch import load_file
+
+    folder = root / FOLDER_FILES[component][0]
+    weights = folder / ("model.safetensors" if component == "image_encoder" else
+                        "diffusion_pytorch_model.safetensors")
+    if how == "truncated":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    elif how == "refused pickle":  # the .bin the loaders fall back to, holding a malicious object
+        state = load_file(str(weights))
+        weights.unlink()
+        state["extra"] = _Marker(marker)
+        torch.save(state, folder / ("pytorch_model.bin" if component == "image_encoder" else
+                                    "diffusion_pytorch_model.bin"))
+    else:  # "empty config": from_pretrained builds the library's default model, whose shapes differ
+        (folder / "config.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("component", ["vae", "image_encoder"])
+@pytest.mark.parametrize("how, reason", [("truncated", "not a valid safetensors file"),
+                                         ("refused pickle", "refused, the pickle holds more than tensors"),
+                                         ("empty config", "does not match the .* that config.json describes")])
+def test_broken_vae_and_image_encoder_are_wrong_and_refused(comps, tmp_path, component, how, reason):
+    """A truncated file, a refused pickle or a config.json of another model is WRONG in the check and one line
+    when loading (was: 'complete', then an OSError / UnpicklingError / RuntimeError traceback from from_pretrained)."""
+    root, marker = tmp_path / "weights", tmp_path / "pwned"
+    root.mkdir()
+    cfg = _config(tmp_path)
+    _write_release(root, comps)
+    folder = _break_folder(root, component, how, marker)
+
+    report = W.check_weights_dir(root, cfg)
+    entry = {e.component: e for e in report.entries}[component]
+    assert entry.status == "wrong" and re.search(reason, entry.detail), report.format()
+    assert not report.complete and all(e.status == "ok" for e in report.entries if e.component != component)
+    with pytest.raises(WeightsError, match=reason) as info:
+        W.load_components(root, cfg)
+    message = str(info.value)
+    assert str(folder) in message and "\n" not in message
+    assert "download" in message or "official source" in message
+    assert not marker.exists()  # the pickle was refused, never run
+
+
+def test_folders_load_as_the_loaders_read_them(comps, tmp_path):
+    """What diffusers / transformers accept is not reported WRONG: old VAE attention names (sd-vae-ft-mse), a
+    legacy ``position_ids`` entry in the image encoder's pytorch_model.bin, .bin instead of .safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    cfg = _config(tmp_path)
+    _write_release(tmp_path, comps)
+    vae = tmp_path / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors"
+    state = load_file(str(vae))
+    old_names = {".to_q.": ".query.", ".to_k.": ".key.", ".to_v.": ".value.", ".to_out.0.": ".proj_attn."}
+    renamed = {}
+    for k, v in state.items():
+        for new, old in old_names.items():
+            k = k.replace(new, old) if ".attentions." in k else k
+        renamed[k] = v
+    assert any(".query." in k for k in renamed)
+    save_file(renamed, str(vae))
+    encoder = tmp_path / "image_encoder"
+    state = load_file(str(encoder / "model.safetensors"))
+    state["vision_model.embeddings.position_ids"] = torch.arange(17).unsqueeze(0)
+    (encoder / "model.safetensors").unlink()
+    torch.save(state, encoder / "pytorch_model.bin")
+
+    report = W.check_weights_dir(tmp_path, cfg)
+    assert report.complete, report.format()
+    loaded = W.load_components(tmp_path, cfg)
+    for name in ("vae", "image_encoder"):
+        want, got = comps[name].state_dict(), loaded[name].state_dict()
+        for k, v in want.items():
+            torch.testing.assert_close(got[k], v, msg=f"{name}.{k}")
+
+
+def test_folder_check_reads_headers_not_tensors(comps, tmp_path, monkeypatch):
+    """The vae / image_encoder check reads safetensors headers only (real files are 335 MB and 1.2 GB)."""
+    import safetensors.torch
+
+    cfg = _config(tmp_path)
+    _write_release(tmp_path, comps)
+
+    def no_full_read(*args, **kwargs):
+        raise AssertionError("a whole safetensors file was read")
+
+    monkeypatch.setattr(safetensors.torch, "load_file", no_full_read)
+    report = W.check_weights_dir(tmp_path, cfg)
+    status = {e.component: (e.status, e.detail) for e in report.entries}
+    assert status["vae"] == ("ok", "124 tensors") and status["image_encoder"][0] == "ok", report.format()
+    shapes = W.read_shapes(tmp_path / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors")
+    assert shapes["encoder.conv_in.weight"] == tuple(comps["vae"].encoder.conv_in.weight.shape)
+
+
+def test_load_failures_are_one_line(comps, tmp_path, monkeypatch):
+    """Whatever from_pretrained raises on a folder the check let through becomes a WeightsError naming it."""
+    from diffusers import AutoencoderKL
+
+    cfg = _config(tmp_path)
+    _write_release(tmp_path, comps)
+
+    def fail(*args, **kwargs):
+        raise OSError("Unable to load weights from checkpoint file\nsecond line")
+
+    monkeypatch.setattr(AutoencoderKL, "from_pretrained", fail)
+    with pytest.raises(WeightsError, match=r"sd-vae-ft-mse: the vae folder cannot be loaded \(OSError\)") as info:
+        W.load_components(tmp_path, cfg)
+    assert "\n" not in str(info.value) and "download the folder again" in str(info.value)
+
+
+def test_bad_preprocessor_config_is_wrong(comps, tmp_path):
+    cfg = _config(tmp_path)
+    _write_release(tmp_path, comps)
+    (tmp_path / "image_encoder" / "preprocessor_config.json").write_text("{not json")
+    report = W.check_weights_dir(tmp_path, cfg)
+    assert {e.component: e.status for e in report.entries}["image_encoder"] == "wrong", report.format()
+    with pytest.raises(WeightsError, match=r"preprocessor_config\.json: not a JSON object"):
+        W.load_components(tmp_path, cfg)
+
+
+def test_legacy_format_checkpoint_is_ok(comps, tmp_path):
+    """A checkpoint in PyTorch's legacy (non-zip) format cannot be memory-mapped: the check reads it whole, and
+    agrees with loading (was: WRONG 'truncated or not a checkpoint')."""
+    cfg = _config(tmp_path)
+    _write_release(tmp_path, comps)
+    path = tmp_path / "pose_guider.pth"
+    torch.save(W.read_state_dict(path), path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    assert W.read_shapes(path) == {k: tuple(v.shape) for k, v in comps["pose_guider"].state_dict().items()}
+    report = W.check_weights_dir(tmp_path, cfg)
+    assert report.complete, report.format()
+    loaded = W.load_components(tmp_path, cfg)
+    torch.testing.assert_close(loaded["pose_guider"].conv_out.weight, comps["pose_guider"].conv_out.weight)
+    path.write_bytes(path.read_bytes()[:100])  # a truncated legacy file is still an error
+    assert {e.component: e.status for e in W.check_weights_dir(tmp_path, cfg).entries}["pose_guider"] == "wrong"
+
+
+def _release_yaml(path: Path, **motion) -> Path:
+    """The Moore release config with the tiny models' sizes (as a user's custom YAML), ``motion`` entries replaced
+    (``None`` removes one)."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(OmegaConf.load(W.load_diffusion_config("moore").path))
+    raw["pose_guider"] = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY_POSE_GUIDER_CONFIG.items()}
+    raw["motion"] = {k: v for k, v in TINY_MOTION_CONFIG.items() if k != "block_out_channels"}
+    raw["defaults"].update(window=4, overlap=1)  # within the tiny motion module's 8 frames
+    for key, value in motion.items():
+        if value is None:
+            raw["motion"].pop(key)
+        else:
+            raw["motion"][key] = value
+    OmegaConf.save(OmegaConf.create(raw), path)
+    return path
+
+
+@pytest.mark.parametrize("motion, field", [
+    (dict(motion_num_attention_heads=3), "motion_num_attention_heads"),  # 8 channels: RuntimeError in diffusers
+    (dict(motion_layers_per_blok=2, motion_layers_per_block=None), "motion_layers_per_blok"),  # typo: TypeError
+    (dict(motion_norm_num_groups=3), "motion_norm_num_groups"),
+    (dict(motion_layers_per_block=1), "motion_layers_per_block"),  # the UNet has 2 layers per block
+    (dict(use_motion_mid_block="no"), "use_motion_mid_block"),  # a string: diffusers would take it as true
+    (dict(motion_num_attention_heads=0), "motion_num_attention_heads"),  # ZeroDivisionError in diffusers
+])
+def test_bad_motion_config_is_a_config_error(comps, tmp_path, capsys, motion, field):
+    """A wrong ``motion:`` value in a custom YAML names the file and the field, exit 2 (was: a RuntimeError traceback,
+    or WRONG 'unet_config ... cannot build a UNet from it', blaming the downloaded config.json)."""
+    from animate import cli
+
+    root = tmp_path / "weights"
+    root.mkdir()
+    _write_release(root, comps)
+    yaml_path = _release_yaml(tmp_path / "custom.yaml", **motion)
+    capsys.readouterr()
+    assert cli.main(["weights", "check", str(root), "--config", str(yaml_path)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("posedrive: error: ") and "\n" not in err and "Traceback" not in captured.err
+    assert f"{yaml_path}: field 'motion.{field}'" in err and "unet_config" not in captured.out
+    with pytest.raises(ConfigError, match=re.escape(f"field 'motion.{field}'")):
+        W.load_components(root, yaml_path)
+
+
+def test_check_motion_config_fields():
+    W.check_motion_config({"motion_max_seq_length": 32, "motion_num_attention_heads": [8, 8, 8, 8]}, "m.yaml")
+    for motion, field in (({"motion_max_seq_length": -3}, "motion_max_seq_length"),
+                          ({"motion_layers_per_block": 2.5}, "motion_layers_per_block"),
+                          ({"block_out_channels": [8, 16]}, "block_out_channels")):
+        with pytest.raises(ConfigError, match=re.escape(f"m.yaml: field 'motion.{field}'")):
+            W.check_motion_config(motion, "m.yaml")
+    with pytest.raises(ConfigError, match=r"'motion\.motion_num_attention_heads' lists 3 values for the UNet's 2"):
+        W.check_motion_config({"motion_num_attention_heads": [2, 2, 2]}, "m.yaml", TINY_UNET_CONFIG)
+
+
+def test_motion_build_failure_names_the_motion_section(tmp_path, monkeypatch):
+    """A motion section that passes the field checks but still does not build blames 'motion', not the UNet."""
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("The expanded size of the tensor (157) must match the existing size (158)")
+
+    monkeypatch.setattr("animate.diffusion.motion_unet.PoseUNetMotionModel.from_unet2d", fail)
+    with pytest.raises(ConfigError, match=r"custom\.yaml: field 'motion' does not fit the UNet config \(RuntimeError"):
+        W.denoising_unet_from_config(TINY_UNET_CONFIG, _config(tmp_path).motion, empty=True, source="custom.yaml")
+
+
+def test_report_columns_line_up():
+    """Every status fits its column: 'UNCHECKED' (9 letters) is followed by a space like the others."""
+    entries = [W.WeightsEntry(c, Path(c), s) for c, s in (("vae", "ok"), ("image_encoder", "missing"),
+                                                           ("unet_config", "wrong"), ("reference_unet", "unchecked"))]
+    lines = W.WeightsReport(Path("w"), "moore", entries).format().splitlines()[1:-1]
+    assert "UNCHECKED reference_unet" in "\n".join(lines)
+    starts = {line.index(e.component) for line, e in zip(lines, entries)}
+    assert len(starts) == 1 and all(line[next(iter(starts)) - 1] == " " for line in lines)
+
+
+def test_weights_path_that_is_not_a_folder(tmp_path, monkeypatch):
+    """A file, a Hugging Face repo id and a missing folder each get a message saying what to give instead."""
+    cfg = _config(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pose_guider.pth").write_bytes(b"x")
+    cases = {"pose_guider.pth": r"is a file; give the folder that holds the weights",
+             "patrolli/AnimateAnyone": r"Hugging Face repo id: posedrive never downloads, so download the files into "
+                                       r"a folder laid out as in docs/WEIGHTS\.md",
+             str(tmp_path / "nowhere"): r"does not exist; create it as described in docs/WEIGHTS\.md"}
+    for path, message in cases.items():
+        for run in (W.load_components, W.check_weights_dir):
+            with pytest.raises(WeightsError, match=f"weights directory {re.escape(path)} .*{message}"):
+                run(path, cfg)
+
+
+def test_cli_config_file_without_yaml_suffix(tmp_path, capsys):
+    """An existing config file without a suffix is named as such (was: "diffusion config '...' not found")."""
+    from animate import cli
+
+    config = _release_yaml(tmp_path / "custom.yaml").rename(tmp_path / "custom")
+    capsys.readouterr()
+    assert cli.main(["weights", "check", str(tmp_path), "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"posedrive: error: --config {config}: a release config must be a .yaml file; rename it to "
+                   "custom.yaml, or give a release name (moore, musepose)")
+    assert cli.main(["weights", "check", str(tmp_path), "--config", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_cpu_offload_without_cuda_names_the_config_option(comps, tmp_path):
+    from animate.diffusion.renderer import DiffusionRenderer
+
+    _write_release(tmp_path, comps)
+    with pytest.raises(ConfigError, match=r"set renderer\.options\.cpu_offload: false") as info:
+        DiffusionRenderer(weights_dir=str(tmp_path), config=_config(tmp_path), device="cpu", dtype="fp32",
+                          window=4, overlap=1, cpu_offload=True)
+    assert "--cpu-offload" not in str(info.value)
+
+
 # --- the anchors' real released files (manifests in tests/data/keys) ---------------------------------------------
 KEYS = Path(__file__).parent / "data" / "keys"
 PE_SUFFIX = ".pos_encoder.pe"
@@ -233,11 +506,18 @@ def _write_real_release(root: Path, release: str, motion: str | None = None) -> 
     for name in FILES:
         source = motion if (name == "motion_module" and motion) else f"{release}_{name}"
         torch.save(_replica(_keys(source)), paths[name])
-    for folder, weights_file in (("vae", "diffusion_pytorch_model.safetensors"), ("image_encoder", "model.safetensors")):
-        paths[folder].mkdir(parents=True, exist_ok=True)  # presence only: check_weights_dir does not read them
-        (paths[folder] / "config.json").write_text("{}")
-        (paths[folder] / weights_file).touch()
+    _write_tiny_folders(paths["vae"], paths["image_encoder"])
     return cfg
+
+
+def _write_tiny_folders(vae: Path, image_encoder: Path) -> None:
+    """Complete (tiny) ``sd-vae-ft-mse`` and ``image_encoder`` folders: check_weights_dir reads their configs and
+    weights headers, and these two are not replicated from manifests (their size does not depend on the release)."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    AutoencoderKL(**TINY_VAE_CONFIG).save_pretrained(vae)
+    CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP_CONFIG)).save_pretrained(image_encoder)
 
 
 def _numel(module_or_shapes) -> int:

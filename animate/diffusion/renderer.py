@@ -125,7 +125,8 @@ class DiffusionRenderer(Renderer):
         pipe = PoseDrivePipeline(**load_components(weights_dir, self.config, dtype=dtype))
         if opts.cpu_offload:
             if device.type != "cuda":
-                raise ConfigError("cpu_offload needs a CUDA device; drop --cpu-offload or run on a GPU")
+                raise ConfigError("cpu_offload needs a CUDA device; set renderer.options.cpu_offload: false in the "
+                                  "config, or run on a GPU")
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)

@@ -20,14 +20,22 @@ Supported files (layout in ``docs/WEIGHTS.md``, paths per release in ``configs/d
 
 Pickles are read only with ``torch.load(weights_only=True, map_location="cpu")``; anything else in a pickle is
 refused with a :class:`~pose.errors.WeightsError`.
+
+:func:`check_weights_dir` (``posedrive weights check``) reads what loading reads, but only key names and shapes:
+safetensors headers, memory-mapped pickles (PyTorch's legacy non-zip format, which cannot be memory-mapped, is read
+whole). The ``vae`` / ``image_encoder`` folders are compared with the model their ``config.json`` builds (on the
+meta device), and :func:`load_components` runs the same folder check first, so the two agree.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import pickle
+import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +55,18 @@ SHOW_KEYS = 3
 PE_TOLERANCE = 1e-3
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "model.safetensors", "diffusion_pytorch_model.bin",
                 "pytorch_model.bin")
+#: Weights files ``from_pretrained`` looks for in a folder, in its order (the first present one is read).
+DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+TRANSFORMERS_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+FOLDER_WEIGHT_FILES = {"image_encoder": TRANSFORMERS_WEIGHT_FILES}  # any other folder: diffusers
+#: Folders loaded with ``from_pretrained``, and the class that loads each (checked against its config.json).
+PRETRAINED_CLASSES = {"vae": "AutoencoderKL", "image_encoder": "CLIPVisionModelWithProjection"}
+#: ``motion`` fields that must be positive whole numbers (or one per UNet block).
+MOTION_COUNTS = ("motion_layers_per_block", "motion_num_attention_heads", "motion_norm_num_groups",
+                 "motion_max_seq_length", "motion_mid_block_layers_per_block",
+                 "motion_transformer_layers_per_mid_block")
+# A "owner/name" that is not a local path: what a Hugging Face repo id looks like.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 STATE_DICT_WRAPPERS = ("state_dict", "module")
 
 # AnimateDiff -> diffusers name pieces (order matters: applied left to right).
@@ -55,6 +75,10 @@ _MOTION_RENAMES = ((".temporal_transformer.", "."), (".attention_blocks.0.", ".a
                    (".ff_norm.", ".norm3."))
 _PE_SUFFIX = ".pos_encoder.pe"
 _PE_KEY = ".pos_embed.pe"
+
+
+class MissingWeightsError(WeightsError):
+    """A weights file or folder (or a folder's ``config.json`` / weights file) is not there at all."""
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -95,10 +119,20 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
             return load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises SafetensorError / OSError
             raise WeightsError(f"{path}: not a valid safetensors file ({exc}); download it again") from None
+    if mmap and not zipfile.is_zipfile(path):
+        # PyTorch's legacy (non-zip) format cannot be memory-mapped: read it whole (a truncated zip lands here too
+        # and fails below as truncated).
+        logger.debug("%s is not in PyTorch's zip format; reading it without mmap", path)
+        mmap = False
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else "unsafe content"
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        # torch names what it refused on a line of its own ("Trying to load unsupported GLOBAL posix.system ...",
+        # "Unsupported operand 248"), between its general advice.
+        first = next((line for line in lines if "unsupported" in line.lower() and not line.startswith("Please")),
+                     lines[-1] if lines else "unsafe content")
+        first = first[:120]
         raise WeightsError(f"{path}: refused, the pickle holds more than tensors ({first}); "
                            "only plain state dicts are loaded -- get the file from its official source") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -111,6 +145,41 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: not a state dict of tensors; use the released .pth file")
     return obj
+
+
+def read_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """``key -> shape`` of a weights file, reading as little of it as its format allows.
+
+    A ``.safetensors`` file's header is read (``safe_open`` also checks that the header's offsets cover the file
+    exactly, so a truncated or padded file is an error) and no tensor data; a pickle is memory-mapped with
+    ``torch.load(weights_only=True)`` (PyTorch's legacy non-zip format is read whole), so a pickle holding anything
+    but tensors is refused exactly as when loading.
+
+    Args:
+        path: the file, or a folder holding one of :data:`WEIGHT_FILES`.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, truncated, a refused pickle or not a state dict.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
+        if found is None:
+            raise WeightsError(f"{path}: no weights file ({', '.join(WEIGHT_FILES)}); download the folder again")
+        path = found
+    if path.suffix != ".safetensors":
+        return _shapes(read_state_dict(path, mmap=True))
+    if not path.is_file():
+        raise WeightsError(f"{path}: file not found; see docs/WEIGHTS.md for where to get it")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else exc.__class__.__name__
+        raise WeightsError(f"{path}: not a valid safetensors file ({reason}); it is truncated or corrupt, "
+                           "download it again") from None
 
 
 def _keys_text(keys: list[str]) -> str:
@@ -234,7 +303,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         raise WeightsError(f"{path}: {what} not found; see docs/WEIGHTS.md")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise WeightsError(f"{path}: {what} is not valid JSON; download it again") from None
 
 
@@ -257,18 +326,104 @@ def reference_unet_from_config(unet_config: Mapping[str, Any], empty: bool = Fal
     return _empty(build) if empty else build()
 
 
-def denoising_unet_from_config(unet_config: Mapping[str, Any], motion: Mapping[str, Any], empty: bool = False):
-    """A :class:`PoseUNetMotionModel` from a 2-D UNet config and ``MotionAdapter`` kwargs."""
+def _per_block(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_motion_config(motion: Mapping[str, Any], source: str | Path = "release config",
+                        unet_config: Mapping[str, Any] | None = None) -> None:
+    """Check a release config's ``motion`` section (``MotionAdapter`` arguments) before any model is built.
+
+    Args:
+        motion: the section.
+        source: the release config's path, for messages.
+        unet_config: the 2-D UNet's config (as built, defaults filled in); when given, the fields are also checked
+            against it (attention heads and norm groups must divide every block's channels, one motion layer per
+            UNet layer).
+
+    Raises:
+        ConfigError: naming ``motion.<field>`` and the file.
+    """
+    from diffusers import MotionAdapter
+
+    params = inspect.signature(MotionAdapter.__init__).parameters
+    allowed = [n for n in params if n not in ("self", "block_out_channels")]
+    for key, value in motion.items():
+        if key == "block_out_channels":
+            raise ConfigError(f"{source}: field 'motion.block_out_channels' is taken from the UNet config; remove it")
+        if key not in allowed:
+            raise ConfigError(f"{source}: field 'motion.{key}' is unknown; use {', '.join(allowed)}")
+        if key in MOTION_COUNTS and not all(_is_count(v) for v in _per_block(value)):
+            raise ConfigError(f"{source}: field 'motion.{key}' must be a positive whole number, got {value!r}")
+    if "use_motion_mid_block" in motion and not isinstance(motion["use_motion_mid_block"], bool):
+        raise ConfigError(f"{source}: field 'motion.use_motion_mid_block' must be true or false, "
+                          f"got {motion['use_motion_mid_block']!r}")
+    if unet_config is None:
+        return
+    channels = [int(c) for c in unet_config["block_out_channels"]]
+    defaults = {n: p.default for n, p in params.items()}
+    for key in ("motion_num_attention_heads", "motion_norm_num_groups", "motion_layers_per_block"):
+        values = _per_block(motion.get(key, defaults[key]))
+        if len(values) == 1:
+            values = values * len(channels)
+        if len(values) != len(channels):
+            raise ConfigError(f"{source}: field 'motion.{key}' lists {len(values)} values for the UNet's "
+                              f"{len(channels)} blocks; give one number")
+        if key == "motion_layers_per_block":
+            layers = [int(v) for v in _per_block(unet_config["layers_per_block"])]
+            layers = layers * len(channels) if len(layers) == 1 else layers
+            if values != layers:
+                raise ConfigError(f"{source}: field 'motion.{key}' is {motion.get(key, defaults[key])!r} but the "
+                                  f"UNet has {unet_config['layers_per_block']} layers per block; they must be equal")
+            continue
+        bad = next(((c, v) for c, v in zip(channels, values) if c % v), None)
+        if bad is not None:
+            usual = "8 heads" if key == "motion_num_attention_heads" else "32 groups"
+            raise ConfigError(f"{source}: field 'motion.{key}' must divide the channels of every UNet block "
+                              f"{channels}, but {bad[0]} is not a multiple of {bad[1]}; the released modules use "
+                              f"{usual}")
+
+
+def denoising_unet_from_config(unet_config: Mapping[str, Any], motion: Mapping[str, Any], empty: bool = False,
+                               source: str | Path = "release config"):
+    """A :class:`PoseUNetMotionModel` from a 2-D UNet config and ``MotionAdapter`` kwargs.
+
+    Raises:
+        ConfigError: ``motion`` (from the release config ``source``) does not fit the UNet config.
+    """
     from diffusers import MotionAdapter
 
     from .motion_unet import PoseUNetMotionModel
 
+    check_motion_config(motion, source)
+    unet2d = reference_unet_from_config(unet_config, empty=True)
+    check_motion_config(motion, source, unet2d.config)
+
     def build():
-        unet2d = reference_unet_from_config(unet_config, empty=True)
-        adapter = MotionAdapter(block_out_channels=tuple(unet_config["block_out_channels"]), **dict(motion))
+        adapter = MotionAdapter(block_out_channels=tuple(unet2d.config.block_out_channels), **dict(motion))
         return PoseUNetMotionModel.from_unet2d(unet2d, adapter, load_weights=False)
 
-    return _empty(build) if empty else build()
+    try:
+        return _empty(build) if empty else build()
+    except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else exc.__class__.__name__
+        raise ConfigError(f"{source}: field 'motion' does not fit the UNet config ({exc.__class__.__name__}: "
+                          f"{reason}); compare it with configs/diffusion/moore.yaml") from None
+
+
+def _from_pretrained(cls: Any, path: Path, what: str, source: str = "", **kwargs: Any):
+    """``cls.from_pretrained(path)``, any failure to read the folder as one line naming it (a :class:`WeightsError`)."""
+    try:
+        return cls.from_pretrained(str(path), **kwargs)
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        logger.debug("%s.from_pretrained(%s) failed", getattr(cls, "__name__", cls), path, exc_info=True)
+        raise WeightsError(f"{path}: the {what} folder cannot be loaded ({exc.__class__.__name__}); run "
+                           f"'posedrive weights check' on the weights directory, or download the folder again"
+                           + (f" from {source}" if source else "")) from None
 
 
 def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path,
@@ -288,7 +443,7 @@ def load_reference_unet(path: str | Path, unet_config: Mapping[str, Any]):
     if path.is_dir() and (path / "config.json").is_file():
         from diffusers import UNet2DConditionModel
 
-        return UNet2DConditionModel.from_pretrained(str(path))
+        return _from_pretrained(UNet2DConditionModel, path, "reference_unet")
     model = reference_unet_from_config(unet_config, empty=True)
     _load_into(model, read_state_dict(path), path, REFERENCE_OPTIONAL_PREFIXES)
     return model
@@ -304,7 +459,7 @@ def motion_state_for(model: torch.nn.Module, motion_state: Mapping[str, torch.Te
 
 
 def load_denoising_unet(unet_path: str | Path, motion_path: str | Path | None, unet_config: Mapping[str, Any],
-                        motion: Mapping[str, Any]):
+                        motion: Mapping[str, Any], source: str | Path = "release config"):
     """Denoising :class:`PoseUNetMotionModel` from the 2-D weights + the motion module (both strict).
 
     Args:
@@ -314,6 +469,7 @@ def load_denoising_unet(unet_path: str | Path, motion_path: str | Path | None, u
             ``MotionAdapter`` folder.
         unet_config: the 2-D UNet config dict.
         motion: ``MotionAdapter`` kwargs from the release config.
+        source: the release config's path (named when ``motion`` is wrong).
     """
     from .motion_unet import PoseUNetMotionModel
 
@@ -321,8 +477,8 @@ def load_denoising_unet(unet_path: str | Path, motion_path: str | Path | None, u
     if unet_path.is_dir() and (unet_path / "config.json").is_file():
         cls_name = _read_json(unet_path / "config.json", "UNet config").get("_class_name")
         if cls_name == PoseUNetMotionModel.__name__:
-            return PoseUNetMotionModel.from_pretrained(str(unet_path))
-    model = denoising_unet_from_config(unet_config, motion, empty=True)
+            return _from_pretrained(PoseUNetMotionModel, unet_path, "denoising_unet")
+    model = denoising_unet_from_config(unet_config, motion, empty=True, source=source)
     state = dict(read_state_dict(unet_path))
     if any("motion_modules" in k for k in state):
         raise WeightsError(f"{unet_path}: holds motion-module keys; give the 2-D UNet and the motion module separately")
@@ -345,43 +501,154 @@ def load_pose_guider(path: str | Path, kwargs: Mapping[str, Any]):
 
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
-        return PoseGuider.from_pretrained(str(path))
+        return _from_pretrained(PoseGuider, path, "pose_guider")
     model = PoseGuider(**dict(kwargs))
     _load_into(model, read_state_dict(path), path)
     return model
+
+
+def weights_root(path: str | Path) -> Path:
+    """The weights directory ``path`` (``~`` expanded), or a :class:`WeightsError` saying what it is instead.
+
+    A file, a missing folder and a Hugging Face repo id (``owner/name``: posedrive never downloads) each get their
+    own message.
+    """
+    try:
+        root = Path(path).expanduser()
+    except RuntimeError:  # "~user" of an unknown user
+        root = Path(path)
+    if root.is_dir():
+        return root
+    if root.exists():
+        raise WeightsError(f"weights directory {root} is a file; give the folder that holds the weights "
+                           "(laid out as in docs/WEIGHTS.md), not a file in it")
+    text = str(Path(path))
+    if _HUB_ID.fullmatch(text) and not Path(text.split("/")[0]).exists():
+        raise WeightsError(f"weights directory {text} does not exist; if '{text}' is a Hugging Face repo id: "
+                           "posedrive never downloads, so download the files into a folder laid out as in "
+                           "docs/WEIGHTS.md and pass that folder")
+    raise WeightsError(f"weights directory {root} does not exist; create it as described in docs/WEIGHTS.md")
+
+
+def _pretrained_skeleton(component: str, path: Path, config: dict[str, Any]) -> torch.nn.Module:
+    """The model ``from_pretrained`` builds from ``path``'s config.json, on the meta device (no memory)."""
+    if component == "vae":
+        from diffusers import AutoencoderKL
+
+        return _empty(lambda: AutoencoderKL.from_config(config))
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    vision_config = CLIPVisionConfig.from_pretrained(str(path))  # as from_pretrained reads it (a CLIPModel's too)
+    return _empty(lambda: CLIPVisionModelWithProjection(vision_config))
+
+
+def inspect_folder(path: str | Path, component: str, source: str = "") -> int:
+    """Check a diffusers / transformers folder the way loading it will read it, without loading its tensors.
+
+    ``config.json`` (and an image encoder's ``preprocessor_config.json``, when present) must be a JSON object and
+    the weights file that ``from_pretrained`` picks must be readable
+    (:func:`read_shapes`: a safetensors header, or a ``weights_only`` memory-mapped pickle). For ``vae`` and
+    ``image_encoder`` the model is built from the config on the meta device and every one of its tensors must be
+    in the file with its shape (keys the file has in excess are ignored, as the loaders do; diffusers' renaming of
+    old attention keys is applied first).
+
+    Args:
+        path: the folder.
+        component: its component name (:data:`~animate.diffusion.settings.COMPONENTS`).
+        source: where to download it (named in messages).
+
+    Returns:
+        the number of tensors in its weights file.
+
+    Raises:
+        MissingWeightsError: the folder, its config.json or its weights file is not there.
+        WeightsError: anything else (one line naming the file and what to do).
+    """
+    path = Path(path)
+    where = source or "docs/WEIGHTS.md"
+    if not path.is_dir():
+        raise MissingWeightsError(f"{path}: {component} folder not found; get it from {where}")
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise MissingWeightsError(f"{path}: config.json not found; get the {component} folder from {where}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WeightsError(f"{config_path}: not valid JSON; download the {component} folder again from {where}") \
+            from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{config_path}: not a JSON object; download the {component} folder again from {where}")
+    extra = path / "preprocessor_config.json"  # read by load_components for the image encoder when present
+    if component == "image_encoder" and extra.is_file():
+        try:
+            preprocessor = json.loads(extra.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            preprocessor = None
+        if not isinstance(preprocessor, dict):
+            raise WeightsError(f"{extra}: not a JSON object; download the {component} folder again from {where}")
+    names = FOLDER_WEIGHT_FILES.get(component, DIFFUSERS_WEIGHT_FILES)
+    found = next((path / n for n in names if (path / n).is_file()), None)
+    if found is None:
+        raise MissingWeightsError(f"{path}: no weights file ({' / '.join(names)}); get the {component} folder "
+                                  f"from {where}")
+    got = read_shapes(found)
+    if component not in PRETRAINED_CLASSES:
+        return len(got)
+    try:
+        model = _pretrained_skeleton(component, path, config)
+    except Exception as exc:  # noqa: BLE001 -- a user's config.json: the libraries raise anything from IndexError
+        # to huggingface_hub's StrictDataclassFieldValidationError on values they cannot build from
+        logger.debug("building %s from %s failed", PRETRAINED_CLASSES[component], config_path, exc_info=True)
+        raise WeightsError(f"{config_path}: {PRETRAINED_CLASSES[component]} cannot be built from it "
+                           f"({exc.__class__.__name__}); download the {component} folder again from {where}") from None
+    fix = getattr(model, "_fix_state_dict_keys_on_load", None)  # diffusers: query/key/value -> to_q/to_k/to_v
+    renamed = dict(got)
+    if fix is not None:
+        renamed = fix(renamed) or renamed
+    missing, _, wrong = compare_state(_shapes(model.state_dict()), renamed)
+    if missing or wrong:
+        parts = ([f"{len(missing)} missing keys ({_keys_text(missing)})"] if missing else []) + \
+                ([f"{len(wrong)} tensors of the wrong shape ({_keys_text(wrong)})"] if wrong else [])
+        raise WeightsError(f"{found}: does not match the {PRETRAINED_CLASSES[component]} that config.json describes: "
+                           f"{'; '.join(parts)}; download the {component} folder again from {where}")
+    return len(got)
 
 
 def load_components(weights_dir: str | Path, config: str | Path | DiffusionConfig = "moore",
                     dtype: torch.dtype = torch.float32) -> dict[str, Any]:
     """Every pipeline component of a release, read from ``weights_dir`` (CPU, ``dtype``).
 
+    The ``vae`` and ``image_encoder`` folders are first checked as ``posedrive weights check`` does
+    (:func:`inspect_folder`), so a truncated file, a refused pickle or a wrong config.json is one line.
+
     Returns:
         keyword arguments for :class:`~animate.diffusion.pipeline.PoseDrivePipeline`.
 
     Raises:
         WeightsError: a file is missing or does not match (run ``posedrive weights check DIR``).
+        ConfigError: the release config's ``motion`` section does not fit the UNet config.
     """
     from diffusers import AutoencoderKL
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     cfg = load_diffusion_config(config)
-    root = Path(weights_dir)
-    if not root.is_dir():
-        raise WeightsError(f"weights directory {root} does not exist; create it as described in docs/WEIGHTS.md")
+    root = weights_root(weights_dir)
     p = {c: root / cfg.weights[c] for c in COMPONENTS}
+    check_motion_config(cfg.motion, cfg.path)
     for c in ("vae", "image_encoder"):
-        if not (p[c] / "config.json").is_file():
-            raise WeightsError(f"{p[c]}: {c} folder missing or without config.json; get it from "
-                               f"{cfg.sources.get(c, 'docs/WEIGHTS.md')}")
+        inspect_folder(p[c], c, cfg.sources.get(c, ""))
     unet_cfg = _unet_config(p["unet_config"])
     logger.info("loading %s weights from %s", cfg.name, root)
-    vae = AutoencoderKL.from_pretrained(str(p["vae"]), torch_dtype=dtype)
-    image_encoder = CLIPVisionModelWithProjection.from_pretrained(str(p["image_encoder"]), torch_dtype=dtype)
-    pre = p["image_encoder"] / "preprocessor_config.json"
-    feature_extractor = CLIPImageProcessor.from_pretrained(str(p["image_encoder"])) if pre.is_file() \
-        else CLIPImageProcessor()
+    vae = _from_pretrained(AutoencoderKL, p["vae"], "vae", cfg.sources.get("vae", ""), torch_dtype=dtype)
+    image_encoder = _from_pretrained(CLIPVisionModelWithProjection, p["image_encoder"], "image_encoder",
+                                     cfg.sources.get("image_encoder", ""), torch_dtype=dtype)
+    feature_extractor = CLIPImageProcessor()
+    if (p["image_encoder"] / "preprocessor_config.json").is_file():
+        feature_extractor = _from_pretrained(CLIPImageProcessor, p["image_encoder"], "image_encoder",
+                                             cfg.sources.get("image_encoder", ""))
     reference_unet = load_reference_unet(p["reference_unet"], unet_cfg).to(dtype)
-    denoising_unet = load_denoising_unet(p["denoising_unet"], p["motion_module"], unet_cfg, cfg.motion).to(dtype)
+    denoising_unet = load_denoising_unet(p["denoising_unet"], p["motion_module"], unet_cfg, cfg.motion,
+                                         source=cfg.path).to(dtype)
     pose_guider = load_pose_guider(p["pose_guider"], cfg.pose_guider).to(dtype)
     models = dict(vae=vae, image_encoder=image_encoder, reference_unet=reference_unet,
                   denoising_unet=denoising_unet, pose_guider=pose_guider)
@@ -391,6 +658,11 @@ def load_components(weights_dir: str | Path, config: str | Path | DiffusionConfi
 
 
 # --- checking a directory --------------------------------------------------------------------------
+#: Statuses of a :class:`WeightsEntry`.
+STATUSES = ("ok", "missing", "wrong", "unchecked")
+_STATUS_WIDTH = max(len(s) for s in STATUSES) + 1
+
+
 @dataclass
 class WeightsEntry:
     """State of one component in a weights directory."""
@@ -421,10 +693,12 @@ class WeightsReport:
     def format(self) -> str:
         """Human-readable report, one line per component (plus download hints)."""
         lines = [f"weights directory {self.root} (config {self.config}):"]
+        w = _STATUS_WIDTH
         for e in self.entries:
-            lines.append(f"  {e.status.upper():8s}{e.component:16s}{e.path}" + (f"  -- {e.detail}" if e.detail else ""))
+            lines.append(f"  {e.status.upper():{w}s}{e.component:16s}{e.path}"
+                         + (f"  -- {e.detail}" if e.detail else ""))
             if e.status in ("missing", "wrong") and e.source:
-                lines.append(f"  {'':8s}{'':16s}get it from: {e.source}")
+                lines.append(f"  {'':{w}s}{'':16s}get it from: {e.source}")
         unchecked = len(self.by_status("unchecked"))
         lines.append("complete" if self.complete else
                      f"incomplete: {len(self.by_status('missing'))} missing, {len(self.by_status('wrong'))} wrong"
@@ -432,35 +706,55 @@ class WeightsReport:
         return "\n".join(lines)
 
 
-def _check_folder(path: Path) -> tuple[str, str]:
-    if not path.is_dir():
-        return "missing", "folder not found"
-    if not (path / "config.json").is_file():
-        return "missing", "config.json not found"
+def _without_path(message: str, path: Path) -> str:
+    """``message`` of an error about ``path`` or a file in it, without that prefix (the report names the path)."""
+    for prefix in (f"{path}: ", f"{path}/"):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def _check_folder(path: Path, component: str) -> tuple[str, str]:
     try:
-        json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError:
-        return "wrong", "config.json is not valid JSON"
-    if not any((path / n).is_file() for n in WEIGHT_FILES):
-        return "missing", f"no weights file ({' / '.join(WEIGHT_FILES)})"
-    return "ok", ""
+        count = inspect_folder(path, component)
+    except MissingWeightsError as exc:
+        return "missing", _without_path(str(exc), path).split("; get ")[0]
+    except WeightsError as exc:
+        return "wrong", _without_path(str(exc), path).split("; download the ")[0]
+    return "ok", f"{count} tensors"
 
 
-def _check_file(path: Path, expected: dict[str, tuple[int, ...]] | None, convert=None,
+def _loaded_with_from_pretrained(component: str, path: Path) -> bool:
+    """Whether the loaders read ``path`` with ``from_pretrained`` (else as a state dict, file or folder)."""
+    if not (path.is_dir() and (path / "config.json").is_file()) or component == "motion_module":
+        return False
+    if component != "denoising_unet":
+        return True
+    from .motion_unet import PoseUNetMotionModel
+
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return False
+    return isinstance(config, dict) and config.get("_class_name") == PoseUNetMotionModel.__name__
+
+
+def _check_file(path: Path, component: str, expected: dict[str, tuple[int, ...]] | None, convert=None,
                 optional: tuple[str, ...] = ()) -> tuple[str, str]:
     if not path.exists():
         return "missing", "not found"
-    if path.is_dir():
-        return _check_folder(path)
+    if _loaded_with_from_pretrained(component, path):
+        return _check_folder(path, component)
     try:
-        state = read_state_dict(path, mmap=True)
-        if convert is not None:
-            state = convert(state, path)
+        if convert is None:  # shapes only: a safetensors header, a memory-mapped pickle
+            shapes = read_shapes(path)
+        else:
+            shapes = _shapes(convert(read_state_dict(path, mmap=True), path))
     except WeightsError as exc:
         return "wrong", str(exc).split(": ", 1)[-1]
     if expected is None:  # readable, but whether it fits cannot be told without the UNet config
-        return "unchecked", f"{len(state)} tensors; keys and shapes not checked: the UNet config is missing or wrong"
-    missing, unexpected, wrong = compare_state(expected, _shapes(state), optional)
+        return "unchecked", f"{len(shapes)} tensors; keys and shapes not checked: the UNet config is missing or wrong"
+    missing, unexpected, wrong = compare_state(expected, shapes, optional)
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -470,13 +764,14 @@ def _check_file(path: Path, expected: dict[str, tuple[int, ...]] | None, convert
         if wrong:
             parts.append(f"{len(wrong)} wrong shapes ({_keys_text(wrong)})")
         return "wrong", "; ".join(parts)
-    return "ok", f"{len(state)} tensors"
+    return "ok", f"{len(shapes)} tensors"
 
 
 def check_weights_dir(path: str | Path, config: str | Path | DiffusionConfig = "moore") -> WeightsReport:
     """List exactly which components of a release are present, missing or wrong (format, keys, shapes).
 
-    Nothing is loaded into memory beyond key names and shapes (pickles are memory-mapped).
+    Nothing is loaded into memory beyond key names and shapes (safetensors headers; pickles are memory-mapped,
+    except PyTorch's legacy non-zip format, which is read whole).
 
     Args:
         path: the weights directory (layout: ``docs/WEIGHTS.md``).
@@ -484,12 +779,14 @@ def check_weights_dir(path: str | Path, config: str | Path | DiffusionConfig = "
 
     Returns:
         a :class:`WeightsReport` (``report.complete``, ``report.format()``).
+
+    Raises:
+        WeightsError: ``path`` is not a folder.
+        ConfigError: the release config's ``motion`` or ``pose_guider`` section is wrong (naming the field).
     """
     cfg = load_diffusion_config(config)
-    root = Path(path)
-    if not root.is_dir():
-        raise WeightsError(f"weights directory {root} " + ("is a file" if root.exists() else "does not exist")
-                           + "; give the folder laid out as in docs/WEIGHTS.md")
+    root = weights_root(path)
+    check_motion_config(cfg.motion, cfg.path)
     report = WeightsReport(root, cfg.name)
     p = {c: root / cfg.weights[c] for c in COMPONENTS}
 
@@ -497,8 +794,8 @@ def check_weights_dir(path: str | Path, config: str | Path | DiffusionConfig = "
         report.entries.append(WeightsEntry(component, p[component], status, detail, cfg.sources.get(component, "")))
 
     for c in ("vae", "image_encoder"):
-        add(c, *_check_folder(p[c]))
-    unet_cfg = None
+        add(c, *_check_folder(p[c], c))
+    unet_cfg = twod = full = None
     cfg_path = p["unet_config"] if p["unet_config"].suffix == ".json" else p["unet_config"] / "config.json"
     if not cfg_path.is_file():
         add("unet_config", "missing", "not found")
@@ -506,23 +803,24 @@ def check_weights_dir(path: str | Path, config: str | Path | DiffusionConfig = "
         try:
             unet_cfg = _unet_config(cfg_path)
             twod = _shapes(reference_unet_from_config(unet_cfg, empty=True).state_dict())
-            full = _shapes(denoising_unet_from_config(unet_cfg, cfg.motion, empty=True).state_dict())
-            add("unet_config", "ok", "")
-        except (WeightsError, TypeError, ValueError, KeyError) as exc:
-            unet_cfg = None
+        except (WeightsError, TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError, AttributeError) as exc:
+            unet_cfg = twod = None
             add("unet_config", "wrong", f"cannot build a UNet from it ({exc.__class__.__name__})")
-    if unet_cfg is None:
-        twod = full = None
+    if twod is not None:
+        # The UNet config builds: a failure now is the release config's motion section (a ConfigError naming it).
+        full = _shapes(denoising_unet_from_config(unet_cfg, cfg.motion, empty=True, source=cfg.path).state_dict())
+        add("unet_config", "ok", "")
     motion = None if full is None else \
         {k: s for k, s in full.items() if "motion_modules" in k.split(".") and not k.endswith(_PE_KEY)}
-    add("reference_unet", *_check_file(p["reference_unet"], twod, optional=REFERENCE_OPTIONAL_PREFIXES))
-    add("denoising_unet", *_check_file(p["denoising_unet"], twod))
-    add("motion_module", *_check_file(p["motion_module"], motion, convert=animatediff_to_diffusers))
+    add("reference_unet", *_check_file(p["reference_unet"], "reference_unet", twod,
+                                       optional=REFERENCE_OPTIONAL_PREFIXES))
+    add("denoising_unet", *_check_file(p["denoising_unet"], "denoising_unet", twod))
+    add("motion_module", *_check_file(p["motion_module"], "motion_module", motion, convert=animatediff_to_diffusers))
     from .pose_guider import PoseGuider
 
     try:
         guider = _shapes(_empty(lambda: PoseGuider(**cfg.pose_guider)).state_dict())
     except TypeError:
         raise ConfigError(f"{cfg.path}: field 'pose_guider' has unknown PoseGuider arguments") from None
-    add("pose_guider", *_check_file(p["pose_guider"], guider))
+    add("pose_guider", *_check_file(p["pose_guider"], "pose_guider", guider))
     return report
