@@ -455,14 +455,30 @@ def test_cli_config_file_without_yaml_suffix(tmp_path, capsys):
     assert "is a folder" in capsys.readouterr().err
 
 
-def test_cpu_offload_without_cuda_names_the_config_option(comps, tmp_path):
+def test_cpu_offload_without_cuda_names_the_config_option(comps, tmp_path, monkeypatch):
+    import animate.diffusion.renderer as renderer_module
     from animate.diffusion.renderer import DiffusionRenderer
 
     _write_release(tmp_path, comps)
+    monkeypatch.setattr(renderer_module, "load_components", lambda *a, **k: pytest.fail("weights loaded first"))
     with pytest.raises(ConfigError, match=r"set renderer\.options\.cpu_offload: false") as info:
         DiffusionRenderer(weights_dir=str(tmp_path), config=_config(tmp_path), device="cpu", dtype="fp32",
                           window=4, overlap=1, cpu_offload=True)
     assert "--cpu-offload" not in str(info.value)
+
+
+def test_release_config_file_without_suffix_is_named(tmp_path):
+    """A release YAML saved without its suffix was "not found" (read as a release name)."""
+    from animate.config import load_config
+    from animate.diffusion.settings import CONFIG_DIR, load_diffusion_config
+
+    plain = tmp_path / "myrelease"
+    plain.write_text((CONFIG_DIR / "moore.yaml").read_text())
+    with pytest.raises(ConfigError, match=r"myrelease is a file without the \.yaml suffix; rename it"):
+        load_diffusion_config(str(plain))
+    with pytest.raises(ConfigError, match="'diffusion.config' is invalid: .*without the .yaml suffix"):
+        load_config(**{"diffusion.config": str(plain)})
+    assert load_diffusion_config("moore").name == "moore"
 
 
 # --- the anchors' real released files (manifests in tests/data/keys) ---------------------------------------------

@@ -122,11 +122,11 @@ class DiffusionRenderer(Renderer):
         opts = self.options
         device = resolve_device(opts.device)
         dtype = resolve_dtype(opts.dtype, device)
+        if opts.cpu_offload and device.type != "cuda":  # before minutes of loading weights
+            raise ConfigError("cpu_offload needs a CUDA device; set renderer.options.cpu_offload: false in the "
+                              "config, or run on a GPU")
         pipe = PoseDrivePipeline(**load_components(weights_dir, self.config, dtype=dtype))
         if opts.cpu_offload:
-            if device.type != "cuda":
-                raise ConfigError("cpu_offload needs a CUDA device; set renderer.options.cpu_offload: false in the "
-                                  "config, or run on a GPU")
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)

@@ -80,6 +80,10 @@ def load_diffusion_config(config: str | Path | DiffusionConfig = "moore") -> Dif
         return config
     path = Path(config)
     if not path.suffix:
+        if path.is_file() and not (CONFIG_DIR / f"{config}.yaml").is_file():
+            raise ConfigError(f"diffusion config {config} is a file without the .yaml suffix; rename it to "
+                              f"{path.name}.yaml (a name without a suffix is a release: "
+                              f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))})")
         path = CONFIG_DIR / f"{config}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
