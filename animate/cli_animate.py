@@ -77,13 +77,17 @@ def run_animate(args: argparse.Namespace) -> int:
         "renderer__options__background": args.background,
     }
     progress = getattr(args, "progress", True)
+    if args.background is not None:  # the renderer it is for, before its options are checked against another's
+        from .config import load_config
+
+        name = load_config(args.config, **{k: v for k, v in overrides.items() if "background" not in k}).renderer.name
+        if name != "puppet":
+            raise InputError(f"--background works with the puppet renderer, not '{name}' (a diffusion model draws "
+                             "its own background); drop --background or use --renderer puppet")
     with Animator.from_config(args.config, **overrides) as animator:
         # the config file and a background picture (from --background or the config) are inputs too
         inputs = (args.reference, args.driving, args.mask, args.reference_pose, *animator.config.input_files())
         refuse_overwriting_inputs(args.output, *inputs)  # even with --overwrite
-        if args.background is not None and animator.config.renderer.name != "puppet":
-            raise InputError(f"--background works with the puppet renderer, not '{animator.config.renderer.name}' "
-                             "(a diffusion model draws its own background); drop --background or use --renderer puppet")
         with new_folders_removed_on_error(args.stats):  # a failed run leaves no new empty folder for --stats
             if args.stats:
                 _check_stats_path(args.stats, args.output, inputs, args.overwrite)  # before any work

@@ -53,7 +53,7 @@ def test_small_dancer_is_found_in_a_window(wide_stage, capsys):
     save_sequence(seq, path.with_suffix(".json"))
     capsys.readouterr()
     assert cli_main(["pose", "show", str(path.with_suffix(".json"))]) == 0
-    assert "a small person, detected inside it" in capsys.readouterr().out
+    assert "a small person found by a search, detected inside it" in capsys.readouterr().out
     body = slice(0, 14)  # nose, neck, arms, legs
     err = np.linalg.norm(seq.keypoints[:, body, :2] - truth.keypoints[:, body, :2], axis=-1)
     assert np.nanmedian(err) < 0.015 * 640 * SCALE
