@@ -158,25 +158,28 @@ _FALLBACK = {"steps": 30, "guidance_scale": 3.5, "window": 24, "overlap": 4, "st
              "width": 512, "height": 768, "fit": "pad", "seed": 0, "strength": 1.0, "decode_chunk_size": 8}
 
 
+def _in_range(name: str, value: float, low: float, high: float | None) -> None:
+    def text(v: float) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    if value < low or (high is not None and value > high):
+        span = f">= {text(low)}" if high is None else f"in [{text(low)}, {text(high)}]"
+        raise OptionError(name, f"must be {span}, got {text(value)}")
+
+
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
     whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
     if isinstance(value, bool) or not whole:
         raise OptionError(name, f"must be a whole number, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        span = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise OptionError(name, f"must be {span}, got {value}")
-    return value
+    _in_range(name, int(value), low, high)
+    return int(value)
 
 
 def _real(name: str, value: Any, low: float, high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
         raise OptionError(name, f"must be a finite number, got {value!r}")
-    value = float(value)
-    if value < low or (high is not None and value > high):
-        span = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
-        raise OptionError(name, f"must be {span}, got {value:g}")
-    return value
+    _in_range(name, float(value), low, high)
+    return float(value)
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:

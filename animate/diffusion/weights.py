@@ -104,12 +104,7 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     Returns:
         flat ``name -> tensor`` mapping on the CPU (a wrapping ``state_dict``/``module`` entry is unwrapped).
     """
-    path = Path(path)
-    if path.is_dir():
-        found = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
-        if found is None:
-            raise WeightsError(f"{path}: no weights file ({', '.join(WEIGHT_FILES)}); download the folder again")
-        path = found
+    path = _weights_file(Path(path))
     if not path.is_file():
         raise WeightsError(f"{path}: file not found; see docs/WEIGHTS.md for where to get it")
     if path.suffix == ".safetensors":
@@ -147,6 +142,16 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     return obj
 
 
+def _weights_file(path: Path) -> Path:
+    """``path``, or for a folder the first of :data:`WEIGHT_FILES` in it (a :class:`WeightsError` without one)."""
+    if not path.is_dir():
+        return path
+    found = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
+    if found is None:
+        raise WeightsError(f"{path}: no weights file ({', '.join(WEIGHT_FILES)}); download the folder again")
+    return found
+
+
 def read_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     """``key -> shape`` of a weights file, reading as little of it as its format allows.
 
@@ -161,12 +166,7 @@ def read_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     Raises:
         WeightsError: the file is missing, unreadable, truncated, a refused pickle or not a state dict.
     """
-    path = Path(path)
-    if path.is_dir():
-        found = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
-        if found is None:
-            raise WeightsError(f"{path}: no weights file ({', '.join(WEIGHT_FILES)}); download the folder again")
-        path = found
+    path = _weights_file(Path(path))
     if path.suffix != ".safetensors":
         return _shapes(read_state_dict(path, mmap=True))
     if not path.is_file():
