@@ -156,7 +156,7 @@ def has_audio(path: str | os.PathLike) -> bool:
 
 
 def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: str | os.PathLike,
-              *, start: float = 0.0, duration: float | None = None) -> None:
+              *, start: float = 0.0, duration: float) -> None:
     """Copy the video stream of ``video`` and the audio of ``audio_from`` into ``output``.
 
     Args:
@@ -164,7 +164,8 @@ def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: s
         audio_from: media file whose first audio stream is used.
         output: file to write (overwritten).
         start: seconds into ``audio_from`` where the audio starts (the first rendered frame's time).
-        duration: seconds of audio to keep; ``None`` = until the video ends.
+        duration: seconds of audio to keep: the video's duration (audio shorter than that ends early; the
+            video is always copied whole).
 
     Raises:
         OutputError: ffmpeg failed.
@@ -172,11 +173,12 @@ def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: s
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(video)]
     if start > 0:
         cmd += ["-ss", f"{start:.6f}"]
-    if duration is not None:
-        cmd += ["-t", f"{duration:.6f}"]
+    cmd += ["-t", f"{duration:.6f}"]
     fmt = video_format(output)
+    # no -shortest: audio shorter than the video would cut the copied video where it ends (and the AVI muxer
+    # then wrote no audio at all); -t above already ends the audio with the video
     cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-            "-c:a", fmt.audio or "aac", "-b:a", AUDIO_BITRATE, "-shortest"]
+            "-c:a", fmt.audio or "aac", "-b:a", AUDIO_BITRATE]
     if fmt.faststart:
         cmd += ["-movflags", "+faststart"]
     cmd += [str(output)]

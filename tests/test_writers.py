@@ -82,6 +82,23 @@ def test_audio_kept_and_trimmed_to_range(tmp_path, clip_with_audio):
     assert sorted(os.listdir(tmp_path)) == ["b.mp4", "c.mp4"]
 
 
+def _audio_packets(path: Path) -> int:
+    res = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-c", "copy", "-f",
+                          "framecrc", "-"], capture_output=True, text=True, check=False)
+    return sum(line.startswith("0,") for line in res.stdout.splitlines())
+
+
+def test_audio_shorter_than_the_video_keeps_every_frame(tmp_path, clip_with_audio):
+    """The audio was muxed with -shortest: where the driving's audio ended before the rendered frames did (a
+    clip whose sound stops early, or starts 1.5 s in here), the copied video was cut there with it, and the
+    run still reported every frame. An .avi got an audio stream without any audio in it."""
+    out = write_video(_frames(12), tmp_path / "s.mp4", FPS, audio_from=clip_with_audio, audio_start=1.5)
+    assert len(_decode_video(out)) == 12  # 0.5 s of audio for 1.2 s of frames: 5 frames before
+    assert 0.3 * 8000 < len(_decode_audio(out)) < 0.7 * 8000
+    avi = write_video(_frames(8), tmp_path / "s.avi", FPS, audio_from=clip_with_audio)
+    assert len(_decode_video(avi)) == 8 and _audio_packets(avi) > 10 and len(_decode_audio(avi)) > 0.7 * 8000
+
+
 def test_driving_without_audio_gives_silent_video(tmp_path, data_dir):
     out = write_video(_frames(3), tmp_path / "d.mp4", FPS, audio_from=data_dir / "dance_short.mp4")
     assert not has_audio(out) and len(_decode_video(out)) == 3
