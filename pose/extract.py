@@ -804,7 +804,7 @@ def extract_poses(
                                    "(%s); using 1 worker", getattr(sys.modules.get("__main__"), "__file__", "?"))
                 if len(ranges) <= 1 and method == "fork":
                     # one forked worker: this process never creates a graph, so later calls can still fork
-                    ranges = [(start, end)]
+                    ranges = [(start, stop if stop is not None else end)]  # an end past the video: its true end
                 if ranges and method is not None:
                     if end is None:
                         ranges[-1] = (ranges[-1][0], None)  # to the true end, whatever the header said

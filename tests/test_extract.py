@@ -513,3 +513,11 @@ def test_arguments_are_checked_before_decoding(data_dir, monkeypatch, kwargs, er
         monkeypatch.setattr(extract, name, no_decoding)
     with pytest.raises(error, match=match):
         extract_poses(data_dir / "dance_short.mp4", progress=False, **kwargs)
+
+
+def test_end_past_the_last_frame_reads_to_the_end(data_dir):
+    """end=100 on the 24-frame clip (one worker, keyframes every 3rd frame) lost the frames after the last
+    regular keyframe, with a warning that the file was probably truncated: the worker was given the
+    asked-for end instead of the video's."""
+    seq = extract_poses(data_dir / "dance_short.mp4", end=100, detect_every=3, progress=False)
+    assert len(seq) == 24 and seq.status[-1] == FrameStatus.DETECTED
