@@ -754,7 +754,12 @@ class Animator:
             and Path(driving).is_file()
         ):
             audio_from = str(driving)
+        # the audio heard with the first frame: on the file's timeline, where the video may start after the audio
         audio_start = (start or 0) / source_fps
+        if audio_from is not None:
+            from pose.video import video_start_time
+
+            audio_start += video_start_time(audio_from)
         job = _Job(ref, poses, audio_from, audio_start, stats, renderer)
         self._prepared_job = job
         return job

@@ -738,11 +738,16 @@ def extract_poses(
     # decoding can start, for splitting the work and for letting the decoders drop non-keyframes.
     index = packets.result() if packets is not None else None
     if (index is not None and header_count is not None
-            and abs(index.frame_count - header_count) > 2 + 0.02 * header_count):
+            and index.frame_count - header_count > 2 + 0.02 * header_count):
         # e.g. interlaced streams with a packet per field: the packets do not count frames here
         logger.info("%s: %d packets but about %d frames by the header; not using the packet index", path,
                     index.frame_count, header_count)
         index = None
+    elif index is not None and header_count is not None and header_count - index.frame_count > 2:
+        # the header's duration is the file's: an audio track that runs on past the picture (or starts
+        # before it) makes it longer than the video, whose frames the packets count
+        logger.info("%s: %d video frames; the file runs longer (about %d frames: its audio?)", path,
+                    index.frame_count, header_count)
     if index is not None:
         total = max(0, (index.frame_count if end is None else min(end, index.frame_count)) - start)
     if total is not None and total <= 0 and start > 0:

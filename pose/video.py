@@ -605,6 +605,42 @@ def index_packets(path: str | os.PathLike) -> PacketIndex | None:
     return PacketIndex(frame_count=len(pts), keyframes=np.flatnonzero(display_key), times=times)
 
 
+_STARTS: dict[tuple[str, int, int], float] = {}
+#: Packets read to find a video stream's first display time (B-frames put it a few packets in).
+START_PACKETS = 8
+
+
+def video_start_time(path: str | os.PathLike) -> float:
+    """Seconds from the start of the file's timeline to the first frame of its first video stream.
+
+    0 for most files. A video stream that starts after the audio (an edited clip, some recorders: the
+    picture begins 0.5 s into the sound) has its frame ``k`` at this offset plus ``k / fps``: seeks to a frame
+    and the audio kept with it add the offset. Read from the first packets' timestamps (cached); 0.0 when
+    they cannot be read.
+    """
+    p = Path(path)
+    key = _probe_key(p)
+    if key is not None and key in _STARTS:
+        return _STARTS[key]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(p), "-map", "0:v:0", "-c", "copy",
+           "-frames:v", str(START_PACKETS), "-f", "framecrc", "-"]
+    start = 0.0
+    try:
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+        text = out.stdout.decode(errors="replace")
+        tb = re.search(r"^#tb 0: (\d+)/(\d+)", text, re.M)
+        pts = [int(line.split(",")[2]) for line in text.splitlines() if line.startswith("0,")]
+        if tb and pts and int(tb.group(2)):
+            start = max(0.0, min(pts) * int(tb.group(1)) / int(tb.group(2)))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        logger.debug("start time of %s unknown: %s", p, exc)
+    if key is not None:
+        if len(_STARTS) >= _PROBES_MAX:
+            _STARTS.clear()
+        _STARTS[key] = start
+    return start
+
+
 class _StderrDrain(threading.Thread):
     """Keeps the last lines of a subprocess's stderr without letting the pipe fill up."""
 
@@ -653,7 +689,9 @@ class _FileSource(VideoSource):
         if self.start > 0:
             # Accurate input seek: ffmpeg decodes from the previous key frame and drops frames whose
             # timestamp is before the seek point; half a frame early avoids rounding drops of frame `start`.
-            cmd += ["-ss", f"{(self.start - 0.5) / self._decode_fps:.6f}"]
+            # The seek is on the file's timeline, where the video may start later than the audio.
+            offset = video_start_time(self.path)
+            cmd += ["-ss", f"{offset + (self.start - 0.5) / self._decode_fps:.6f}"]
         cmd += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn"]
         filters = [select] if select else []
         if (self.width, self.height) != (self.source_width, self.source_height):

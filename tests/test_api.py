@@ -612,3 +612,42 @@ def test_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, data_d
     with pytest.raises(OutputError, match=r"output .*bg.gif is the input"):
         puppet.animate(ref, drv, gif, overwrite=True, progress=False)
     assert puppet._renderer is None and Image.open(gif).size == (32, 32)
+
+
+def _audio_hz(path: Path, start: float, length: float, rate: int = 8000) -> float:
+    """Dominant frequency of ``path``'s audio from ``start`` seconds, over ``length`` seconds."""
+    from animate.writers import ffmpeg_exe
+
+    res = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-f",
+                          "s16le", "-"], capture_output=True, check=True)
+    samples = np.frombuffer(res.stdout, np.int16).astype(np.float32)[int(start * rate):int((start + length) * rate)]
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1.0 / rate)[np.argmax(spectrum)])
+
+
+def test_audio_that_runs_longer_or_starts_before_the_picture(tmp_path, data_dir, reference, reference_pose):
+    """Two driving files a QA pass made: (a) the 1 s dance with 2 s of audio: the header's duration (the
+    audio's) doubled the frame count, the packet count was thrown away as 'interlaced', and the run failed on
+    'no decodable frame from index 24'; (b) the picture starting 0.5 s into the audio: the output's sound
+    was 0.5 s late, and a worker's seek landed 12 frames early."""
+    pytest.importorskip("pose.extract")
+    from animate.writers import ffmpeg_exe
+    from pose.extract import extract_poses
+    from pose.video import open_video
+
+    tone = "aevalsrc=sin(2*PI*if(lt(t\\,0.75)\\,440\\,880)*t):s=44100:d=2"  # 440 Hz, then 880 Hz from 0.75 s
+    long_audio, late = tmp_path / "long_audio.mp4", tmp_path / "late.mp4"
+    clip = str(data_dir / "dance_short.mp4")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", clip, "-f", "lavfi", "-i", tone, "-map", "0:v",
+                    "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(long_audio)], check=True)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-itsoffset", "0.5", "-i", clip, "-f", "lavfi", "-i", tone,
+                    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-t", "1.5", str(late)], check=True)
+    assert len(extract_poses(long_audio, detect_every=3, progress=False)) == 24
+    with open_video(late, start=12) as a, open_video(clip, start=12) as b:
+        assert np.abs(next(iter(a)).astype(int) - next(iter(b))).mean() < 2  # the same frame 12
+    out = stamp(size=(256, 384)).animate(reference, late, tmp_path / "o.mp4", reference_pose=reference_pose,
+                                         progress=False)
+    with open_video(out) as video:
+        assert len(list(video)) == 24
+    # frame 0 is shown at 0.5 s in the source: the 880 Hz part (from 0.75 s) starts 0.25 s into the output
+    assert abs(_audio_hz(out, 0.05, 0.15) - 440) < 30 and abs(_audio_hz(out, 0.35, 0.4) - 880) < 30
