@@ -742,9 +742,11 @@ class Animator:
             reference_pose=ref.pose_source, renderer=self.config.renderer.name,
         )
         if held or interpolated:
+            ran = int(raw.detector_frames().sum())
+            where = f"{ran} frames the detector ran on" if ran < len(raw) else f"{len(raw)} frames"
             logger.warning(
-                "driving %s: %d of %d frames had no person (%d interpolated, %d held at the last pose seen, %d of them here)",
-                _name(driving), held + interpolated, len(raw), interpolated, held, held_here,
+                "driving %s: no person in %d of the %s (%d interpolated, %d held at the last pose seen, %d of "
+                "them here)", _name(driving), held + interpolated, where, interpolated, held, held_here,
             )
         audio_from = None
         if (
