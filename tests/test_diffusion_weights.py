@@ -691,3 +691,60 @@ def test_motion_module_forward_matches_anchor():
     module.norm = plain  # diffusers' own joint-over-frames normalisation: measurably not the anchors' model
     joint_error = float((run() - expected).abs().max())
     assert joint_error > 0.05, joint_error
+
+
+def test_missing_files_are_listed_together_before_anything_loads(comps, tmp_path, monkeypatch):
+    """With pose_guider.pth and motion_module.pth gone, loading read the VAE, CLIP and the reference UNet
+    (gigabytes with the real files) and then named only the motion module."""
+    import diffusers
+
+    _write_release(tmp_path, comps)
+    (tmp_path / "pose_guider.pth").unlink()
+    (tmp_path / "motion_module.pth").unlink()
+    monkeypatch.setattr(diffusers.AutoencoderKL, "from_pretrained",
+                        classmethod(lambda *a, **k: pytest.fail("loaded before the check")))
+    with pytest.raises(W.MissingWeightsError, match=r"lacks 2 of its files: pose_guider .*; motion_module .*weights check"):
+        W.load_components(tmp_path, _config(tmp_path))
+
+
+def test_release_defaults_are_what_runs_and_one_pass_windows_are_refused(tmp_path):
+    """A release YAML's defaults.seed and defaults.strength passed the config check but the renderer ran
+    with seed 0 and strength 1; window: null passed and failed with a traceback after the weights loaded."""
+    from animate.config import load_config
+    from animate.diffusion.renderer import DiffusionRenderer
+    from animate.diffusion.settings import CONFIG_DIR
+
+    class _Pipe:  # only vae_scale_factor is read when the renderer is built
+        vae_scale_factor = 8
+
+    text = (CONFIG_DIR / "moore.yaml").read_text()
+    own = tmp_path / "own.yaml"
+    own.write_text(text.replace("  steps: 30", "  steps: 30\n  seed: 7\n  strength: 0.5"))
+    r = DiffusionRenderer(config=str(own), pipeline=_Pipe())
+    assert (r.seed, r.strength) == (7, 0.5)
+    assert DiffusionRenderer(config=str(own), pipeline=_Pipe(), seed=3).seed == 3
+    null = tmp_path / "null.yaml"
+    null.write_text(text.replace("window: 24", "window: null"))
+    with pytest.raises(ConfigError, match=r"null.yaml: defaults: diffusion option 'window' must be a number of "
+                                          r"frames in \[1, 32\]"):
+        load_config(**{"diffusion.config": str(null)})
+
+
+def test_strength_without_init_renderer_is_refused_in_a_config():
+    """renderer.options.strength: 0.3 was accepted and did nothing (a config run has no init frames)."""
+    from animate.config import load_config
+
+    with pytest.raises(ConfigError, match=r"'renderer.options.strength'.*0.3 < 1 needs init_renderer: puppet"):
+        load_config(renderer="diffusion", renderer_options={"strength": 0.3})
+    cfg = load_config(renderer="diffusion", renderer_options={"strength": 0.3, "init_renderer": "puppet"})
+    assert cfg.renderer.options["strength"] == 0.3
+
+
+def test_no_gpu_message_names_the_config_option():
+    from animate.diffusion.options import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(ConfigError, match=r"renderer\.options\.device: cpu") as info:
+        resolve_device("cuda")
+    assert "--device" not in str(info.value)

@@ -51,8 +51,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"device '{name}' is not a torch device; use auto, cpu or cuda[:N]") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' was requested but no CUDA GPU is available; use --device cpu "
-                          "(very slow) or run on a machine with an NVIDIA GPU")
+        raise ConfigError(f"device '{name}' was requested but no CUDA GPU is available; set "
+                          "renderer.options.device: cpu in the config (device=\"cpu\" in Python; very slow) or run "
+                          "on a machine with an NVIDIA GPU")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device '{name}' does not exist: {torch.cuda.device_count()} CUDA GPU(s) visible")
     return dev

@@ -169,11 +169,7 @@ class PoseDrivePipeline(DiffusionPipeline):
             raise ValueError(f"init_video has shape {init_video.shape}, expected the shape of pose_images "
                              f"{pose_images.shape}")
         context.validate()
-        max_frames = self.denoising_unet.max_frames
-        longest = len(pose_images) if context.window is None else min(context.window, -(-len(pose_images) // context.stride))
-        if longest > max_frames:
-            raise ValueError(f"context window of {longest} frames exceeds the motion modules' max_seq_length "
-                             f"{max_frames}; set context_frames <= {max_frames}")
+        self.check_window(len(pose_images), context.window, context.stride)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type '{output_type}' is unknown; use one of {', '.join(OUTPUT_TYPES)}")
         if decode_chunk_size < 1:
@@ -185,6 +181,15 @@ class PoseDrivePipeline(DiffusionPipeline):
         bad = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if bad:
             raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not in {self._callback_tensor_inputs}")
+
+    def check_window(self, frames: int, window: int | None, stride: int = 1) -> None:
+        """Raise ``ValueError`` when the context windows over ``frames`` frames would be longer than the motion
+        modules' positional encoding (``window=None``: one pass over all frames)."""
+        max_frames = self.denoising_unet.max_frames
+        longest = frames if window is None else min(window, -(-frames // stride))
+        if longest > max_frames:
+            raise ValueError(f"a context window of {longest} frames exceeds the motion modules' max_seq_length "
+                             f"{max_frames}; set window <= {max_frames}")
 
     # --- building blocks ---------------------------------------------------------------------------
     def get_timesteps(self, num_inference_steps: int, strength: float, device: torch.device) -> torch.Tensor:

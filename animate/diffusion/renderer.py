@@ -68,8 +68,9 @@ class DiffusionRenderer(Renderer):
         steps, guidance_scale, window, overlap, stride, weighting: generation settings (default: the config's).
         width, height: generation size (default: the config's; rounded to multiples of 8).
         fit: ``"pad"`` or ``"crop"`` when the canvas aspect differs from the generation size.
-        seed: noise seed (same seed, same video).
-        strength: hybrid mode, how much of ``init_frames`` (``render(..., init_frames=...)``) is re-noised; 1 = ignore.
+        seed: noise seed (same seed, same video; default: the config's, else 0).
+        strength: hybrid mode, how much of ``init_frames`` (``render(..., init_frames=...)``) is re-noised; 1 = ignore
+            (default: the config's, else 1).
         init_renderer: hybrid mode without hand-made init frames: name of a renderer (``"puppet"``) whose output for
             the same reference and poses becomes ``init_frames`` whenever ``strength < 1``.
         decode_chunk_size: frames per VAE decode call.
@@ -85,7 +86,8 @@ class DiffusionRenderer(Renderer):
                  dtype: str = "fp16", steps: int | None = None, guidance_scale: float | None = None,
                  window: int | None = None, overlap: int | None = None, stride: int | None = None,
                  weighting: str | None = None, width: int | None = None, height: int | None = None,
-                 fit: str | None = None, seed: int = 0, strength: float = 1.0, decode_chunk_size: int | None = None,
+                 fit: str | None = None, seed: int | None = None, strength: float | None = None,
+                 decode_chunk_size: int | None = None,
                  cpu_offload: bool = False, vae_slicing: bool = False, vae_tiling: bool = False,
                  compile: bool = False, pose_style: str | None = None, pipeline: PoseDrivePipeline | None = None,
                  pose_drawer: PoseDrawer | None = None, init_renderer: str | None = None) -> None:
@@ -201,6 +203,10 @@ class DiffusionRenderer(Renderer):
             if count != len(init):
                 raise InputError(f"hybrid mode needs one init frame per pose: got {count} for {len(init)} poses")
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        try:
+            self.pipe.check_window(len(pose_images), self.window, self.stride)
+        except ValueError as exc:  # a window longer than the motion modules' positions (window: null)
+            raise ConfigError(f"diffusion renderer: {exc}") from None
         latents = self.pipe(pose_images, reference_encoding=self._encoding, height=self.size[1], width=self.size[0],
                             num_inference_steps=self.steps, guidance_scale=self.guidance_scale, init_video=init,
                             strength=self.strength, context_frames=self.window, context_overlap=self.overlap,

@@ -199,6 +199,9 @@ def generation_settings(config: DiffusionConfig, **options: Any) -> GenerationSe
         raise OptionError(unknown[0], f"is unknown; use {', '.join(GENERATION_FIELDS)}")
     v = {**_FALLBACK, **config.defaults, **{k: o for k, o in options.items() if o is not None}}
     max_frames = config.motion.get("motion_max_seq_length")
+    if v["window"] is None and max_frames is not None:  # one pass over a whole video: only short ones fit
+        raise OptionError("window", f"must be a number of frames in [1, {max_frames}] (one pass over all frames, "
+                                    f"null, fits only videos of up to {max_frames} frames)")
     window = None if v["window"] is None else _integer("window", v["window"], 1, max_frames)
     overlap = _integer("overlap", v["overlap"], 0)
     if window is not None and overlap >= window:
@@ -261,5 +264,9 @@ def check_options(options: Mapping[str, Any]) -> None:
         known = ", ".join(sorted(set(GENERATION_FIELDS) | set(RUNTIME_OPTIONS) - {"pipeline", "pose_drawer"}))
         raise OptionError(unknown[0], f"is unknown; use {known}")
     config = load_diffusion_config(options.get("config", "moore"))
-    generation_settings(config, **{k: v for k, v in options.items() if k in GENERATION_FIELDS})
+    settings = generation_settings(config, **{k: v for k, v in options.items() if k in GENERATION_FIELDS})
     check_runtime_options(options)
+    if settings.strength < 1.0 and options.get("init_renderer") is None:
+        # a config run has no init frames of its own: without an init renderer the strength does nothing
+        raise OptionError("strength", f"{settings.strength:g} < 1 needs init_renderer: puppet (the frames it "
+                                      "starts denoising from); or leave strength at 1")

@@ -635,6 +635,11 @@ def load_components(weights_dir: str | Path, config: str | Path | DiffusionConfi
     root = weights_root(weights_dir)
     p = {c: root / cfg.weights[c] for c in COMPONENTS}
     check_motion_config(cfg.motion, cfg.path)
+    # every file there before any is loaded (the VAE, CLIP and the reference UNet take gigabytes and minutes)
+    absent = [f"{c} ({p[c]})" for c in ("unet_config", *FILE_COMPONENTS) if not p[c].exists()]
+    if absent:
+        raise MissingWeightsError(f"weights directory {root} lacks {len(absent)} of its files: {'; '.join(absent)}; "
+                                  f"run 'posedrive weights check {root}' and get them as docs/WEIGHTS.md says")
     for c in ("vae", "image_encoder"):
         inspect_folder(p[c], c, cfg.sources.get(c, ""))
     unet_cfg = _unet_config(p["unet_config"])
