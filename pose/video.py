@@ -475,9 +475,14 @@ def _probe_key(path: Path) -> tuple[str, int, int] | None:
 
 
 def _remember_probe(key: tuple[str, int, int], meta: dict) -> None:
-    if len(_PROBES) >= _PROBES_MAX:
-        _PROBES.clear()
-    _PROBES[key] = dict(meta)
+    _remember(_PROBES, key, dict(meta))
+
+
+def _remember(cache: dict, key: tuple[str, int, int], value: object) -> None:
+    """Keep ``value`` for a file's :func:`_probe_key` in ``cache`` (emptied when :data:`_PROBES_MAX` are kept)."""
+    if len(cache) >= _PROBES_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def _read_header(path: Path, frame: bool = False) -> tuple[dict, bytes | None]:
@@ -551,6 +556,35 @@ class PacketIndex:
     times: np.ndarray | None = None
 
 
+def _packet_listing(path: Path, packets: int | None = None) -> tuple[float | None, list[list[str]]] | None:
+    """ffmpeg's ``framecrc`` listing of the packets of ``path``'s first video stream (all, or the first
+    ``packets``), copied, never decoded: the stream's time base (``None`` when not given) and each packet's
+    fields (``0, dts, pts, duration, size, crc[, F=flags]``); ``None`` when ffmpeg cannot list them."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy"]
+    cmd += ["-frames:v", str(packets)] if packets else []
+    cmd += ["-f", "framecrc", "-"]
+    try:
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.debug("packet listing of %s failed: %s", path, exc)
+        return None
+    if out.returncode != 0:
+        logger.debug("packet listing of %s failed: %s", path, out.stderr.decode(errors="replace")[-200:])
+        return None
+    time_base: float | None = None
+    rows: list[list[str]] = []
+    for line in out.stdout.decode(errors="replace").splitlines():
+        if line.startswith("#tb 0:"):
+            num, _, den = line.split(":", 1)[1].strip().partition("/")
+            try:
+                time_base = int(num) / int(den)
+            except (ValueError, ZeroDivisionError):
+                time_base = None
+        elif line.startswith("0,"):
+            rows.append([f.strip() for f in line.split(",")])
+    return time_base, rows
+
+
 def index_packets(path: str | os.PathLike) -> PacketIndex | None:
     """Read the frame count and key-frame positions of a video file from its packets (nothing is decoded).
 
@@ -562,29 +596,13 @@ def index_packets(path: str | os.PathLike) -> PacketIndex | None:
     p = Path(path)
     if not p.is_file():
         return None
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(p), "-map", "0:v:0",
-           "-c", "copy", "-f", "framecrc", "-"]
-    try:
-        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        logger.debug("packet listing of %s failed: %s", p, exc)
+    listing = _packet_listing(p)
+    if listing is None:
         return None
-    if out.returncode != 0:
-        logger.debug("packet listing of %s failed: %s", p, out.stderr.decode(errors="replace")[-200:])
-        return None
+    time_base, rows = listing
     pts: list[int] = []
     key: list[bool] = []
-    time_base: float | None = None
-    for line in out.stdout.decode(errors="replace").splitlines():
-        if line.startswith("#tb 0:"):
-            num, _, den = line.split(":", 1)[1].strip().partition("/")
-            try:
-                time_base = int(num) / int(den)
-            except (ValueError, ZeroDivisionError):
-                time_base = None
-        if not line.startswith("0,"):
-            continue
-        fields = [f.strip() for f in line.split(",")]
+    for fields in rows:
         flags = 1  # no "F=" field: the packet carries only the key flag
         for f in fields[6:]:
             if f.startswith("F="):
@@ -622,22 +640,16 @@ def video_start_time(path: str | os.PathLike) -> float:
     key = _probe_key(p)
     if key is not None and key in _STARTS:
         return _STARTS[key]
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(p), "-map", "0:v:0", "-c", "copy",
-           "-frames:v", str(START_PACKETS), "-f", "framecrc", "-"]
     start = 0.0
-    try:
-        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
-        text = out.stdout.decode(errors="replace")
-        tb = re.search(r"^#tb 0: (\d+)/(\d+)", text, re.M)
-        pts = [int(line.split(",")[2]) for line in text.splitlines() if line.startswith("0,")]
-        if tb and pts and int(tb.group(2)):
-            start = max(0.0, min(pts) * int(tb.group(1)) / int(tb.group(2)))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        logger.debug("start time of %s unknown: %s", p, exc)
+    listing = _packet_listing(p, START_PACKETS)
+    if listing is not None and listing[0] is not None:
+        try:
+            pts = [int(fields[2]) for fields in listing[1]]
+        except (IndexError, ValueError):  # NOPTS
+            pts = []
+        start = max(0.0, min(pts) * listing[0]) if pts else 0.0
     if key is not None:
-        if len(_STARTS) >= _PROBES_MAX:
-            _STARTS.clear()
-        _STARTS[key] = start
+        _remember(_STARTS, key, start)
     return start
 
 
