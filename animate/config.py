@@ -41,8 +41,6 @@ logger = logging.getLogger(__name__)
 #: the user-facing copy of the defaults, shipped in the repository's ``configs`` folder.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
-#: folder of the diffusion release configs (``diffusion.config: <name>`` = ``<name>.yaml`` here).
-DIFFUSION_CONFIG_DIR = DEFAULT_CONFIG_PATH.parent / "diffusion"
 
 #: Largest output side in pixels (4K): beyond it the puppet's preparation alone needs gigabytes.
 MAX_OUTPUT_SIDE = 4096

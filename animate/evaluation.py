@@ -719,7 +719,7 @@ def evaluate_self_reenactment(
     from .api import Animator
     from .writers import check_output_path, new_folders_removed_on_error, refuse_overwriting_inputs
 
-    check_regions(ignore)  # a malformed rectangle fails before the clip is animated
+    regions = check_regions(ignore)  # a malformed rectangle fails before the clip is animated
     if frames is not None and frames < 2:
         raise ConfigError(f"frames={frames}: self-reenactment animates frame 0 and scores the frames after it; "
                           f"use at least 2")
@@ -739,7 +739,7 @@ def evaluate_self_reenactment(
     if renderer != "puppet":  # the scores' minimum before loading (weights); the puppet's, larger, below
         check_eval_height(height, clip_size)
     size = eval_size(*clip_size, height)
-    keep_mask(size, check_regions(ignore))  # regions covering the whole frame, before the clip is animated
+    keep_mask(size, regions)  # regions covering the whole frame, before the clip is animated
     lpips_weights = _optional("LPIPS", lpips_weights)[0] or lpips_weights  # a wrong file fails here
     fvd_weights = _optional("FVD", fvd_weights)[0] or fvd_weights
     with new_folders_removed_on_error(report_path):  # a failed run leaves no new empty out_dir behind

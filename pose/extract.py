@@ -57,7 +57,7 @@ from .detectors.base import DEFAULT_DETECTOR, WINDOW_OPTIONS, Detector, create_d
 from .errors import ConfigError, InputError, NoPersonError, PosedriveError, VideoError
 from .identity import SIGNATURE_SIZE, RunResult, appearance
 from .outliers import DEFAULT_MAX_JUMP, implausible_frames
-from .sequence import FrameStatus, PoseFrame, PoseSequence, empty_keypoints, keypoint_valid
+from .sequence import FrameStatus, PoseFrame, PoseSequence, body_confidence, empty_keypoints, keypoint_valid
 from .video import VideoSource, first_frame, index_packets, open_video, read_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -926,8 +926,7 @@ def extract_poses(
         "smoothing": _smoothing_meta(smoothing),
     }
     seq = PoseSequence(kps, width, height, src_fps / step, status,
-                       np.where(status == FrameStatus.DETECTED,
-                                np.nan_to_num(kps[:, layout.BODY, 2]).mean(axis=1), 0.0).astype(np.float32),
+                       np.where(status == FrameStatus.DETECTED, body_confidence(kps), 0.0).astype(np.float32),
                        meta)
     logger.info("%s: %d frames (detector on every %d), detection rate %.1f%%, %.1f frames/s", path, len(seq),
                 every, 100 * seq.detection_rate(), len(seq) / max(t_detect, 1e-9))
@@ -1206,7 +1205,7 @@ def _detect_padded(detector: Detector, rgb: np.ndarray, label: str) -> PoseFrame
     return PoseFrame.empty(w, h)
 
 
-_SHOULDERS_HIPS = [layout.B[k] for k in ("right_shoulder", "left_shoulder", "right_hip", "left_hip")]
+_SHOULDERS_HIPS = _TORSO[1:]  # the torso points without the neck
 #: Score the shoulders and hips of a person found only on a tile must reach: on a tile, mediapipe also
 #: "finds" people in an arm or a cloud (tests/data/no_person.png: a hand, hips scored 0.3 above the shoulders).
 TILE_TORSO_SCORE = 0.5

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import layout
-from .sequence import FrameStatus, PoseSequence, keypoint_valid
+from .sequence import FrameStatus, PoseSequence, body_confidence, keypoint_valid
 
 UNEVEN_TOLERANCE = 0.5
 """Spacing that differs from the typical one by more than this fraction makes a video uneven."""
@@ -96,7 +96,7 @@ def to_even_clock(seq: PoseSequence, times: np.ndarray, fps: float,
     # body scores, as a detection's
     confidence = seq.confidence[before].copy()
     unscored = (confidence <= 0) & (status == FrameStatus.DETECTED)
-    confidence[unscored] = np.nan_to_num(out[unscored][:, layout.BODY, 2]).mean(axis=1)
+    confidence[unscored] = body_confidence(out[unscored])
     meta = dict(seq.meta)
     meta["detect_every"] = 1
     meta["frame_times"] = {"shown_frames": n, "fps": round(float(fps), 6), "max_gap_s": max_gap_s,

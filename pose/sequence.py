@@ -52,6 +52,11 @@ def empty_keypoints(n: int | None = None) -> np.ndarray:
     return kps
 
 
+def body_confidence(keypoints: np.ndarray) -> np.ndarray:
+    """``(T,)`` float32 confidence of ``(T, K, 3)`` poses: the mean score of the body keypoints (0 for missing)."""
+    return np.nan_to_num(np.asarray(keypoints)[:, layout.BODY, 2]).mean(axis=1).astype(np.float32)
+
+
 def keypoint_valid(keypoints: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """``(..., K)`` bool mask of usable keypoints: finite ``x``, ``y`` and a score above the threshold.
 
@@ -252,7 +257,7 @@ class PoseSequence:
         if self.status is None:
             self.status = np.full(n, FrameStatus.DETECTED, dtype=np.uint8)
         if self.confidence is None:
-            self.confidence = np.nan_to_num(self.keypoints[:, layout.BODY, 2]).mean(axis=1).astype(np.float32)
+            self.confidence = body_confidence(self.keypoints)
         self.status = _check_statuses(self.status)
         self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
         if len(self.status) != n or len(self.confidence) != n:

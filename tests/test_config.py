@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from animate.config import DEFAULT_CONFIG_PATH, DIFFUSION_CONFIG_DIR, AnimateConfig, load_config, parse_size
+from animate.config import DEFAULT_CONFIG_PATH, AnimateConfig, load_config, parse_size
+from animate.diffusion.settings import CONFIG_DIR as DIFFUSION_CONFIG_DIR
 from pose.errors import ConfigError
 
 
