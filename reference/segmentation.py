@@ -158,6 +158,7 @@ def coarse_mask(image: np.ndarray, model: str = "holistic", pose: PoseFrame | No
     except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
         raise DetectorError("mediapipe is not installed; pip install mediapipe==0.10.21") from exc
     from pose.detectors.mediapipe_holistic import note_graph_created
+    from pose.native_log import native_stderr_filtered
 
     if model in MODELS:
         note_graph_created()  # a process with mediapipe graphs must not fork pose workers
@@ -165,8 +166,8 @@ def coarse_mask(image: np.ndarray, model: str = "holistic", pose: PoseFrame | No
         from pose.extract import with_margins
 
         h, w = image.shape[:2]
-        with mp.solutions.holistic.Holistic(static_image_mode=True, model_complexity=1,
-                                            enable_segmentation=True) as holistic:
+        with native_stderr_filtered(), mp.solutions.holistic.Holistic(
+                static_image_mode=True, model_complexity=1, enable_segmentation=True) as holistic:
             seg = holistic.process(image).segmentation_mask
             for pad, padded in with_margins(image) if seg is None else ():
                 # like pose.extract.detect_image: a character filling the frame is found with a margin
@@ -177,7 +178,7 @@ def coarse_mask(image: np.ndarray, model: str = "holistic", pose: PoseFrame | No
         if seg is None:
             return np.zeros(image.shape[:2], np.float32)
     elif model == "selfie":
-        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as selfie:
+        with native_stderr_filtered(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as selfie:
             seg = selfie.process(image).segmentation_mask
     else:
         raise ConfigError(f"segmentation model '{model}' is unknown; use one of {', '.join(MODELS)}")

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DetectorError
 from ..mediapipe_convert import holistic_to_frame
+from ..native_log import native_stderr_filtered
 from ..sequence import PoseFrame
 from ..video import fit_size
 from .base import Detector, check_rgb
@@ -37,6 +38,9 @@ DEFAULT_MAX_SIZE = 960
 # corruption in its first graph, measured with mediapipe 0.10.21, even when the parent's graph was closed),
 # so pose.extract only forks worker processes while this is 0.
 _graphs_created = 0
+
+# side of the blank frame a new graph is given while its start-up messages are filtered (pose.native_log)
+_WARM_UP_SIZE = 64
 
 
 def graphs_created() -> int:
@@ -152,8 +156,15 @@ class MediapipeHolisticDetector(Detector):
     def _open(self) -> None:
         note_graph_created()
         try:
-            self._holistic = self._mp.solutions.holistic.Holistic(**self._opts)
+            with native_stderr_filtered():
+                self._holistic = self._mp.solutions.holistic.Holistic(**self._opts)
+                # the graph opens its models on its own threads, each logging natively: one blank frame waits
+                # for all of them inside the filtered window (the time is the first real frame's otherwise)
+                self._holistic.process(np.zeros((_WARM_UP_SIZE, _WARM_UP_SIZE, 3), np.uint8))
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with long native messages
+            if self._holistic is not None:
+                self._holistic.close()
+                self._holistic = None
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise DetectorError(f"mediapipe Holistic could not start ({first}); reinstall mediapipe==0.10.21") from exc
 
@@ -168,7 +179,8 @@ class MediapipeHolisticDetector(Detector):
         h, w = rgb.shape[:2]
         dw, dh = fit_size(w, h, self.max_size)
         small = rgb if (dw, dh) == (w, h) else cv2.resize(rgb, (dw, dh), interpolation=cv2.INTER_AREA)
-        results = self._holistic.process(small)
+        with native_stderr_filtered():
+            results = self._holistic.process(small)
         frame = holistic_to_frame(results, w, h)
         if not frame.has_person:
             return PoseFrame.empty(w, h)
@@ -180,5 +192,6 @@ class MediapipeHolisticDetector(Detector):
 
     def close(self) -> None:
         if self._holistic is not None:
-            self._holistic.close()
+            with native_stderr_filtered():
+                self._holistic.close()
             self._holistic = None
