@@ -774,7 +774,11 @@ class _FileSource(VideoSource):
                     f"video {self.path} has no decodable frame from index {self.start} ({detail[:160]}); "
                     "check the file and the start frame, or re-export it"
                 )
-            if rc != 0 or (expected is not None and n < expected - TRUNCATION_TOLERANCE_FRAMES):
+            if rc == 0 and not drain.lines and expected is not None \
+                    and n < expected - TRUNCATION_TOLERANCE_FRAMES and self._ends_with_its_packets(n):
+                logger.debug("video %s: %d frames, %d expected from the container's duration (longer audio)",
+                             self.path, n, expected)
+            elif rc != 0 or (expected is not None and n < expected - TRUNCATION_TOLERANCE_FRAMES):
                 logger.warning(
                     "video %s: decoding stopped after %d of %s expected frames (%s); the file is probably "
                     "truncated, continuing with the frames read", self.path, n,
@@ -782,6 +786,16 @@ class _FileSource(VideoSource):
                 )
         finally:
             self._stop(proc)
+
+    def _ends_with_its_packets(self, n: int) -> bool:
+        """Whether ``n`` frames read from ``start`` reach the end of the video stream's own packets: the
+        container's duration (which the expected count comes from) can be the audio's, longer than the
+        picture's."""
+        listed = index_packets(self.path)
+        if listed is None:
+            return False
+        last = listed.frame_count if self._end is None else min(listed.frame_count, self._end)
+        return self.start + n >= last - TRUNCATION_TOLERANCE_FRAMES
 
     def _stop(self, proc: subprocess.Popen) -> None:
         if proc.poll() is None:

@@ -451,3 +451,31 @@ def test_audio_only_file_says_it_has_no_video(tmp_path):
                     "-c:a", "aac", str(path)], check=True)
     with pytest.raises(VideoError, match="song.mp4 has no video stream"):
         open_video(path)
+
+
+def test_whole_read_of_a_video_with_longer_audio_is_not_called_truncated(tmp_path, data_dir, caplog):
+    """The container's duration is the audio's (2 s for a 1 s picture): reading the file whole used to warn
+    that it was 'probably truncated' after its 24 frames (seen in `posedrive eval` of such a clip). A file
+    really cut short still warns."""
+    import logging
+    import subprocess
+
+    from pose.video import ffmpeg_exe, open_video
+
+    clip = data_dir / "dance_short.mp4"
+    long_audio = tmp_path / "long_audio.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clip), "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+                    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(long_audio)], check=True)
+    with caplog.at_level(logging.WARNING, logger="pose.video"), open_video(long_audio) as video:
+        assert video.frame_count == 48  # the header's guess
+        assert len(list(video)) == 24
+    assert "truncated" not in caplog.text
+    front, cut = tmp_path / "front.mp4", tmp_path / "cut.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clip), "-c", "copy", "-movflags", "+faststart", str(front)],
+                   check=True)
+    data = front.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])  # the index (moov) is at the front: the frames' data is cut
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pose.video"), open_video(cut) as video:
+        assert 0 < len(list(video)) < 24
+    assert "probably truncated" in caplog.text
