@@ -1211,7 +1211,7 @@ _SHOULDERS_HIPS = _TORSO[1:]  # the torso points without the neck
 TILE_TORSO_SCORE = 0.5
 
 
-def _upright_torso(frame: PoseFrame) -> bool:
+def upright_torso(frame: PoseFrame) -> bool:
     """Shoulders and hips confidently found, the shoulders above the hips."""
     torso = frame.keypoints[_SHOULDERS_HIPS]
     if not (np.nan_to_num(torso[:, 2]) >= TILE_TORSO_SCORE).all():
@@ -1235,7 +1235,7 @@ def _detect_anywhere(detector: Detector, rgb: np.ndarray, label: str) -> PoseFra
     if not frame.has_person:
         return frame
     frame = zoom_in(detector, rgb, frame, label)
-    if not _upright_torso(frame):
+    if not upright_torso(frame):
         logger.info("no person in %s; a part of it gave only a doubtful pose (%s), left out", label,
                     "torso scores " + ", ".join(f"{v:.2f}" for v in np.nan_to_num(frame.keypoints[_SHOULDERS_HIPS, 2])))
         return PoseFrame.empty(frame.width, frame.height)

@@ -29,7 +29,7 @@ from .detectors.base import (
     detect_in_window,
     without_window,
 )
-from .extract import square_window, zoom_in
+from .extract import square_window, upright_torso, zoom_in
 from .sequence import PoseFrame
 from .video import open_video
 
@@ -81,7 +81,9 @@ def spread_order(positions: list[int]) -> list[int]:
 
 def find_in_tiles(rgb: np.ndarray, detector: Detector) -> PoseFrame:
     """The person on the largest tiles (of :data:`TILE_SIDES`) on which any is found (the most confident
-    tile wins), in ``rgb``'s pixels; empty when no tile shows anybody.
+    tile wins), in ``rgb``'s pixels; empty when no tile shows anybody. A tile's pose counts only with its
+    shoulders and hips confidently found, the shoulders above the hips (:func:`pose.extract.upright_torso`):
+    on a tile, mediapipe also "finds" a whole person in an arm (``tests/data/no_person.png``).
 
     Args:
         rgb: ``(H, W, 3)`` uint8 image.
@@ -94,7 +96,7 @@ def find_in_tiles(rgb: np.ndarray, detector: Detector) -> PoseFrame:
         for y in _starts(h, side):
             for x in _starts(w, side):
                 tile = detect_in_window(detector, rgb, (x, y, x + side, y + side))
-                if tile.has_person and tile.confidence() > best_conf:
+                if tile.has_person and upright_torso(tile) and tile.confidence() > best_conf:
                     best, best_conf = tile, tile.confidence()
         if best is not None:
             return best

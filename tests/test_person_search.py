@@ -148,3 +148,21 @@ def test_pck_of_a_small_dancer_uses_the_window_that_found_her(wide_stage):
     common = {"driving_poses": seq, "baseline": False, "warp": False, "progress": False, "height": 360}
     assert compare_videos(path, path, detector_options=window, **common)["generated"]["pck"] > 0.95
     assert compare_videos(path, path, **common)["generated"]["pck"] < 0.1  # the whole frame: nobody found
+
+
+def test_an_arm_on_a_tile_is_not_a_dancer(tmp_path, data_dir, caplog):
+    """A QA pass drove a character with frames of ``no_person.png`` (a hand): the search "found" a whole
+    person on a tile in every frame, and the run wrote a crumpled animation with every frame counted as
+    detected. A tile's pose now needs a confident upright torso, as for the reference."""
+    import shutil
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):
+        shutil.copy(data_dir / "no_person.png", frames / f"f_{i}.png")
+    caplog.set_level(logging.INFO, logger="pose.person_search")
+    with pytest.raises(NoPersonError, match="no person detected in any of the 6 frames"):
+        extract_poses(frames, workers=1, progress=False)
+    assert "found the person" not in caplog.text
+    with pytest.raises(NoPersonError):
+        extract_poses(data_dir / "no_person.png", workers=1, progress=False)
