@@ -748,16 +748,9 @@ class Animator:
                 "driving %s: no person in %d of the %s (%d interpolated, %d held at the last pose seen, %d of "
                 "them here)", _name(driving), held + interpolated, where, interpolated, held, held_here,
             )
-        audio_from = None
-        if (
-            self.config.output.keep_audio
-            and isinstance(driving, (str, os.PathLike))
-            and Path(driving).suffix.lower() not in POSE_FILE_SUFFIXES
-            and Path(driving).is_file()
-        ):
-            audio_from = str(driving)
+        audio_from, first = _audio_source(driving, raw, start) if self.config.output.keep_audio else (None, 0)
         # the audio heard with the first frame: on the file's timeline, where the video may start after the audio
-        audio_start = (start or 0) / source_fps
+        audio_start = first / source_fps
         if audio_from is not None:
             from pose.video import video_start_time
 
@@ -918,6 +911,32 @@ class Animator:
                                audio_start=job.audio_start, overwrite=overwrite)
         job.stats.output = str(path)
         return path
+
+
+def _audio_source(driving: DrivingLike, poses: PoseSequence, start: int | None) -> tuple[str | None, int]:
+    """The video whose audio goes with ``poses`` (the driving frames to render) and the index of their first
+    frame in it; ``(None, 0)`` when there is none.
+
+    A driving video is its own source. A :class:`PoseSequence` extracted from a video (``Animator.load_driving``,
+    :func:`pose.extract.extract_poses`) names it in ``meta["source"]``, and ``meta["start"]`` is its first
+    frame (slices keep it up to date): its audio is used while that file exists, unless the sequence strides
+    over frames (``meta["step"]`` > 1), which the sound could not follow. Pose files bring no audio.
+    """
+    if isinstance(driving, (str, os.PathLike)):
+        path = Path(driving)
+        if path.suffix.lower() not in POSE_FILE_SUFFIXES and path.is_file():
+            return str(path), start or 0
+        return None, 0
+    source, first, step = (poses.meta.get(k) for k in ("source", "start", "step"))
+    if not isinstance(source, str) or not isinstance(first, (int, np.integer)) or step not in (None, 1):
+        return None, 0
+    path = Path(source)
+    if path.suffix.lower() in POSE_FILE_SUFFIXES or not path.is_file():
+        if not path.exists() and path.suffix:
+            logger.info("the driving poses come from %s, which is not here: the output has no audio", source)
+        return None, 0  # a pose file or a folder of frames: no sound
+    logger.info("audio from %s, the video the driving poses were extracted from (from its frame %d)", source, first)
+    return str(path), int(first)
 
 
 def _with_overrides(config: AnimateConfig, **overrides: Any) -> AnimateConfig:

@@ -16,6 +16,7 @@ import enum
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -224,6 +225,11 @@ def fit_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int, *, cover: bool = 
     return np.array([[s, 0.0, (dst_w - s * src_w) / 2.0], [0.0, s, (dst_h - s * src_h) / 2.0]])
 
 
+def _whole_number(value: Any) -> bool:
+    """An int (not a bool) or numpy integer."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 @dataclass
 class PoseSequence:
     """Whole-body poses of one person over the frames of a video.
@@ -293,7 +299,8 @@ class PoseSequence:
             yield self[i]
 
     def slice(self, start: int = 0, stop: int | None = None, step: int = 1) -> PoseSequence:
-        """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``; ``meta`` deep-copied).
+        """Frames ``start:stop:step`` as a new sequence (fps divided by ``step``; ``meta`` deep-copied, with
+        the source frame range ``start``/``end``/``step`` of an extraction moved to the frames kept).
 
         ``start`` and ``stop`` follow Python's slicing rules (negative counts from the end); ``step`` must be
         an integer >= 1.
@@ -325,6 +332,13 @@ class PoseSequence:
                 meta["detect_every"] = 1
             else:
                 meta.pop("detect_every", None)
+        src_start, src_step = meta.get("start"), meta.get("step", 1)
+        if _whole_number(src_start) and _whole_number(src_step):
+            # the source frames the slice covers, so its frames still map onto the video (and its audio)
+            count = len(range(*sl.indices(len(self))))
+            meta["start"] = src_start + first * src_step
+            meta["step"] = src_step * step
+            meta["end"] = meta["start"] + count * meta["step"]
         return PoseSequence(
             self.keypoints[sl].copy(), self.width, self.height, self.fps / step,
             self.status[sl].copy(), self.confidence[sl].copy(), meta,

@@ -651,3 +651,32 @@ def test_audio_that_runs_longer_or_starts_before_the_picture(tmp_path, data_dir,
         assert len(list(video)) == 24
     # frame 0 is shown at 0.5 s in the source: the 880 Hz part (from 0.75 s) starts 0.25 s into the output
     assert abs(_audio_hz(out, 0.05, 0.15) - 440) < 30 and abs(_audio_hz(out, 0.35, 0.4) - 880) < 30
+
+
+def test_poses_extracted_once_keep_their_video_audio(tmp_path, data_dir, reference, reference_pose):
+    """The batch pattern: ``load_driving`` once, then ``animate`` each character with the PoseSequence. A QA
+    pass found every such video silent; the audio now comes from the video the poses were extracted from, at
+    the frames kept (a slice moves ``meta["start"]``), and not when the sequence strides over frames."""
+    pytest.importorskip("pose.extract")
+    from animate.writers import ffmpeg_exe, has_audio
+
+    tone = "aevalsrc=sin(2*PI*if(lt(t\\,0.75)\\,440\\,880)*t):s=44100:d=1"  # 440 Hz, then 880 Hz from 0.75 s
+    video = tmp_path / "tone.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(data_dir / "dance_short.mp4"), "-f", "lavfi", "-i",
+                    tone, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(video)], check=True)
+    animator = stamp(size=(256, 384))
+    poses = animator.load_driving(video, progress=False)
+    assert poses.meta["source"] == str(video) and poses.meta["start"] == 0
+    out = animator.animate(reference, poses.slice(12), tmp_path / "a.mp4", reference_pose=reference_pose,
+                           progress=False)
+    assert has_audio(out)  # frame 12 is 0.5 s in: the 880 Hz part starts 0.25 s into the output
+    assert abs(_audio_hz(out, 0.02, 0.18) - 440) < 30 and abs(_audio_hz(out, 0.3, 0.2) - 880) < 30
+    out = animator.animate(reference, poses, tmp_path / "b.mp4", start=18, reference_pose=reference_pose,
+                           progress=False)
+    assert abs(_audio_hz(out, 0.02, 0.2) - 880) < 30  # start= moves it too
+    out = animator.animate(reference, poses.slice(0, None, 2), tmp_path / "c.mp4", reference_pose=reference_pose,
+                           progress=False)
+    assert not has_audio(out)
+    with_config = Animator(renderer="stamp", smoothing=False, size=(256, 384), **{"output.keep_audio": False})
+    assert not has_audio(with_config.animate(reference, poses, tmp_path / "d.mp4", reference_pose=reference_pose,
+                                             progress=False))

@@ -317,6 +317,18 @@ def test_slice_keeps_the_keyframe_pattern_with_negative_start(sequence):
     assert seq.slice(-3).meta["detect_every"] == 2 and "detect_phase" not in seq.slice(-3).meta  # at frame 2
 
 
+def test_slice_moves_the_source_frame_range(sequence):
+    """meta start/end/step of an extraction name the source frames of the slice (its audio follows them)."""
+    n = len(sequence)
+    seq = sequence.copy()
+    seq.meta.update(start=10, end=None, step=2)
+    part = seq.slice(1, n - 1)
+    assert (part.meta["start"], part.meta["step"], part.meta["end"]) == (12, 2, 12 + 2 * (n - 2))
+    strided = part.slice(-3, None, 2)
+    assert (strided.meta["start"], strided.meta["step"]) == (12 + 2 * (n - 5), 4)
+    assert seq.meta["start"] == 10 and "start" not in sequence.slice(1).meta  # untouched; none given
+
+
 @pytest.mark.parametrize("status", [[9, 9], [-1, 0], [0.5, 1], ["detected", "held"]])
 def test_sequence_refuses_unknown_status_codes(status):
     with pytest.raises(InputError, match="status"):
