@@ -266,6 +266,15 @@ def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, 
         return w, h
     h = max(m, int(round(config.output.height / m)) * m)
     w = max(m, int(round(h * ref_w / ref_h / m)) * m)
+    if max(w, h) > MAX_OUTPUT_SIDE:  # a very wide (or tall) reference: the long side at the limit instead
+        scale = MAX_OUTPUT_SIDE / max(ref_w, ref_h)
+        w = max(m, int(ref_w * scale / m) * m)
+        h = max(m, int(ref_h * scale / m) * m)
+        logger.info("a %dx%d reference at output.height %d would make a canvas wider than %d px; using %dx%d",
+                    ref_w, ref_h, config.output.height, MAX_OUTPUT_SIDE, w, h)
+    if max(w, h) > MAX_OUTPUT_SIDE:
+        raise InputError(f"output.multiple_of {m} makes a {w}x{h} canvas, above {MAX_OUTPUT_SIDE} px on a side; use "
+                         "a smaller multiple (8 for the puppet and diffusion renderers)")
     return w, h
 
 
@@ -455,7 +464,8 @@ class Animator:
 
     Attributes:
         config: the validated configuration.
-        last_stats: :class:`AnimateStats` of the latest :meth:`animate` / :meth:`stream` run.
+        last_stats: :class:`AnimateStats` of the latest :meth:`animate` / :meth:`stream` run (``None`` after one that
+            failed before rendering).
         last_poses: the driving poses of that run as given to the renderer (retargeted, on the canvas).
     """
 
@@ -464,7 +474,7 @@ class Animator:
         or ``None`` (package defaults); ``overrides`` as in :func:`animate.config.load_config`."""
         if not isinstance(config, AnimateConfig):
             config = load_config(config, **overrides)  # a TypeError for anything else
-        elif overrides:
+        else:  # checked too: a hand-built AnimateConfig(output=OutputConfig(fps=-5)) fails here, not minutes later
             config = _with_overrides(config, **overrides)
         self.config: AnimateConfig = config
         self.last_stats: AnimateStats | None = None
@@ -842,6 +852,7 @@ class Animator:
             Iterator of ``(H, W, 3)`` uint8 RGB frames (``(H, 3W, 3)`` with ``preview``); RGBA (4 channels) with
             a transparent puppet background.
         """
+        self.last_stats, self.last_poses = None, None  # not the previous run's, should this one fail
         job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
                          reference_pose=reference_pose, mask=mask, progress=progress)
         self.last_stats, self.last_poses = job.stats, job.poses
@@ -896,6 +907,7 @@ class Animator:
             output = Path(self.config.output.dir) / f"{ref_stem}_{drv_stem}{suffix}"
         from .writers import refuse_overwriting_inputs
 
+        self.last_stats, self.last_poses = None, None  # not the previous run's, should this one fail
         refuse_overwriting_inputs(output, reference, driving, mask, reference_pose,  # even with overwrite
                                   *self.config.input_files())
         with new_folders_removed_on_error(output):
@@ -943,4 +955,4 @@ def _with_overrides(config: AnimateConfig, **overrides: Any) -> AnimateConfig:
     """``config`` with keyword ``overrides`` applied (validated like :func:`load_config`)."""
     from .config import config_from_dict
 
-    return config_from_dict(config.to_dict(), source=config.source, **overrides)
+    return config_from_dict(config.to_dict(), source=config.source, origin="the AnimateConfig given", **overrides)

@@ -680,3 +680,44 @@ def test_poses_extracted_once_keep_their_video_audio(tmp_path, data_dir, referen
     with_config = Animator(renderer="stamp", smoothing=False, size=(256, 384), **{"output.keep_audio": False})
     assert not has_audio(with_config.animate(reference, poses, tmp_path / "d.mp4", reference_pose=reference_pose,
                                              progress=False))
+
+
+def test_automatic_canvas_keeps_to_the_size_limit():
+    """A 7:1 panorama at the default height made a 5376x768 video, past the 4096 px limit a given size keeps."""
+    from animate.config import MAX_OUTPUT_SIDE
+
+    assert canvas_size(7 * 768, 768, load_config(None)) == (4096, 584)
+    assert canvas_size(1920, 1080, load_config(None, height=4096)) == (4096, 2304)
+    assert canvas_size(768, 7 * 768, load_config(None)) == (112, 768)  # tall: the height rules, as before
+    with pytest.raises(InputError, match="output.multiple_of 8192"):
+        canvas_size(1000, 1000, load_config(None, **{"output.multiple_of": 8192}))
+    assert max(canvas_size(12345, 17, load_config(None))) <= MAX_OUTPUT_SIDE
+
+
+def test_a_hand_built_config_is_checked_when_the_animator_is_built():
+    from animate.config import AnimateConfig, OutputConfig, RendererConfig
+
+    with pytest.raises(ConfigError, match=r"AnimateConfig given: config field 'output.fps'"):
+        Animator(AnimateConfig(output=OutputConfig(fps=-5, size=(256, 384))))
+    with pytest.raises(ConfigError, match=r"'renderer.name' must be one of"):
+        Animator(AnimateConfig(renderer=RendererConfig(name="pupet")))
+    assert Animator(AnimateConfig(output=OutputConfig(fps=12.0))).config.output.fps == 12.0
+
+
+def test_short_import_and_stats_of_a_failed_run(tmp_path, reference, reference_pose, driving):
+    import importlib
+    import sys
+
+    import animate
+
+    assert animate.Animator is Animator and "Animator" in dir(animate)
+    with pytest.raises(AttributeError):
+        animate.Nothing  # noqa: B018
+    assert importlib.import_module("animate.api").Animator is Animator and "Animator" in sys.modules["animate"].__all__
+    animator = stamp(size=(256, 384))
+    animator.animate(reference, driving, tmp_path / "a.mp4", reference_pose=reference_pose, progress=False)
+    assert animator.last_stats.frames == len(driving)
+    with pytest.raises(InputError):
+        animator.animate(reference, driving, tmp_path / "b.mp4", start=99, reference_pose=reference_pose,
+                         progress=False)
+    assert animator.last_stats is None and animator.last_poses is None
