@@ -279,12 +279,15 @@ def _read_yaml(path: Path) -> dict:
 
 
 def _overlay(base: dict, update: Mapping, source: str, prefix: str = "") -> None:
-    """Recursively copy ``update`` into ``base``, rejecting keys ``base`` does not have."""
+    """Recursively copy ``update`` into ``base``, rejecting keys ``base`` does not have. A section given as
+    ``None`` (a YAML ``output:`` whose fields are all commented out) changes nothing."""
     for key, value in update.items():
         name = f"{prefix}{key}"
         if key not in base:
             choices = ", ".join(sorted(base))
             raise ConfigError(f"{source}: unknown config field '{name}'; valid fields here: {choices}")
+        if isinstance(base[key], dict) and not name.endswith("options") and value is None:
+            continue
         if isinstance(base[key], dict) and not name.endswith("options") and isinstance(value, Mapping):
             _overlay(base[key], value, source, name + ".")
         elif isinstance(base[key], dict) and not name.endswith("options"):

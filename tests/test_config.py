@@ -295,3 +295,13 @@ def test_numpy_numbers_are_plain_numbers():
 def test_a_folder_given_as_config_is_named_as_such(tmp_path):
     with pytest.raises(ConfigError, match="is a folder; pass a YAML file"):
         load_config(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# QA pass: detector options, YAML errors, empty sections, float sizes, parameter-named overrides, blame
+# ------------------------------------------------------------------------------------------------
+def test_a_section_with_every_field_commented_out_is_empty(tmp_path):
+    path = _write(tmp_path, "output:\n  # size: [512, 768]\n  # fps: 12\npose:\nsmoothing:\n  enabled: false\n")
+    cfg = load_config(path)
+    assert cfg.output == AnimateConfig().output and cfg.pose == AnimateConfig().pose
+    assert cfg.smoothing.enabled is False
