@@ -390,16 +390,13 @@ class _Checker:
         return options
 
     def size(self, name: str, value: Any) -> tuple[int, int] | None:
+        """``None``, ``"WxH"`` or two positive whole numbers (``256`` or ``256.0``, not ``256.5``) as ints."""
         if value is None:
             return None
         if isinstance(value, str):
             value = parse_size(value, name=f"{self.source}: config field '{name}'")
-        if (
-            not isinstance(value, (list, tuple))
-            or len(value) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
-        ):
-            raise self.fail(name, "null or [width, height] in positive pixels", value)
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_whole(v) and v > 0 for v in value):
+            raise self.fail(name, "null or [width, height] in positive whole pixels (e.g. [512, 768])", value)
         return int(value[0]), int(value[1])
 
     def color(self, name: str, value: Any) -> tuple[int, int, int] | None:
@@ -412,6 +409,13 @@ class _Checker:
         ):
             raise self.fail(name, "null or [r, g, b] with values 0..255", value)
         return int(value[0]), int(value[1]), int(value[2])
+
+
+def _whole(value: Any) -> bool:
+    """``value`` is an integer or a float with a whole value (``384.0``), not a bool."""
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _number_text(positive: bool = False, minimum: float | None = None) -> str:

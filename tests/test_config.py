@@ -305,3 +305,15 @@ def test_a_section_with_every_field_commented_out_is_empty(tmp_path):
     cfg = load_config(path)
     assert cfg.output == AnimateConfig().output and cfg.pose == AnimateConfig().pose
     assert cfg.smoothing.enabled is False
+
+
+def test_whole_float_sizes_are_sizes(tmp_path):
+    from animate.api import Animator
+
+    size = Animator(size=(256.0, 384.0)).config.output.size
+    assert size == (256, 384) and all(type(v) is int for v in size)
+    assert load_config(_write(tmp_path, "output:\n  size: [256.0, 384.0]\n")).output.size == (256, 384)
+    with pytest.raises(ConfigError, match=r"'output.size' must be .*whole.*got \[256.5, 384\]"):
+        load_config(size=(256.5, 384))
+    with pytest.raises(ConfigError, match="'output.size'"):
+        load_config(size=(float("inf"), 384))
