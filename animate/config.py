@@ -269,13 +269,43 @@ def _read_yaml(path: Path) -> dict:
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except Exception as exc:  # omegaconf/yaml raise many types; all mean "bad YAML"
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"config file {path} is not valid YAML ({msg}); fix the syntax") from exc
+        problem, fix = _yaml_problem(exc, path)
+        raise ConfigError(f"config file {path} is not valid YAML ({problem}); {fix}") from exc
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections (pose, renderer, output, ...)")
     return raw
+
+
+def _yaml_problem(exc: Exception, path: Path) -> tuple[str, str]:
+    """What the parser's ``exc`` says is wrong in ``path``, on one line with its line and column (1-based), and
+    what to do.
+
+    ``yaml``'s errors carry ``problem`` + ``problem_mark`` and often a ``context`` (what the parser was doing,
+    where that began); libyaml does not name the character it cannot read, so the character at the mark is
+    added. Other errors (omegaconf's interpolation errors) have their lines joined.
+    """
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return "; ".join(lines) or type(exc).__name__, "fix the syntax"
+    char = _char_at(path, mark.line, mark.column)
+    if char is not None and problem.startswith("found character that "):
+        problem = problem.replace("found character that ", f"found character {char!r} that ", 1)
+    text = f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None and (start.line, start.column) != (mark.line, mark.column):
+        text += f", {context} at line {start.line + 1}, column {start.column + 1}"
+    return text, "replace the tab with spaces" if char == "\t" else "fix the syntax"
+
+
+def _char_at(path: Path, line: int, column: int) -> str | None:
+    """The character at 0-based ``line``, ``column`` of the text file ``path`` (``None`` past its end)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").split("\n")[line][column]
+    except (OSError, IndexError):
+        return None
 
 
 def _overlay(base: dict, update: Mapping, source: str, prefix: str = "") -> None:

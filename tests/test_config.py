@@ -300,6 +300,26 @@ def test_a_folder_given_as_config_is_named_as_such(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # QA pass: detector options, YAML errors, empty sections, float sizes, parameter-named overrides, blame
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("output:\n\tfps: 12\n", ["found character '\\t' that cannot start any token", "line 2, column 1",
+                                    "replace the tab with spaces"]),
+        ("output: [1, 2\n", ["did not find expected ',' or ']'", "line 2, column 1", "line 1, column 9"]),
+        ("output:\n  fps: 1\n  fps: 2\n", ["found duplicate key fps", "line 3, column 3"]),
+    ],
+)
+def test_yaml_syntax_errors_give_the_problem_and_its_line(tmp_path, text, words):
+    """Before: only the parser's first line ("while scanning for the next token"), no reason, no line."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert "not valid YAML" in msg and str(path.resolve()) in msg and "\n" not in msg, msg
+    for word in words:
+        assert word in msg, msg
+
+
 def test_a_section_with_every_field_commented_out_is_empty(tmp_path):
     path = _write(tmp_path, "output:\n  # size: [512, 768]\n  # fps: 12\npose:\nsmoothing:\n  enabled: false\n")
     cfg = load_config(path)
