@@ -173,7 +173,8 @@ class DiffusionConfig:
         config: a release config name (``moore``, ``musepose``: ``configs/diffusion/<name>.yaml``) or the path
             of such a YAML (relative paths are resolved against the folder of the file that named it); it must
             exist.
-        weights: folder holding the weights; ``None`` = the renderer's own default.
+        weights: folder holding the weights (``docs/WEIGHTS.md``); ``None`` = none given: the diffusion renderer
+            then refuses to start and asks for one.
     """
 
     config: str = "moore"

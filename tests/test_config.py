@@ -337,3 +337,17 @@ def test_whole_float_sizes_are_sizes(tmp_path):
         load_config(size=(256.5, 384))
     with pytest.raises(ConfigError, match="'output.size'"):
         load_config(size=(float("inf"), 384))
+
+
+def test_default_yaml_comments_give_the_code_defaults():
+    """The comments of the smoothing fields name pose.smoothing's real per-part defaults."""
+    import re
+
+    from pose.smoothing import DEFAULT_PART_CONFIGS, OneEuroConfig
+
+    comments = {m[1]: m[2] for m in re.finditer(r"^  (\w+): null +# (.*)$", DEFAULT_CONFIG_PATH.read_text(), re.M)}
+    expected = {"min_cutoff": {c.min_cutoff for c in DEFAULT_PART_CONFIGS.values()},
+                "beta": {c.beta for c in DEFAULT_PART_CONFIGS.values()}, "d_cutoff": {OneEuroConfig().d_cutoff}}
+    for name, values in expected.items():
+        after_null = comments[name].split("null =", 1)[1]
+        assert {float(v) for v in re.findall(r"\d+(?:\.\d+)?", after_null)} == values, (name, comments[name])
