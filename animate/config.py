@@ -331,14 +331,19 @@ def _overlay(base: dict, update: Mapping, source: str, prefix: str = "") -> None
 _FREE_FORM = frozenset({"pose.detector_options", "retarget.options", "renderer.options"})
 
 
+#: Keywords that look like the config file's parameter: an override of that name gets a hint.
+_FILE_WORDS = frozenset({"path", "source", "config", "file"})
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
     parts = dotted.split(".")
     node = tree
     for i, part in enumerate(parts):
         free = i == len(parts) - 1 and ".".join(parts[:-1]) in _FREE_FORM
         if not isinstance(node, dict) or (part not in node and not free):
+            hint = " (a config file is the first argument, not a keyword)" if dotted in _FILE_WORDS else ""
             raise ConfigError(
-                f"{source}: unknown config field '{dotted}'; use a shortcut ({', '.join(SHORTCUTS)}) "
+                f"{source}: unknown config field '{dotted}'{hint}; use a shortcut ({', '.join(SHORTCUTS)}) "
                 f"or a dotted path such as output.fps"
             )
         if len(parts) == 1:  # a whole section (``output={"fps": 12}``): merged into it, like a YAML's
@@ -612,12 +617,13 @@ def _build(raw: dict, source: str, file: str | None, *, renderer_options: bool =
     return cfg
 
 
-def load_config(path: str | os.PathLike | Mapping | None = None, **overrides: Any) -> AnimateConfig:
+def load_config(path: str | os.PathLike | Mapping | None = None, /, **overrides: Any) -> AnimateConfig:
     """Defaults, overlaid by the YAML at ``path``, overlaid by keyword ``overrides``; validated.
 
     Args:
         path: a YAML file (any subset of the sections), or such sections as a mapping (as
-            :func:`config_from_dict`); ``None`` = package defaults only.
+            :func:`config_from_dict`); ``None`` = package defaults only. Positional only, so that every
+            keyword is an override (``path=...`` or ``source=...`` is an unknown config field).
         **overrides: ``None`` values are ignored (so CLI flags that were not given change nothing).
             Keys are a shortcut of :data:`SHORTCUTS` (``renderer``, ``size``, ``fps``, ``smoothing``,
             ``preview``, ...), a dotted field path passed as ``**{"output.fps": 12}``, or the same path
@@ -633,7 +639,7 @@ def load_config(path: str | os.PathLike | Mapping | None = None, **overrides: An
         TypeError: ``path`` is neither a path, a mapping nor ``None``.
     """
     if isinstance(path, Mapping):
-        return config_from_dict(path, origin="the config mapping", **overrides)
+        return _from_tree(path, None, "the config mapping", overrides)
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"config must be the path of a YAML file, a mapping of sections or None (Animator also "
                         f"takes an AnimateConfig), got {type(path).__name__}")
@@ -643,22 +649,38 @@ def load_config(path: str | os.PathLike | Mapping | None = None, **overrides: An
     if path is not None:
         file = str(Path(os.path.expanduser(str(path))).resolve())
         _overlay(tree, _read_yaml(Path(file)), file)
-    return config_from_dict(tree, source=file, **overrides)
+    return _from_tree(tree, file, _NO_FILE, overrides)
 
 
-def config_from_dict(tree: Mapping, source: str | None = None, *, origin: str = _NO_FILE,
+def config_from_dict(tree: Mapping, /, source: str | None = None, *, origin: str = _NO_FILE,
                      **overrides: Any) -> AnimateConfig:
     """Validated :class:`AnimateConfig` from a nested dict (as :meth:`AnimateConfig.to_dict` returns).
 
     Args:
-        tree: sections and fields; missing ones keep their defaults.
+        tree: sections and fields; missing ones keep their defaults (positional only: ``tree=`` is an override).
         source: the file the values came from (named in errors and kept as ``config.source``).
         origin: where the values came from when not from a file, for errors.
-        **overrides: as in :func:`load_config`.
+        **overrides: as in :func:`load_config` (``source`` and ``origin`` are the parameters above: to apply
+            overrides of any name to a loaded config, use :func:`apply_overrides`).
 
     Raises:
         ConfigError: unknown field or bad value, naming the field and ``source``.
     """
+    return _from_tree(tree, source, origin, overrides)
+
+
+def apply_overrides(config: AnimateConfig, overrides: Mapping[str, Any]) -> AnimateConfig:
+    """``config`` with ``overrides`` (keys as in :func:`load_config`) applied, validated; errors name
+    ``config.source``. Every key is an override, so ``{"source": ...}`` is an unknown config field.
+
+    Raises:
+        ConfigError: unknown field or bad value.
+    """
+    return _from_tree(config.to_dict(), config.source, _NO_FILE, overrides)
+
+
+def _from_tree(tree: Mapping, source: str | None, origin: str, overrides: Mapping[str, Any]) -> AnimateConfig:
+    """:func:`config_from_dict` with the ``overrides`` as a mapping (so no key can be taken for a parameter)."""
     base = _plain(dataclasses.asdict(AnimateConfig()))
     base.pop("source")
     where = source or origin

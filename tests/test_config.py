@@ -339,6 +339,34 @@ def test_whole_float_sizes_are_sizes(tmp_path):
         load_config(size=(float("inf"), 384))
 
 
+@pytest.mark.parametrize("name", ["source", "path", "tree", "origin"])
+def test_overrides_named_like_parameters_are_unknown_fields(tmp_path, name):
+    """Before: a bare TypeError, or silently taken (``origin``, and ``source`` with a mapping set config.source)."""
+    from animate.config import config_from_dict
+
+    path = _write(tmp_path, "output:\n  fps: 12\n")
+    for config in (None, path, {"output": {"fps": 12}}):
+        with pytest.raises(ConfigError, match=f"unknown config field '{name}'"):
+            load_config(config, **{name: str(path)})
+    hint = " [(]a config file is the first argument" if name in ("path", "source") else "; use a shortcut"
+    with pytest.raises(ConfigError, match=f"unknown config field '{name}'{hint}"):
+        load_config(**{name: str(path)})
+    if name != "source" and name != "origin":  # config_from_dict's own parameters
+        with pytest.raises(ConfigError, match=f"unknown config field '{name}'"):
+            config_from_dict({"output": {"fps": 12}}, **{name: str(path)})
+
+
+def test_apply_overrides_to_a_loaded_config(tmp_path):
+    from animate.config import apply_overrides
+
+    path = _write(tmp_path, "output:\n  fps: 12\n")
+    cfg = apply_overrides(load_config(path), {"height": 512, "source": None})
+    assert cfg.output.fps == 12.0 and cfg.output.height == 512 and cfg.source == str(path.resolve())
+    for name in ("source", "origin", "config", "tree"):
+        with pytest.raises(ConfigError, match=f"unknown config field '{name}'"):
+            apply_overrides(cfg, {name: "x.yaml"})
+
+
 def test_default_yaml_comments_give_the_code_defaults():
     """The comments of the smoothing fields name pose.smoothing's real per-part defaults."""
     import re
