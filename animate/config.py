@@ -23,11 +23,13 @@ Sections:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import logging
 import math
 import os
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -511,6 +513,103 @@ def _retarget_options(c: _Checker, value: Any) -> dict:
     return options
 
 
+def _check_detector_options(c: _Checker, cfg: AnimateConfig) -> None:
+    """``pose.detector_options`` against the configured detector, without creating it (no mediapipe graph, no
+    model loaded, no torch).
+
+    Keys must be parameters of the detector class (as :func:`pose.detectors.create_detector` binds them) or the
+    window options ``crop`` (checked by :func:`pose.detectors.base.check_crop`) and ``follow`` (true or
+    false); values must be of their parameter's annotated type when that is a plain one (bool, int, float,
+    str, path, or ``None`` with one of them). The openpose detector's ``annotator_dir`` must be given and hold
+    the annotator files. Value ranges (e.g. mediapipe's confidences) are checked when the detector is created.
+    """
+    from pose.detectors.base import WINDOW_OPTIONS, check_crop, detector_class
+    from pose.detectors.openpose import OpenposeDetector
+    from pose.errors import DetectorError
+
+    name, options = cfg.pose.detector, cfg.pose.detector_options
+    try:
+        cls = detector_class(name)
+    except (DetectorError, ImportError) as exc:  # a registered detector whose module does not import
+        raise c.invalid("pose.detector", exc) from None
+    params = {n: p for n, p in inspect.signature(cls).parameters.items()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values()):
+        c.known_keys("pose.detector_options", options, [*params, *WINDOW_OPTIONS])
+    hints = _type_hints(cls.__init__)
+    for key, value in options.items():
+        dotted = f"pose.detector_options.{key}"
+        if key == "crop":
+            try:
+                check_crop(value)
+            except DetectorError as exc:
+                raise c.invalid(dotted, exc) from None
+        elif key == "follow":
+            c.boolean(dotted, value)
+        elif key in hints and not _of_type(value, hints[key]):
+            raise c.fail(dotted, f"of type {_type_text(hints[key])} ({cls.__name__}'s {key})", value)
+    if issubclass(cls, OpenposeDetector):
+        _check_annotator_dir(c, options.get("annotator_dir"))
+
+
+def _type_hints(function: Callable) -> dict[str, Any]:
+    """``function``'s resolved parameter annotations; ``{}`` when they cannot be resolved (then not checked)."""
+    import typing
+
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # NameError, TypeError: an annotation this Python cannot evaluate
+        return {}
+
+
+#: Annotated types :func:`_of_type` checks (a plain YAML value can be one of them); others are left alone.
+_PLAIN_TYPES = (bool, int, float, str, Path, type(None))
+
+
+def _of_type(value: Any, hint: Any) -> bool:
+    """``value`` fits the annotation ``hint`` (an int fits a float, a string a path); ``True`` when ``hint``
+    is not made of :data:`_PLAIN_TYPES` only."""
+    import typing
+
+    kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if not all(k in _PLAIN_TYPES for k in kinds):
+        return True
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, int):
+        return int in kinds or float in kinds
+    if isinstance(value, float):
+        return float in kinds
+    if isinstance(value, str):
+        return str in kinds or Path in kinds
+    return value is None and type(None) in kinds
+
+
+def _type_text(hint: Any) -> str:
+    """``int | None`` and the like, for messages."""
+    import typing
+
+    kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return " | ".join("None" if k is type(None) else getattr(k, "__name__", str(k)) for k in kinds)
+
+
+def _check_annotator_dir(c: _Checker, value: Any) -> None:
+    """The openpose detector's ``annotator_dir``: given, and a folder holding its annotator files."""
+    from pose.detectors.openpose import ANNOTATOR_FILES, ANNOTATOR_REPO, missing_annotator_files
+
+    name, files = "pose.detector_options.annotator_dir", ", ".join(ANNOTATOR_FILES)
+    if value is None:
+        raise ConfigError(f"{c.source}: config field '{name}' is needed by the openpose detector: set it to a "
+                          f"folder holding {files} (download them from {ANNOTATOR_REPO} on the Hugging Face hub)")
+    if not isinstance(value, (str, os.PathLike)) or not value:
+        raise c.fail(name, f"the path of a folder holding {files}", value)
+    folder = Path(os.path.expanduser(value))
+    missing = missing_annotator_files(folder)
+    if missing:
+        raise ConfigError(f"{c.source}: config field '{name}': folder {folder} lacks {', '.join(missing)}; download "
+                          f"them from {ANNOTATOR_REPO} on the Hugging Face hub into that folder")
+
+
 def _check_renderer_options(c: _Checker, cfg: AnimateConfig) -> None:
     """``renderer.options`` against the configured renderer, without creating it (nor importing torch).
 
@@ -552,8 +651,9 @@ def _check_diffusion_config(c: _Checker, cfg: AnimateConfig) -> None:
         raise c.invalid("diffusion.config", exc) from None
 
 
-def _build(raw: dict, source: str, file: str | None, *, renderer_options: bool = True) -> AnimateConfig:
-    """The checked config of a complete ``raw`` tree (``renderer_options=False``: those are not checked)."""
+def _build(raw: dict, source: str, file: str | None, *, options: bool = True) -> AnimateConfig:
+    """The checked config of a complete ``raw`` tree (``options=False``: the renderer's and the detector's
+    options are not checked against them, as an override may name another renderer or detector)."""
     from animate.renderer import available_renderers
     from pose.detectors import available_detectors
     from pose.render import STYLES
@@ -612,7 +712,8 @@ def _build(raw: dict, source: str, file: str | None, *, renderer_options: bool =
         source=file,
     )
     _check_diffusion_config(c, cfg)
-    if renderer_options:
+    if options:
+        _check_detector_options(c, cfg)
         _check_renderer_options(c, cfg)
     return cfg
 
@@ -686,16 +787,19 @@ def _from_tree(tree: Mapping, source: str | None, origin: str, overrides: Mappin
     where = source or origin
     _overlay(base, {k: v for k, v in tree.items() if k != "source"}, where)
     given = {k: v for k, v in overrides.items() if v is not None}
-    # file values checked on their own, so errors blame the file; renderer options only against the final
-    # renderer (an override may name another one)
-    cfg = _build(base, where, source, renderer_options=not given)
+    # file values checked on their own, so errors blame the file; renderer and detector options only against
+    # the final renderer and detector (an override may name another one)
+    cfg = _build(base, where, source, options=not given)
     if not given:
         logger.debug("config loaded from %s: %s", where, cfg.to_dict())
         return cfg
+    final = copy.deepcopy(base)
     for key, value in given.items():
-        section = isinstance(value, Mapping) and isinstance(base.get(key), dict)  # smoothing={...}: not the shortcut
+        section = isinstance(value, Mapping) and isinstance(final.get(key), dict)  # smoothing={...}: not the shortcut
         dotted = key if section else SHORTCUTS.get(key, key.replace("__", "."))
-        _set_dotted(base, dotted, _plain(value), f"keyword override {key}={value!r}")
-    cfg = _build(base, f"keyword overrides ({', '.join(given)}) on {where}", source)
+        _set_dotted(final, dotted, _plain(value), f"keyword override {key}={value!r}")
+    blamed = f"keyword overrides ({', '.join(given)}) on {where}"
+    cfg = _build(final, blamed, source)
     logger.debug("config from %s with overrides %s: %s", where, given, cfg.to_dict())
     return cfg
+

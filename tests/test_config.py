@@ -172,10 +172,13 @@ def test_bad_overrides_rejected_at_construction(overrides, field, allowed):
     assert f"'{field}'" in msg and allowed in msg and "\n" not in msg
 
 
-def test_good_option_values_pass():
+def test_good_option_values_pass(tmp_path):
+    for name in ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"):  # openpose needs its annotators
+        (tmp_path / name).write_bytes(b"")
     cfg = load_config(renderer_options={"background": "green", "mesh_density": 32},
                       **{"retarget.options": {"anchor": "feet", "root_motion": "none", "calibration": 3},
-                         "preview.skeleton_style": "musepose", "pose.detector": "openpose", "output.multiple_of": 2})
+                         "preview.skeleton_style": "musepose", "pose.detector": "openpose", "output.multiple_of": 2,
+                         "pose.detector_options.annotator_dir": str(tmp_path)})
     assert cfg.renderer.options == {"background": "green", "mesh_density": 32}
     assert cfg.retarget.options["root_motion"] == "none" and cfg.output.multiple_of == 2
 
@@ -300,6 +303,73 @@ def test_a_folder_given_as_config_is_named_as_such(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # QA pass: detector options, YAML errors, empty sections, float sizes, parameter-named overrides, blame
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, field, allowed",
+    [
+        ("pose:\n  detector_options: {bogus: 1}\n", "pose.detector_options", "unknown: bogus"),
+        ("pose:\n  detector_options: {crop: [0.5, 0, 1]}\n", "pose.detector_options.crop", "[x0, y0, x1, y1]"),
+        ("pose:\n  detector_options: {crop: [0.5, 0, 0.2, 1]}\n", "pose.detector_options.crop", "x0 < x1"),
+        ("pose:\n  detector_options: {follow: maybe}\n", "pose.detector_options.follow", "true or false"),
+        ("pose:\n  detector_options: {min_detection_confidence: high}\n",
+         "pose.detector_options.min_detection_confidence", "float"),
+        ("pose:\n  detector_options: {max_size: big}\n", "pose.detector_options.max_size", "int | None"),
+        ("pose:\n  detector_options: {static_image_mode: 1}\n", "pose.detector_options.static_image_mode", "bool"),
+        ("pose:\n  detector: skeleton\n  detector_options: {static_image_mode: true}\n", "pose.detector_options",
+         "unknown: static_image_mode"),
+        ("pose:\n  detector: openpose\n", "pose.detector_options.annotator_dir", "body_pose_model.pth"),
+        ("pose:\n  detector: openpose\n  detector_options: {annotator_dir: /nowhere}\n",
+         "pose.detector_options.annotator_dir", "lacks body_pose_model.pth"),
+    ],
+)
+def test_detector_options_checked_when_the_config_loads(tmp_path, text, field, allowed):
+    """Before: accepted, and the run failed later with a message naming neither the field nor the file."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert f"'{field}'" in msg and allowed in msg and str(path.resolve()) in msg and "\n" not in msg, msg
+
+
+def test_detector_options_given_as_overrides_are_checked():
+    with pytest.raises(ConfigError, match=r"keyword overrides .*'pose.detector_options'.*unknown: bogus"):
+        load_config(**{"pose.detector_options": {"bogus": 1}})
+    with pytest.raises(ConfigError, match=r"'pose.detector_options.crop'"):
+        load_config(pose__detector_options__crop=[0.5, 0, 1])
+
+
+def test_good_detector_options_pass(tmp_path):
+    for name in ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"):
+        (tmp_path / name).write_bytes(b"")
+    options = {"crop": [0.5, 0, 1, 1], "max_size": None, "min_detection_confidence": 1, "static_image_mode": True}
+    assert load_config(**{"pose.detector_options": options}).pose.detector_options == options
+    assert load_config(pose__detector_options__follow=True).pose.detector_options == {"follow": True}
+    cfg = load_config(detector="openpose", **{"pose.detector_options": {"annotator_dir": str(tmp_path), "crop": [0, 0, 1, 1]}})
+    assert cfg.pose.detector_options["annotator_dir"] == str(tmp_path)
+    assert load_config(detector="skeleton", pose__detector_options__hands=False).pose.detector_options == {"hands": False}
+
+
+def test_detector_options_checked_against_the_final_detector(tmp_path):
+    path = _write(tmp_path, "pose:\n  detector_options: {hands: false}\n")  # skeleton's option, mediapipe by default
+    assert load_config(path, detector="skeleton").pose.detector_options == {"hands": False}
+    with pytest.raises(ConfigError, match=r"'pose.detector_options'.*unknown: hands"):
+        load_config(path)
+    annotators = tmp_path / "annotators"
+    annotators.mkdir()
+    for name in ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"):
+        (annotators / name).write_bytes(b"")
+    openpose = _write(tmp_path, "pose:\n  detector: openpose\n")  # the folder comes from an override
+    assert load_config(openpose, pose__detector_options__annotator_dir=str(annotators)).pose.detector == "openpose"
+
+
+def test_checking_detector_options_creates_no_detector():
+    code = ("import sys; from animate.config import load_config; "
+            "load_config(pose__detector_options__crop=[0, 0, 0.5, 1], pose__detector_options__max_size=640); "
+            "load_config(detector='skeleton', pose__detector_options__hands=False); "
+            "bad = [m for m in ('mediapipe', 'torch', 'controlnet_aux') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
