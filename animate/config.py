@@ -799,7 +799,21 @@ def _from_tree(tree: Mapping, source: str | None, origin: str, overrides: Mappin
         dotted = key if section else SHORTCUTS.get(key, key.replace("__", "."))
         _set_dotted(final, dotted, _plain(value), f"keyword override {key}={value!r}")
     blamed = f"keyword overrides ({', '.join(given)}) on {where}"
-    cfg = _build(final, blamed, source)
+    try:
+        cfg = _build(final, blamed, source)
+    except ConfigError as exc:
+        own = _own_error(base, where, source)  # the same complaint about the file alone: the file's value is wrong
+        if own is not None and str(own).removeprefix(where) == str(exc).removeprefix(blamed):
+            raise own from None
+        raise
     logger.debug("config from %s with overrides %s: %s", where, given, cfg.to_dict())
     return cfg
 
+
+def _own_error(raw: dict, source: str, file: str | None) -> ConfigError | None:
+    """The error of the ``raw`` tree checked on its own, fully; ``None`` when it has none."""
+    try:
+        _build(raw, source, file)
+    except ConfigError as exc:
+        return exc
+    return None

@@ -437,6 +437,18 @@ def test_apply_overrides_to_a_loaded_config(tmp_path):
             apply_overrides(cfg, {name: "x.yaml"})
 
 
+def test_a_bad_value_of_the_file_is_blamed_on_the_file_despite_overrides(tmp_path):
+    """Before: 'keyword overrides (fps) on FILE: ...' for a value the overrides did not touch."""
+    path = _write(tmp_path, "renderer:\n  options: {mesh_density: fine}\n")
+    with pytest.raises(ConfigError, match=rf"^{path.resolve()}: config field 'renderer.options.mesh_density'"):
+        load_config(path, fps=12, renderer="puppet")
+    bad = _write(tmp_path, "pose:\n  detector_options: {bogus: 1}\n")
+    with pytest.raises(ConfigError, match=rf"^{bad.resolve()}: config field 'pose.detector_options'"):
+        load_config(bad, fps=12)
+    with pytest.raises(ConfigError, match=r"^keyword overrides \(renderer_options\) on .*'renderer.options.mesh_density'"):
+        load_config(_write(tmp_path, "output:\n  fps: 12\n"), renderer_options={"mesh_density": "fine"})
+
+
 def test_default_yaml_comments_give_the_code_defaults():
     """The comments of the smoothing fields name pose.smoothing's real per-part defaults."""
     import re
