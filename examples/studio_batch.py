@@ -32,7 +32,8 @@ from pose.errors import InputError, NoPersonError, OutputError, PosedriveError
 from pose.io import atomic_output
 
 HERE = Path(__file__).resolve().parent
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: Reference formats the README lists: what pose.video.read_image decodes, and a GIF's first frame.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 EXIT_SOME_FAILED = 1
 
 log = logging.getLogger("studio_batch")

@@ -289,3 +289,31 @@ def test_default_avatar_twice_asks_for_overwrite(scripts, tmp_path, driving, mon
     assert (tmp_path / "out" / "avatar.mp4").is_file()
     assert run(scripts, "avatar_from_dance", *argv, monkeypatch=monkeypatch) == 2
     assert "pass --overwrite" in one_line_error(capsys.readouterr().err, "avatar_from_dance")
+
+
+# ------------------------------------------------------------------------------------------------
+# QA pass: every reference format of the README
+# ------------------------------------------------------------------------------------------------
+def test_batch_takes_every_reference_format_of_the_readme(scripts, tmp_path):
+    """Before: .bmp, .tif, .tiff and .gif references were silently skipped."""
+    chars = tmp_path / "c"
+    chars.mkdir()
+    names = ["a.png", "b.JPG", "c.jpeg", "d.webp", "e.tif", "f.tiff", "g.bmp", "h.gif"]
+    for name in [*names, "notes.txt", "clip.mp4"]:
+        (chars / name).write_bytes(b"x")
+    assert [p.name for p in scripts["studio_batch"].character_images(chars)] == names
+
+
+def test_batch_renders_bmp_tiff_and_gif_characters(scripts, tmp_path, driving, monkeypatch):
+    from PIL import Image
+
+    chars = tmp_path / "c"
+    chars.mkdir()
+    image = Image.open(GOOD).convert("RGB")
+    for name in ("good.bmp", "good2.tif", "good3.gif"):
+        image.save(chars / name)
+    out = tmp_path / "out"
+    assert run(scripts, "studio_batch", *batch_args(chars, out, driving), "--end", "3", monkeypatch=monkeypatch) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary) == ["good.bmp", "good2.tif", "good3.gif"]
+    assert all(v["frames"] == 3 for v in summary.values())
