@@ -4,8 +4,9 @@
     python examples/avatar_from_dance.py --preview -o out/avatar_preview.mp4
     python examples/avatar_from_dance.py --renderer diffusion --weights WEIGHTS_DIR   # on a GPU
 
-An existing output is only replaced with ``--overwrite``. Errors are one line on stderr (exit status 2),
-like ``posedrive``'s; Ctrl-C exits with 130 and leaves no partial video.
+Flags given on the command line win over the ``--config`` YAML (its renderer, output size, ... apply
+otherwise). An existing output is only replaced with ``--overwrite``. Errors are one line on stderr (exit
+status 2), like ``posedrive``'s; Ctrl-C exits with 130 and leaves no partial video.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference", default=str(ASSETS / "musepose_ref.png"), help="character image")
     parser.add_argument("--driving", default=str(ASSETS / "dance.mp4"), help="driving dance video")
     parser.add_argument("-o", "--output", default="out/avatar.mp4", help="video to write (default out/avatar.mp4)")
-    parser.add_argument("--renderer", default="puppet", help="puppet (CPU) or diffusion (GPU)")
+    parser.add_argument("--renderer", help="puppet (CPU) or diffusion (GPU) (default: the --config's, else puppet)")
     parser.add_argument("--weights", help="weights folder of the diffusion renderer")
     parser.add_argument("--config", help="Animator YAML (see configs/default.yaml)")
     parser.add_argument("--end", type=int, help="stop before this driving frame (default: whole video)")

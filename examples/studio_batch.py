@@ -3,11 +3,13 @@
     python examples/studio_batch.py                                  # tests' reference images -> out/batch/
     python examples/studio_batch.py CHARACTERS_DIR --driving dance.mp4 --out-dir renders/
     python examples/studio_batch.py CHARACTERS_DIR --background transparent   # .webm with alpha, to composite
+    python examples/studio_batch.py CHARACTERS_DIR --config my.yaml            # renderer, size, ... from a YAML
 
 Driving poses are extracted once and reused for every character. A character whose pose cannot be found is
 reported and skipped (give it a pose file named ``<image stem>.pose.json`` next to the image); the job
 writes ``summary.json`` with each character's result, also when it is interrupted (Ctrl-C: the characters
-finished so far).
+finished so far). Flags given on the command line win over the ``--config`` YAML; without ``--config`` every
+character is rendered with the puppet at 384x640.
 
 Everything is checked before any work: the folder holds character images (plain files), no two of them
 would write the same video (``hero.png`` and ``hero.jpg``: rename one), and no output exists yet (pass
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from animate.api import Animator
 from animate.cli import run_reporting_errors
+from animate.config import load_config
 from animate.writers import check_output_path, new_folders_removed_on_error, refuse_overwriting_inputs
 from pose.errors import InputError, NoPersonError, OutputError, PosedriveError
 from pose.io import atomic_output
@@ -34,6 +37,8 @@ from pose.io import atomic_output
 HERE = Path(__file__).resolve().parent
 #: Reference formats the README lists: what pose.video.read_image decodes, and a GIF's first frame.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+#: Output size without --config (a config's own output settings apply otherwise).
+DEFAULT_SIZE = "384x640"
 EXIT_SOME_FAILED = 1
 
 log = logging.getLogger("studio_batch")
@@ -47,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--driving", default=str(HERE / "assets" / "dance.mp4"), help="driving video or pose file")
     parser.add_argument("--out-dir", default="out/batch", help="output folder (default out/batch)")
     parser.add_argument("--end", type=int, default=48, help="stop before this driving frame (default 48 = 2 s)")
-    parser.add_argument("--size", default="384x640", help="output WxH for every character (default 384x640)")
-    parser.add_argument("--renderer", default="puppet", help="puppet (CPU) or diffusion (GPU)")
+    parser.add_argument("--size", help=f"output WxH for every character (default {DEFAULT_SIZE}, or the --config's "
+                                       "output settings)")
+    parser.add_argument("--renderer", help="puppet (CPU) or diffusion (GPU) (default: the --config's, else puppet)")
     parser.add_argument("--config", help="Animator YAML (see configs/default.yaml)")
     parser.add_argument("--background", help="puppet: green, #rrggbb, a picture, or transparent (writes .webm "
                                              "with an alpha channel) instead of each character's own background")
@@ -107,7 +113,11 @@ def write_summary(path: Path, summary: dict[str, dict]) -> None:
 def run(args: argparse.Namespace) -> int:
     images = character_images(Path(args.characters))
     out_dir = Path(args.out_dir)
-    transparent = args.background == "transparent"
+    # flags that were not given (None) leave the YAML's values; without a YAML the batch's size applies
+    size = args.size if args.size is not None or args.config else DEFAULT_SIZE
+    background = {"renderer__options__background": args.background} if args.background else {}
+    config = load_config(args.config, renderer=args.renderer, size=size, **background)
+    transparent = config.renderer.name == "puppet" and config.renderer.options.get("background") == "transparent"
     planned = plan_outputs(images, out_dir, ".webm" if transparent else ".mp4")
     summary_path = out_dir / "summary.json"
     summary: dict[str, dict] = {}
@@ -120,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwriting_inputs(summary_path, args.driving, name="summary")
         check_output_path(summary_path, args.overwrite, video=False)
 
-        overrides = {"renderer__options__background": args.background} if args.background else {}
-        with Animator.from_config(args.config, renderer=args.renderer, size=args.size, **overrides) as animator:
+        with Animator(config) as animator:
             driving = animator.load_driving(args.driving, end=args.end)  # extracted once for every character
             try:
                 for image, output in planned.items():

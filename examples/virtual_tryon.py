@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--end", type=int, default=96, help="stop before this frame (default 96 = 4 s)")
     parser.add_argument("--mask", help="garment/person mask of the photo (white = person), if segmentation fails")
     parser.add_argument("--reference-pose", help="pose file of the model, if detection fails")
-    parser.add_argument("--renderer", default="puppet", help="puppet (CPU) or diffusion (GPU)")
+    parser.add_argument("--renderer", help="puppet (CPU, the default) or diffusion (GPU)")
     parser.add_argument("--weights", help="weights folder of the diffusion renderer")
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     args = parser.parse_args(argv)

@@ -292,8 +292,58 @@ def test_default_avatar_twice_asks_for_overwrite(scripts, tmp_path, driving, mon
 
 
 # ------------------------------------------------------------------------------------------------
-# QA pass: every reference format of the README
+# QA pass: --config is not overridden by flag defaults, its errors blame the file, every reference format
 # ------------------------------------------------------------------------------------------------
+def test_batch_config_sets_renderer_and_size_unless_flags_are_given(scripts, tmp_path, driving, monkeypatch):
+    """Before: the defaults of --renderer and --size were always passed, so the YAML's were ignored."""
+    chars = characters(tmp_path / "c", **{"good.png": GOOD})
+    config = tmp_path / "small.yaml"
+    config.write_text("renderer:\n  name: stamp\noutput:\n  size: [128, 192]\n")
+    argv = [chars, "--driving", driving, "--config", config, "--end", "3"]
+    assert run(scripts, "studio_batch", *argv, "--out-dir", tmp_path / "a", monkeypatch=monkeypatch) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())["good.png"]
+    assert summary["renderer"] == "stamp" and summary["size"] == [128, 192]
+    assert run(scripts, "studio_batch", *argv, *SIZE, "--out-dir", tmp_path / "b", monkeypatch=monkeypatch) == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["good.png"]["size"] == [256, 384]  # flag wins
+
+
+def test_batch_without_config_keeps_its_documented_size(scripts, tmp_path, driving, monkeypatch):
+    chars = characters(tmp_path / "c", **{"good.png": GOOD})
+    argv = [chars, "--driving", driving, "--out-dir", tmp_path / "out", "--renderer", "stamp", "--end", "3"]
+    assert run(scripts, "studio_batch", *argv, monkeypatch=monkeypatch) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["good.png"]
+    assert summary["size"] == [384, 640] and summary["renderer"] == "stamp"
+
+
+def test_avatar_config_sets_the_renderer_unless_the_flag_is_given(scripts, tmp_path, driving, monkeypatch):
+    config = tmp_path / "stamp.yaml"
+    config.write_text("renderer:\n  name: stamp\noutput:\n  size: [128, 192]\n")
+    used = []
+    original = Animator.animate
+
+    def animate(self, *args, **kwargs):
+        used.append((self.config.renderer.name, self.config.output.size))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Animator, "animate", animate)
+    argv = ["--reference", GOOD, "--driving", driving, "--config", config, "--end", "3"]
+    assert run(scripts, "avatar_from_dance", *argv, "-o", tmp_path / "a.mp4", monkeypatch=monkeypatch) == 0
+    assert used == [("stamp", (128, 192))]
+
+
+@pytest.mark.parametrize("extra", [[], ["--background", "green"], SIZE])
+def test_batch_config_error_blames_the_file(scripts, tmp_path, driving, monkeypatch, capsys, extra):
+    """Before: 'keyword overrides (renderer, size) on bad.yaml: ...' although no override was given."""
+    chars = characters(tmp_path / "c", **{"good.png": GOOD})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("renderer:\n  options: {mesh_density: fine}\n")
+    argv = [chars, "--driving", driving, "--out-dir", tmp_path / "out", "--config", bad, *extra]
+    assert run(scripts, "studio_batch", *argv, monkeypatch=monkeypatch) == 2
+    line = one_line_error(capsys.readouterr().err, "studio_batch")
+    assert line.startswith(f"studio_batch: error: {bad}: config field 'renderer.options.mesh_density'"), line
+    assert "keyword overrides" not in line
+
+
 def test_batch_takes_every_reference_format_of_the_readme(scripts, tmp_path):
     """Before: .bmp, .tif, .tiff and .gif references were silently skipped."""
     chars = tmp_path / "c"
@@ -317,3 +367,19 @@ def test_batch_renders_bmp_tiff_and_gif_characters(scripts, tmp_path, driving, m
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary) == ["good.bmp", "good2.tif", "good3.gif"]
     assert all(v["frames"] == 3 for v in summary.values())
+
+
+def test_batch_transparent_background_of_the_config_plans_webm_videos(scripts, tmp_path, driving, monkeypatch, capsys):
+    """A YAML's transparent puppet background writes .webm videos, as --background transparent does."""
+    chars = characters(tmp_path / "c", **{"a.png": GOOD})
+    config = tmp_path / "alpha.yaml"
+    config.write_text("renderer:\n  options: {background: transparent}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.webm").write_bytes(b"earlier run")
+    calls = []
+    monkeypatch.setattr(Animator, "load_driving", lambda *a, **k: calls.append(a))
+    argv = [chars, "--driving", driving, "--out-dir", out, "--config", config]
+    assert run(scripts, "studio_batch", *argv, monkeypatch=monkeypatch) == 2
+    line = one_line_error(capsys.readouterr().err, "studio_batch")
+    assert str(out / "a.webm") in line and "--overwrite" in line and not calls
