@@ -558,7 +558,7 @@ def _type_hints(function: Callable) -> dict[str, Any]:
 
     try:
         return typing.get_type_hints(function)
-    except Exception:  # NameError, TypeError: an annotation this Python cannot evaluate
+    except (NameError, TypeError, AttributeError):  # an annotation this Python cannot evaluate
         return {}
 
 
