@@ -953,6 +953,6 @@ def _audio_source(driving: DrivingLike, poses: PoseSequence, start: int | None) 
 
 def _with_overrides(config: AnimateConfig, **overrides: Any) -> AnimateConfig:
     """``config`` with keyword ``overrides`` applied (validated like :func:`load_config`)."""
-    from .config import config_from_dict
+    from .config import apply_overrides
 
-    return config_from_dict(config.to_dict(), source=config.source, origin="the AnimateConfig given", **overrides)
+    return apply_overrides(config, overrides, origin="the AnimateConfig given")

@@ -770,14 +770,15 @@ def config_from_dict(tree: Mapping, /, source: str | None = None, *, origin: str
     return _from_tree(tree, source, origin, overrides)
 
 
-def apply_overrides(config: AnimateConfig, overrides: Mapping[str, Any]) -> AnimateConfig:
+def apply_overrides(config: AnimateConfig, overrides: Mapping[str, Any], *, origin: str = _NO_FILE) -> AnimateConfig:
     """``config`` with ``overrides`` (keys as in :func:`load_config`) applied, validated; errors name
-    ``config.source``. Every key is an override, so ``{"source": ...}`` is an unknown config field.
+    ``config.source``, else ``origin``. Every key is an override, so ``{"source": ...}`` is an unknown config
+    field.
 
     Raises:
         ConfigError: unknown field or bad value.
     """
-    return _from_tree(config.to_dict(), config.source, _NO_FILE, overrides)
+    return _from_tree(config.to_dict(), config.source, origin, overrides)
 
 
 def _from_tree(tree: Mapping, source: str | None, origin: str, overrides: Mapping[str, Any]) -> AnimateConfig:
