@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import math
 import os
@@ -170,6 +171,10 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterato
     try:
         yield tmp
         publish(tmp, path)
+    except OSError as exc:  # a full disk, a quota, a mount gone away: the user's to fix, in one line
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose another "
+                          "output path") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -384,11 +389,14 @@ def save_sequence(seq: PoseSequence, path: str | os.PathLike, *, overwrite: bool
             if missing.any():  # stored as 0, like the JSON file (_kp_rows)
                 kps = kps.copy()
                 kps[..., 2][missing] = 0.0
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, keypoints=kps, status=seq.status, confidence=seq.confidence,
-                    header=np.array(json.dumps(header, allow_nan=False, default=_json_default)),
-                )
+            # zipped in memory (a few MB for an hour of video), then written in one go: a full disk mid-zip left
+            # numpy's ZipFile to fail again, noisily, when it was collected
+            buffer = io.BytesIO()
+            np.savez_compressed(
+                buffer, keypoints=kps, status=seq.status, confidence=seq.confidence,
+                header=np.array(json.dumps(header, allow_nan=False, default=_json_default)),
+            )
+            tmp.write_bytes(buffer.getvalue())
     return path
 
 

@@ -301,11 +301,10 @@ def check_openpose_output(folder: str | os.PathLike, stem: str = "frame", overwr
         if taken:
             raise OutputError(f"{taken[0]} already exists ({len(taken)} OpenPose files of {stem!r} in {folder}); "
                               "pass --overwrite (overwrite=True) or choose another folder")
-    # the files are written into a temporary folder beside ``folder`` and moved into it: both must take files
-    # (probed by creating and removing a file, as the permission bits alone do not tell)
-    ensure_output_folder(folder)
-    if folder.is_dir():
-        ensure_output_folder(folder / openpose_name(stem, 0))
+    # the files are written into a temporary folder inside ``folder`` and moved up into it, so only the folder
+    # must take files (probed by creating and removing a file, as the permission bits alone do not tell), or
+    # its parent when the folder is still to be made
+    ensure_output_folder(folder / openpose_name(stem, 0) if folder.is_dir() else folder)
 
 
 def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "frame", *,
@@ -313,8 +312,9 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
     """Write one OpenPose JSON file per frame (``<stem>_<index:012d>_keypoints.json``, OpenPose's naming)
     with the canvas size; a frame without a person gets an empty ``people`` list.
 
-    The files are written to a temporary folder beside ``folder`` and moved in when all are done, so an
-    error or Ctrl-C leaves no partial set; an existing file is only replaced with ``overwrite``.
+    The files are written to a hidden temporary folder inside ``folder`` and moved up when all are done (on
+    the same file system, also when ``folder`` is a mount point), so an error or Ctrl-C leaves no partial
+    set; an existing file is only replaced with ``overwrite``.
 
     Args:
         seq: the poses.
@@ -328,32 +328,33 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
     """
     folder = Path(os.path.expanduser(str(folder)))
     check_openpose_output(folder, stem, overwrite)
-    parent = folder.parent if str(folder.parent) else Path(".")
     names = [openpose_name(stem, i) for i in range(len(seq))]
-    try:
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write OpenPose files to {folder}: {exc.strerror}; choose a writable folder") from exc
     created = not folder.exists()
     published: list[Path] = []
+    work: Path | None = None
     try:
+        folder.mkdir(exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".partial", dir=folder))
         for name, frame in zip(names, seq):
             people = [openpose_person(frame)] if frame.has_person else []
             doc = {"version": 1.3, "canvas_width": seq.width, "canvas_height": seq.height, "people": people}
             (work / name).write_text(json.dumps(doc), encoding="utf-8")
-        folder.mkdir(exist_ok=True)
         for name in names:
             publish(work / name, folder / name)
             published.append(folder / name)
-    except BaseException:  # no partial set: the files moved in so far go again (and the folder, if new)
+    except BaseException as exc:  # no partial set: the files moved in so far go again (and the folder, if new)
         for path in published:
             path.unlink(missing_ok=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         if created:
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(exc, OSError):  # a full disk, a quota: the user's to fix, in one line
+            raise OutputError(f"cannot write OpenPose files to {folder} ({exc.strerror or exc}); free some space "
+                              "or choose another folder") from exc
         raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     # the files of an earlier, longer export past this one's end
     stale = remove_numbered_files(lambda i: folder / openpose_name(stem, i), len(names)) if overwrite else 0
     if stale:

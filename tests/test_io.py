@@ -165,6 +165,25 @@ def test_atomic_output_removes_partial_file_on_interrupt(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_a_full_disk_while_saving_poses_is_one_line(tmp_path, sequence, suffix, monkeypatch):
+    """`pose extract -o` and `pose retarget -o` on a full disk ended in tracebacks (exit status 1): the write's
+    OSError is now an OutputError naming the file, and no partial file stays."""
+    import errno
+
+    import pose.io
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pose.io, "_dump_json", full)
+    monkeypatch.setattr(pose.io.np, "savez_compressed", full)
+    target = tmp_path / f"poses{suffix}"
+    with pytest.raises(OutputError, match=rf"cannot write .*poses\{suffix} \(No space left on device\); free some"):
+        save_sequence(sequence, target)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- saving refuses what loading would refuse ---------------------------------------------------------------
 def _edited(sequence: PoseSequence, edit) -> PoseSequence:
     seq = sequence.copy()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,3 +253,42 @@ def test_check_openpose_output_probes_that_the_folder_takes_files(tmp_path):
         check_openpose_output("/proc/op", "dance")
     check_openpose_output(tmp_path / "op", "dance")
     assert list(tmp_path.iterdir()) == []  # the probe file is gone, no folder created
+
+
+def test_openpose_files_are_staged_inside_the_folder(tmp_path, dance_short_poses, monkeypatch):
+    """The files were staged beside the folder, in its parent: a folder that is a mount point (Docker's
+    ``-v host:/out``) then failed after the whole extraction ('Invalid cross-device link'), and a writable
+    folder in a read-only parent was refused. The staging folder is now inside it, and removed after."""
+    import pose.openpose_json as opj
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    moves = []
+    real = opj.publish
+    monkeypatch.setattr(opj, "publish", lambda src, dst: (moves.append(Path(src)), real(src, dst)))
+    opj.save_openpose(dance_short_poses.slice(0, 3), folder, "dance")
+    assert len(moves) == 3 and all(p.parent.parent == folder for p in moves)
+    assert sorted(p.name for p in folder.iterdir()) == [opj.openpose_name("dance", i) for i in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_full_disk_while_writing_openpose_files_is_one_line(tmp_path, dance_short_poses, monkeypatch):
+    import errno
+
+    import pose.openpose_json as opj
+
+    calls = []
+    original = Path.write_text
+
+    def write_text(self, *args, **kwargs):  # the disk fills up at the third file
+        calls.append(self)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    folder = tmp_path / "new"
+    with pytest.raises(OutputError, match=r"cannot write OpenPose files to .*new \(No space left on device\); "
+                                          "free some space"):
+        opj.save_openpose(dance_short_poses.slice(0, 5), folder, "dance")
+    assert list(tmp_path.iterdir()) == []  # the new folder and its staging folder are gone
