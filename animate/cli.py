@@ -5,16 +5,20 @@ exposing ``add_parser(subparsers)``; every subcommand sets ``func(args) -> int``
 inside the handlers so ``posedrive --help`` stays fast.
 
 Any :class:`~pose.errors.PosedriveError` is printed as one line (``posedrive: error: ...``) and the
-process exits with status 2; Ctrl-C exits with 130 after the handlers have removed partial outputs.
+process exits with status 2; Ctrl-C exits with 130 after the handlers have removed partial outputs, and
+SIGTERM (``kill``, ``docker stop``) the same way with 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -24,6 +28,8 @@ from . import cli_animate, cli_eval, cli_pose, cli_weights
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+#: status after SIGTERM (``kill``, ``docker stop``, a job scheduler's time limit): 128 + 15, as the shell reports it
+EXIT_TERMINATED = 143
 
 
 def _version() -> str:
@@ -76,14 +82,44 @@ def run_reporting_errors(fn: Callable[[], int | None], prog: str = "posedrive",
     its traceback (a bug). ``fn``'s own return value (``None`` = 0) is the status otherwise. Used by
     :func:`main` and by the scripts in ``examples/``.
     """
+    terminated: list[int] = []
+    with _sigterm_as_interrupt(terminated):
+        try:
+            return int(fn() or 0)
+        except PosedriveError as exc:
+            sys.stderr.write(f"{prog}: error: {exc}\n")
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            if terminated:
+                sys.stderr.write(f"{prog}: {interrupted.replace('interrupted', 'terminated', 1)}\n")
+                return EXIT_TERMINATED
+            sys.stderr.write(f"{prog}: {interrupted}\n")
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(terminated: list[int]) -> Iterator[None]:
+    """Within the block, SIGTERM to this process unwinds it like Ctrl-C (``KeyboardInterrupt``), so the same
+    handlers remove partial outputs and stop the workers; ``terminated`` gets the signal number. Worker
+    processes forked meanwhile inherit the handler: there it falls back to the default (they just end)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker: die as before
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return int(fn() or 0)
-    except PosedriveError as exc:
-        sys.stderr.write(f"{prog}: error: {exc}\n")
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: {interrupted}\n")
-        return EXIT_INTERRUPTED
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

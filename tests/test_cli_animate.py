@@ -271,3 +271,28 @@ def test_eval_height_too_small_names_height(tmp_path, data_dir, capsys):
                    "--renderer", "stamp", "--height", "12"])
     assert rc == 2 and "use --height 14" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_mid_render_leaves_nothing_and_exits_143(tmp_path):
+    """`kill`, `docker stop` and job schedulers send SIGTERM: it left a hidden `.o.*.partial.mp4` behind (and
+    exit status 143 with no message). It now unwinds like Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    out_dir = tmp_path / "term"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "animate.cli", "-q", "animate", str(root / "examples/assets/musepose_ref.png"),
+         str(root / "examples/assets/dance.mp4"), "--size", "256x384", "-o", str(out_dir / "o.mp4")],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list(out_dir.glob(".o.*partial*")):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()  # still rendering: the partial file is being written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "posedrive: terminated; no partial output was kept"
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
