@@ -242,10 +242,12 @@ def _check_fps(fps: Any) -> float | None:
     return value
 
 
-def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:
+def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, int] | None = None, *,
+                max_width: int | None = None) -> tuple[int, int]:
     """Output canvas ``(width, height)``: ``size``, else ``output.size``, else reference aspect at ``output.height``.
 
-    Both sides are rounded to ``output.multiple_of`` (at least one multiple).
+    Both sides are rounded to ``output.multiple_of`` (at least one multiple). The automatic canvas keeps within
+    :data:`MAX_OUTPUT_SIDE` and ``max_width`` (a preview's three panels), shrunk with the reference's aspect.
     """
     m = config.output.multiple_of
     if size is None:
@@ -266,12 +268,14 @@ def canvas_size(ref_w: int, ref_h: int, config: AnimateConfig, size: tuple[int, 
         return w, h
     h = max(m, int(round(config.output.height / m)) * m)
     w = max(m, int(round(h * ref_w / ref_h / m)) * m)
-    if max(w, h) > MAX_OUTPUT_SIDE:  # a very wide (or tall) reference: the long side at the limit instead
-        scale = MAX_OUTPUT_SIDE / max(ref_w, ref_h)
+    widest = MAX_OUTPUT_SIDE if max_width is None else min(MAX_OUTPUT_SIDE, max_width)
+    if w > widest or h > MAX_OUTPUT_SIDE:  # a very wide reference (or a preview of a wide one): shrunk to fit
+        scale = min(widest / ref_w, MAX_OUTPUT_SIDE / ref_h)
+        was = (w, h)
         w = max(m, int(ref_w * scale / m) * m)
         h = max(m, int(ref_h * scale / m) * m)
-        logger.info("a %dx%d reference at output.height %d would make a canvas wider than %d px; using %dx%d",
-                    ref_w, ref_h, config.output.height, MAX_OUTPUT_SIDE, w, h)
+        logger.info("a %dx%d reference at output.height %d makes a %dx%d canvas, wider than %d px; using %dx%d",
+                    ref_w, ref_h, config.output.height, *was, widest, w, h)
     if max(w, h) > MAX_OUTPUT_SIDE:
         raise InputError(f"output.multiple_of {m} makes a {w}x{h} canvas, above {MAX_OUTPUT_SIDE} px on a side; use "
                          "a smaller multiple (8 for the puppet and diffusion renderers)")
@@ -523,12 +527,14 @@ class Animator:
         size: tuple[int, int] | None = None,
         reference_pose: PoseLike | None = None,
         mask: ImageLike | None = None,
+        max_width: int | None = None,
     ) -> PreparedReference:
         """Load the character, fit it onto the output canvas and find its pose there.
 
         Args:
             reference: image path, ``(H, W, 3)`` array or PIL image.
             size: output ``(width, height)``; ``None`` = config / reference aspect (see module docstring).
+            max_width: widest automatic canvas (a preview's panels: a third of the largest output).
             reference_pose: pose file or :class:`PoseFrame` to use instead of detecting; its size tells
                 whether it is in reference-image pixels or already on the canvas.
             mask: character mask (path, array or PIL image, reference-image size; nonzero = character).
@@ -547,7 +553,7 @@ class Animator:
         if top or bottom or left or right:
             logger.info("reference %s: frame line trimmed (top %d, bottom %d, left %d, right %d px)",
                         name, top, bottom, left, right)
-        width, height = canvas_size(rgb.shape[1], rgb.shape[0], self.config, size)
+        width, height = canvas_size(rgb.shape[1], rgb.shape[0], self.config, size, max_width=max_width)
         canvas, inner = fit_image(rgb, width, height, self.config.output.pad_color)
         matrix = inner.copy()  # reference-image pixels -> canvas, through the trim
         matrix[:, 2] -= inner[:, :2] @ np.array([left, top], np.float64)
@@ -712,15 +718,19 @@ class Animator:
     # --- running -----------------------------------------------------------------------------------
     def _plan(self, reference: ImageLike, driving: DrivingLike, *, size: tuple[int, int] | None, fps: float | None,
               start: int | None, end: int | None, reference_pose: PoseLike | None, mask: ImageLike | None,
-              progress: bool) -> _Job:
+              progress: bool, preview: bool = False) -> _Job:
         given_fps = _check_fps(fps)  # before minutes of pose work, like the renderer below
+        given_size = size if size is not None else self.config.output.size
+        if preview and given_size is not None and not isinstance(given_size, str):
+            _check_preview_width(*given_size)
         renderer = self.renderer  # created first: missing weights fail before minutes of pose work
         prepared: list[PreparedReference] = []
 
         def prepare_character() -> None:
             # Runs while the pose workers detect: the character's detection, segmentation and mesh overlap
             # the driving video's pose extraction, and a bad reference still fails within seconds.
-            ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask)
+            ref = self.prepare_reference(reference, size=size, reference_pose=reference_pose, mask=mask,
+                                         max_width=MAX_OUTPUT_SIDE // 3 if preview else None)
             self._prepared_job = None  # a pending stream of the previous character stops here
             renderer.prepare(ref.image, ref.pose, ref.mask)
             prepared.append(ref)
@@ -853,10 +863,10 @@ class Animator:
             a transparent puppet background.
         """
         self.last_stats, self.last_poses = None, None  # not the previous run's, should this one fail
-        job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
-                         reference_pose=reference_pose, mask=mask, progress=progress)
-        self.last_stats, self.last_poses = job.stats, job.poses
         use_preview = self.config.preview.enabled if preview is None else bool(preview)
+        job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
+                         reference_pose=reference_pose, mask=mask, progress=progress, preview=use_preview)
+        self.last_stats, self.last_poses = job.stats, job.poses
         return self._frames(job, use_preview, progress)
 
     def animate(
@@ -914,15 +924,28 @@ class Animator:
             output = check_output_path(output, overwrite)
             if getattr(self.renderer, "channels", 3) == 4:  # transparent frames need a container with alpha, now
                 check_output_path(output, overwrite, alpha=True)
-            job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
-                             reference_pose=reference_pose, mask=mask, progress=progress)
-            self.last_stats, self.last_poses = job.stats, job.poses
             use_preview = self.config.preview.enabled if preview is None else bool(preview)
+            job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
+                             reference_pose=reference_pose, mask=mask, progress=progress, preview=use_preview)
+            self.last_stats, self.last_poses = job.stats, job.poses
             frames = self._frames(job, use_preview, progress)
             path = write_video(frames, output, job.stats.fps, audio_from=job.audio_from,
                                audio_start=job.audio_start, overwrite=overwrite)
         job.stats.output = str(path)
         return path
+
+
+def _check_preview_width(width: Any, height: Any) -> None:
+    """Refuse a preview (three canvases side by side) wider than :data:`MAX_OUTPUT_SIDE`."""
+    try:
+        w, h = int(width), int(height)
+    except (TypeError, ValueError):
+        return  # a malformed size: canvas_size words that error
+    if 3 * w > MAX_OUTPUT_SIDE:
+        most = MAX_OUTPUT_SIDE // 3 // 8 * 8
+        raise InputError(f"a preview puts three {w}x{h} canvases side by side, {3 * w} px wide, above the "
+                         f"{MAX_OUTPUT_SIDE} px an output may have; give a size at most {most} px wide "
+                         f"(e.g. --size {most}x{max(8, round(h * most / max(w, 1) / 8) * 8)}) or leave the preview out")
 
 
 def _audio_source(driving: DrivingLike, poses: PoseSequence, start: int | None) -> tuple[str | None, int]:

@@ -721,3 +721,18 @@ def test_short_import_and_stats_of_a_failed_run(tmp_path, reference, reference_p
         animator.animate(reference, driving, tmp_path / "b.mp4", start=99, reference_pose=reference_pose,
                          progress=False)
     assert animator.last_stats is None and animator.last_poses is None
+
+
+def test_preview_keeps_to_the_size_limit(tmp_path, reference, reference_pose, driving):
+    """--preview tripled a size checked alone: --size 2000x2000 wrote a 6000x2000 video (12288x4096 from
+    4096x4096, minutes a frame). A given size is refused before any work; an automatic canvas shrinks."""
+    animator = stamp()
+    with pytest.raises(InputError, match=r"three 2000x2000 canvases side by side, 6000 px wide.*--size 1360x1360"):
+        animator.animate(reference, driving, tmp_path / "p.mp4", size=(2000, 2000), preview=True, progress=False)
+    assert animator.last_stats is None and list(tmp_path.iterdir()) == []
+    assert canvas_size(1920, 1080, load_config(None), max_width=4096 // 3) == (1360, 760)
+    assert canvas_size(1920, 1080, load_config(None)) == (1368, 768)
+    wide = np.concatenate([reference] * 4, axis=1)  # 2816x1216: a 1776x768 canvas alone, 5328 px as a preview
+    frames = stamp().stream(wide, driving, preview=True, end=1, progress=False,
+                            reference_pose=reference_pose.transformed(np.eye(2, 3), 2816, 1216))
+    assert next(iter(frames)).shape[:2] == (584, 3 * 1360)
