@@ -151,7 +151,8 @@ def _write_stats(stats: str, data: dict, video: Path, overwrite: bool) -> None:
     except BaseException as exc:
         for f in sequence_frames(video) if is_image_sequence(video) else [Path(video)]:
             f.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write --stats {stats} ({exc.strerror or exc}); the video was removed, "
-                              "choose another --stats path") from exc
+        cause = exc.__cause__ if isinstance(exc, OutputError) else exc  # atomic_output words a failed write
+        if isinstance(cause, OSError):
+            raise OutputError(f"cannot write --stats {stats} ({cause.strerror or cause}); the video was removed, "
+                              "choose another --stats path") from cause
         raise
