@@ -48,7 +48,7 @@ from tqdm import tqdm
 from pose.errors import InputError, NoPersonError
 from pose.sequence import FrameStatus, PoseFrame, PoseSequence
 
-from .config import MAX_FPS, MAX_OUTPUT_SIDE, AnimateConfig, load_config
+from .config import MAX_FPS, MAX_OUTPUT_SIDE, MIN_FPS, AnimateConfig, load_config
 from .renderer import Renderer, create_renderer
 from .writers import check_output_path, new_folders_removed_on_error, write_video
 
@@ -229,16 +229,20 @@ def _whole(value: Any) -> int:
     raise TypeError(f"{value!r} is not a whole number")
 
 
-def _check_fps(fps: Any) -> float | None:
-    """An output frame rate given as an argument: ``None``, or a number in (0, :data:`MAX_FPS`]."""
+def _check_fps(fps: Any, most: float = MAX_FPS) -> float | None:
+    """An output frame rate given as an argument: ``None``, or a number in [:data:`MIN_FPS`, ``most``]
+    (:data:`MAX_FPS`, or :data:`pose.video.GIF_MAX_FPS` for a GIF)."""
     if fps is None:
         return None
     try:
         value = float(fps)
     except (TypeError, ValueError):
-        raise InputError(f"fps must be a number, got {fps!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_FPS):
-        raise InputError(f"fps must be a number > 0 and at most {MAX_FPS:g}, got {fps!r}")
+        raise InputError(f"fps (--fps) must be a number, got {fps!r}") from None
+    if not (math.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+        raise InputError(f"fps (--fps) must be a number from {MIN_FPS:g} to {MAX_FPS:g}, got {fps!r}")
+    if value > most:
+        raise InputError(f"fps (--fps) {value:g} is too fast for a GIF, whose frame delays are whole hundredths of "
+                         f"a second (players slow those under 2/100 s): use at most {most:g} fps, or an .mp4")
     return value
 
 
@@ -718,8 +722,11 @@ class Animator:
     # --- running -----------------------------------------------------------------------------------
     def _plan(self, reference: ImageLike, driving: DrivingLike, *, size: tuple[int, int] | None, fps: float | None,
               start: int | None, end: int | None, reference_pose: PoseLike | None, mask: ImageLike | None,
-              progress: bool, preview: bool = False) -> _Job:
-        given_fps = _check_fps(fps)  # before minutes of pose work, like the renderer below
+              progress: bool, preview: bool = False, gif: bool = False) -> _Job:
+        from pose.video import GIF_MAX_FPS
+
+        most_fps = GIF_MAX_FPS if gif else MAX_FPS
+        given_fps = _check_fps(fps, most_fps)  # before minutes of pose work, like the renderer below
         given_size = size if size is not None else self.config.output.size
         if preview and given_size is not None and not isinstance(given_size, str):
             _check_preview_width(*given_size)
@@ -745,8 +752,14 @@ class Animator:
             out_fps = given_fps
         else:
             out_fps = float(self.config.output.fps or source_fps)
+            if gif and out_fps > GIF_MAX_FPS:  # every n-th frame: a GIF cannot show faster ones
+                out_fps /= math.ceil(out_fps / GIF_MAX_FPS)
+                logger.info("a GIF shows at most %g frames per second: written at %g fps", GIF_MAX_FPS, out_fps)
             if out_fps > MAX_FPS:
                 raise InputError(f"driving {_name(driving)} runs at {out_fps:g} fps, above the {MAX_FPS:g} fps an "
+                                 "output may have; give the output's rate with fps= (--fps)")
+            if out_fps < MIN_FPS:
+                raise InputError(f"driving {_name(driving)} runs at {out_fps:g} fps, below the {MIN_FPS:g} fps an "
                                  "output may have; give the output's rate with fps= (--fps)")
         poses = self._retarget(resample(poses, out_fps), ref)
 
@@ -926,7 +939,8 @@ class Animator:
                 check_output_path(output, overwrite, alpha=True)
             use_preview = self.config.preview.enabled if preview is None else bool(preview)
             job = self._plan(reference, driving, size=size, fps=fps, start=start, end=end,
-                             reference_pose=reference_pose, mask=mask, progress=progress, preview=use_preview)
+                             reference_pose=reference_pose, mask=mask, progress=progress, preview=use_preview,
+                             gif=Path(output).suffix.lower() == ".gif")
             self.last_stats, self.last_poses = job.stats, job.poses
             frames = self._frames(job, use_preview, progress)
             path = write_video(frames, output, job.stats.fps, audio_from=job.audio_from,

@@ -48,6 +48,8 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "defa
 MAX_OUTPUT_SIDE = 4096
 #: Highest output frame rate.
 MAX_FPS = 240.0
+#: Lowest output frame rate (below it a 12 s dance is one frame shown for hours).
+MIN_FPS = 1.0
 
 #: the source name used in error messages for values that did not come from a file.
 _NO_FILE = "package defaults"
@@ -675,8 +677,8 @@ def _build(raw: dict, source: str, file: str | None, *, options: bool = True) ->
         raise c.fail("output.size", f"at most {MAX_OUTPUT_SIDE} px on each side", list(out.size))
     if out.height > MAX_OUTPUT_SIDE:
         raise c.fail("output.height", f"at most {MAX_OUTPUT_SIDE} px", out.height)
-    if out.fps is not None and out.fps > MAX_FPS:
-        raise c.fail("output.fps", f"null (the driving video's) or at most {MAX_FPS:g}", out.fps)
+    if out.fps is not None and not MIN_FPS <= out.fps <= MAX_FPS:
+        raise c.fail("output.fps", f"null (the driving video's) or from {MIN_FPS:g} to {MAX_FPS:g}", out.fps)
     cfg = AnimateConfig(
         pose=PoseConfig(
             detector=c.text("pose.detector", p["detector"], available_detectors()),

@@ -101,6 +101,10 @@ VIDEO_FORMATS: dict[str, VideoFormat] = {
 }
 
 
+#: Fastest GIF output: frame delays are stored in hundredths of a second, and browsers show any delay under
+#: 2/100 s as 1/10 s.
+GIF_MAX_FPS = 50.0
+
 #: Containers that keep an alpha channel (transparent frames): VP9 with alpha in WebM (browsers, editors) and
 #: ProRes 4444 in QuickTime (video editing and compositing). H.264 has no alpha; a GIF's is 1 bit.
 ALPHA_FORMATS: dict[str, VideoFormat] = {
@@ -911,6 +915,10 @@ class VideoWriter(AtomicWriter):
         self.frames_written = 0
         if not self.fps > 0:
             raise OutputError(f"fps for {self.path} must be positive, got {fps}")
+        if self.codec == "gif" and self.fps > GIF_MAX_FPS:
+            raise OutputError(f"{self.path} at {self.fps:g} fps would play slow: a GIF's frame delays are whole "
+                              f"hundredths of a second (players slow those under 2/100 s); write it at {GIF_MAX_FPS:g} "
+                              "fps or less, or as an .mp4")
         if self.width <= 0 or self.height <= 0:
             raise OutputError(f"frame size for {self.path} must be positive, got {self.width}x{self.height}")
         if self.path.exists() and not overwrite:

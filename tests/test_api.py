@@ -562,7 +562,7 @@ def test_output_size_and_rate_have_upper_limits(driving, reference, reference_po
     with pytest.raises(InputError, match="too large"):
         animator.stream(reference, driving, reference_pose=reference_pose, size=(20000, 20000))
     for bad in (float("inf"), float("nan"), 0, -1, 1000, "fast"):
-        with pytest.raises(InputError, match="fps must be"):
+        with pytest.raises(InputError, match=r"fps \(--fps\) must be"):
             animator.stream(reference, driving, reference_pose=reference_pose, fps=bad)
     fast = driving.copy()
     fast.fps = 960.0
@@ -736,3 +736,25 @@ def test_preview_keeps_to_the_size_limit(tmp_path, reference, reference_pose, dr
     frames = stamp().stream(wide, driving, preview=True, end=1, progress=False,
                             reference_pose=reference_pose.transformed(np.eye(2, 3), 2816, 1216))
     assert next(iter(frames)).shape[:2] == (584, 3 * 1360)
+
+
+def test_gif_and_slow_frame_rates(tmp_path, reference, reference_pose, driving):
+    """A QA pass wrote a 240 fps GIF that played 2.4x slow (its delays are whole hundredths of a second) and
+    a 0.0001 fps video of one frame lasting hours."""
+    from pose.video import GIF_MAX_FPS, VideoWriter
+
+    animator = stamp(size=(128, 192))
+    with pytest.raises(InputError, match=r"--fps\) 60 is too fast for a GIF.*at most 50 fps"):
+        animator.animate(reference, driving, tmp_path / "a.gif", fps=60, reference_pose=reference_pose, progress=False)
+    for slow in (0.5, 1e-9):
+        with pytest.raises(InputError, match=r"from 1 to 240"):
+            animator.animate(reference, driving, tmp_path / "a.mp4", fps=slow, reference_pose=reference_pose,
+                             progress=False)
+    with pytest.raises(ConfigError, match="output.fps"):
+        Animator(fps=0.5)
+    assert list(tmp_path.iterdir()) == []
+    fast = driving.copy(fps=120.0)  # 6 frames at 120 fps: the GIF takes every third, at 40 fps
+    out = animator.animate(reference, fast, tmp_path / "b.gif", reference_pose=reference_pose, progress=False)
+    assert animator.last_stats.fps == 40.0 and animator.last_stats.frames == 2 and out.is_file()
+    with pytest.raises(OutputError, match=r"at 60 fps would play slow"):
+        VideoWriter(tmp_path / "c.gif", GIF_MAX_FPS + 10, (64, 64))
