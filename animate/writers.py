@@ -62,7 +62,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, video: b
     if path.is_dir():  # a report, a contact sheet: their names are fixed
         raise OutputError(f"{path} is a folder where this file must be written; move the folder away or write "
                           "elsewhere")
-    if path.exists() and not overwrite:
+    if (path.exists() or path.is_symlink()) and not overwrite:  # a dangling link too: it is the user's
         raise OutputError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     if video:
         video_format(path, alpha)  # an unknown container fails now, not after the rendering

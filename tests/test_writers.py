@@ -112,6 +112,11 @@ def test_existing_output_needs_overwrite(tmp_path):
     assert path.read_bytes() == b"keep me"
     write_video(_frames(2), path, FPS, overwrite=True)
     assert len(_decode_video(path)) == 2
+    link = tmp_path / "link.mp4"  # a link to a file not there yet (a mount to come): replaced only when asked
+    link.symlink_to(tmp_path / "elsewhere.mp4")
+    with pytest.raises(OutputError, match="link.mp4 already exists"):
+        write_video(_frames(2), link, FPS)
+    assert link.is_symlink()
 
 
 def test_unwritable_output(tmp_path, monkeypatch):
