@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from pose.retarget import ROOT_MOTIONS
@@ -77,14 +80,16 @@ def run_animate(args: argparse.Namespace) -> int:
         "renderer__options__background": args.background,
     }
     progress = getattr(args, "progress", True)
-    if args.background is not None:  # the renderer it is for, before its options are checked against another's
-        from .config import load_config
+    with _flags_named_in_errors(args):
+        if args.background is not None:  # the renderer it is for, before its options are checked against another's
+            from .config import load_config
 
-        name = load_config(args.config, **{k: v for k, v in overrides.items() if "background" not in k}).renderer.name
-        if name != "puppet":
-            raise InputError(f"--background works with the puppet renderer, not '{name}' (a diffusion model draws "
-                             "its own background); drop --background or use --renderer puppet")
-    with Animator.from_config(args.config, **overrides) as animator:
+            name = load_config(args.config, **{k: v for k, v in overrides.items() if "background" not in k}).renderer.name
+            if name != "puppet":
+                raise InputError(f"--background works with the puppet renderer, not '{name}' (a diffusion model "
+                                 "draws its own background); drop --background or use --renderer puppet")
+        animator = Animator.from_config(args.config, **overrides)
+    with animator:
         # the config file and a background picture (from --background or the config) are inputs too
         inputs = (args.reference, args.driving, args.mask, args.reference_pose, *animator.config.input_files())
         refuse_overwriting_inputs(args.output, *inputs)  # even with --overwrite
@@ -137,6 +142,31 @@ def _frame_name(pattern: str, name: str) -> bool:
 
     frames = frame_name_regex(pattern)
     return frames is not None and frames.fullmatch(name) is not None
+
+
+#: config fields that `animate`'s flags set, for errors that name the flag rather than the field
+_FLAG_FIELDS = {
+    "renderer.name": ("--renderer", "renderer"),
+    "renderer.options.background": ("--background", "background"),
+    "retarget.options.root_motion": ("--root-motion", "root_motion"),
+    "pose.detector_options.crop": ("--window", "window"),
+}
+
+
+@contextlib.contextmanager
+def _flags_named_in_errors(args: argparse.Namespace) -> Iterator[None]:
+    """A config error about a field a flag set names the flag (``--background chartreuse: ...``), not the
+    keyword override it became (``keyword overrides (renderer__options__background) on package defaults``)."""
+    from pose.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        found = re.match(r"keyword overrides? .*?: config field '([^']+)' (.*)$", str(exc), re.S)
+        flag = _FLAG_FIELDS.get(found.group(1)) if found else None
+        if flag is None or getattr(args, flag[1], None) is None:
+            raise
+        raise ConfigError(f"{flag[0]} {getattr(args, flag[1])}: {found.group(2)}") from exc
 
 
 def _write_stats(stats: str, data: dict, video: Path, overwrite: bool) -> None:

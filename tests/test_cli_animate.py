@@ -97,6 +97,21 @@ def test_main_prints_one_line_and_exits_2(tmp_path, data_dir, capsys):
     assert rc == 2 and len(err.splitlines()) == 1 and "already exists" in err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--background", "chartreuse"], "--background chartreuse: is invalid: puppet option background='chartreuse'"),
+    (["--renderer", "foo"], "--renderer foo: must be one of"),
+])
+def test_a_bad_flag_value_is_named_as_the_flag(tmp_path, data_dir, capsys, flags, message):
+    """Not as 'keyword overrides (renderer__options__background) on package defaults: config field ...'."""
+    from animate.cli import main
+
+    rc = main(["-q", "animate", str(data_dir / "ref" / "musepose_ref.png"), str(data_dir / "dance_short.mp4"),
+               "-o", str(tmp_path / "o.mp4"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"posedrive: error: {message}") and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_eval_subcommand(tmp_path, data_dir, capsys):
     pytest.importorskip("pose.extract")
     out_dir = tmp_path / "ev"
