@@ -162,7 +162,7 @@ def _flags_named_in_errors(args: argparse.Namespace) -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        found = re.match(r"keyword overrides? .*?: config field '([^']+)' (.*)$", str(exc), re.S)
+        found = re.match(r"keyword overrides? .*?: config field '([^']+)' (.*)$", str(exc), re.DOTALL)
         flag = _FLAG_FIELDS.get(found.group(1)) if found else None
         if flag is None or getattr(args, flag[1], None) is None:
             raise
