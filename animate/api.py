@@ -448,10 +448,12 @@ def hold_missing(poses: PoseSequence) -> tuple[PoseSequence, int]:
 
 
 def resample(poses: PoseSequence, fps: float) -> PoseSequence:
-    """Nearest-earlier-frame resampling of ``poses`` to ``fps`` (same duration)."""
+    """Nearest-earlier-frame resampling of ``poses`` to ``fps`` (same duration): every output frame time
+    ``k / fps`` before the end of the last input frame, ``len(poses) / poses.fps`` (24 frames at 24 fps give 24
+    at 23.976 fps, 12 at 12 fps)."""
     if abs(fps - poses.fps) < 1e-6:
         return poses
-    n_out = max(1, int(np.floor(len(poses) * fps / poses.fps + 1e-6)))
+    n_out = max(1, int(np.ceil(len(poses) * fps / poses.fps - 1e-6)))
     src = np.minimum(np.floor(np.arange(n_out) * poses.fps / fps + 1e-6).astype(int), len(poses) - 1)
     return PoseSequence(
         poses.keypoints[src].copy(), poses.width, poses.height, fps,

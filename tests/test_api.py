@@ -172,6 +172,9 @@ def test_resample_halves_frames(driving):
     half = resample(driving, 12.0)
     assert len(half) == 3 and half.fps == 12.0
     np.testing.assert_array_equal(half.keypoints, driving.keypoints[[0, 2, 4]])
+    # every output time within the clip: 6 frames at 24 fps (0.25 s) hold 6 at 23.976 (floor made 5), 7 at 25
+    assert len(resample(driving, 23.976)) == 6 and len(resample(driving, 25.0)) == 7
+    assert len(resample(driving, 5.0)) == 2 and len(resample(driving, 1.0)) == 1
 
 
 # ------------------------------------------------------------------------------------------------
