@@ -657,18 +657,18 @@ class Animator:
             raise InputError(f"invalid frame range start={start} end={end} for driving {_name(driving)}; need 0 <= start < end")
         cfg = self.config
         if isinstance(driving, PoseSequence):
+            seq = driving.slice(start, end)
             if while_detecting is not None:
                 while_detecting()
-            seq = driving.slice(start, end)
         elif isinstance(driving, (str, os.PathLike)):
             path = Path(driving)
             if path.suffix.lower() in POSE_FILE_SUFFIXES:
                 from pose.io import load_sequence
 
+                seq = load_sequence(path).slice(start, end)  # a bad file fails before the character's preparation
+                seq.meta.setdefault("source", str(path))
                 if while_detecting is not None:
                     while_detecting()
-                seq = load_sequence(path).slice(start, end)
-                seq.meta.setdefault("source", str(path))
             elif _openpose_folder(path):
                 from pose.extract import extract_poses
                 from pose.io import load_sequence

@@ -761,3 +761,13 @@ def test_gif_and_slow_frame_rates(tmp_path, reference, reference_pose, driving):
     assert animator.last_stats.fps == 40.0 and animator.last_stats.frames == 2 and out.is_file()
     with pytest.raises(OutputError, match=r"at 60 fps would play slow"):
         VideoWriter(tmp_path / "c.gif", GIF_MAX_FPS + 10, (64, 64))
+
+
+def test_a_bad_pose_file_fails_before_the_character_is_prepared(tmp_path, data_dir):
+    """The driving pose file was read only after the reference had been detected, segmented and rigged."""
+    from pose.errors import PoseFileError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "posedrive.pose_sequence", "frames": [')
+    with pytest.raises(PoseFileError, match="bad.json"):  # not the reference's NoPersonError
+        stamp(size=(128, 192)).animate(data_dir / "no_person.png", bad, tmp_path / "o.mp4", progress=False)
