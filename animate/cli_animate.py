@@ -89,6 +89,9 @@ def run_animate(args: argparse.Namespace) -> int:
                 raise InputError(f"--background works with the puppet renderer, not '{name}' (a diffusion model "
                                  "draws its own background); drop --background or use --renderer puppet")
         animator = Animator.from_config(args.config, **overrides)
+    if args.weights is not None and animator.config.renderer.name != "diffusion":
+        log.warning("--weights %s is for the diffusion renderer; the %s renderer needs none (add --renderer "
+                    "diffusion to use them)", args.weights, animator.config.renderer.name)
     with animator:
         # the config file and a background picture (from --background or the config) are inputs too
         inputs = (args.reference, args.driving, args.mask, args.reference_pose, *animator.config.input_files())

@@ -112,6 +112,12 @@ def test_a_bad_flag_value_is_named_as_the_flag(tmp_path, data_dir, capsys, flags
     assert list(tmp_path.iterdir()) == []
 
 
+def test_weights_with_the_puppet_renderer_are_pointed_out(tmp_path, data_dir, caplog):
+    caplog.set_level("WARNING", logger="animate.cli_animate")
+    assert run(_animate_argv(data_dir, tmp_path / "o.mp4", "--weights", str(tmp_path / "w"))) == 0
+    assert "--weights" in caplog.text and "needs none" in caplog.text
+
+
 def test_eval_subcommand(tmp_path, data_dir, capsys):
     pytest.importorskip("pose.extract")
     out_dir = tmp_path / "ev"
