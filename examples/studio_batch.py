@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from animate.api import Animator
+from animate import Animator
 from animate.cli import run_reporting_errors
 from animate.config import load_config
 from animate.writers import check_output_path, new_folders_removed_on_error, refuse_overwriting_inputs

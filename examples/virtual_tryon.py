@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from animate.api import Animator
+from animate import Animator
 from animate.cli import run_reporting_errors
 
 ASSETS = Path(__file__).resolve().parent / "assets"
