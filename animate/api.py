@@ -597,9 +597,13 @@ class Animator:
 
         cfg = self.config.pose
         # the driving video's detection window (crop / follow) is no window on the character's image
-        options = without_window(cfg.detector_options)
+        detector, options = cfg.detector, without_window(cfg.detector_options)
+        if detector == "skeleton":  # it reads drawn skeletons (the driving's); the character is a picture
+            from pose.extract import DEFAULT_DETECTOR
+
+            detector, options = DEFAULT_DETECTOR, {}
         try:
-            return detect_image(rgb, detector=cfg.detector, detector_options=options or None)
+            return detect_image(rgb, detector=detector, detector_options=options or None)
         except NoPersonError:
             raise NoPersonError(
                 f"no person detected in reference {name}; pass its pose with --reference-pose FILE "

@@ -771,3 +771,10 @@ def test_a_bad_pose_file_fails_before_the_character_is_prepared(tmp_path, data_d
     bad.write_text('{"schema": "posedrive.pose_sequence", "frames": [')
     with pytest.raises(PoseFileError, match="bad.json"):  # not the reference's NoPersonError
         stamp(size=(128, 192)).animate(data_dir / "no_person.png", bad, tmp_path / "o.mp4", progress=False)
+
+
+def test_skeleton_detector_config_still_detects_the_character(data_dir):
+    """`pose.detector: skeleton` (driving by rendered skeleton videos) made every reference fail with 'no person
+    detected in reference ... pass --reference-pose': the character is a picture, found by the default detector."""
+    prepared = Animator(detector="skeleton", size=(256, 384)).prepare_reference(data_dir / "ref" / "musepose_ref.png")
+    assert prepared.pose.has_person and prepared.pose_source == "detected"
