@@ -144,6 +144,12 @@ def new_folders_removed_on_error(*files: str | os.PathLike | None) -> Iterator[N
 
 def has_audio(path: str | os.PathLike) -> bool:
     """True when the media file at ``path`` has at least one audio stream (probed with ffmpeg)."""
+    return audio_track(path) is not None
+
+
+def audio_track(path: str | os.PathLike) -> int | None:
+    """The audio stream of ``path`` to keep, counted among its audio streams: the one marked default (a film
+    with a commentary track, a dance video with a guide track first), else the first; ``None`` without audio."""
     try:
         res = subprocess.run(
             [ffmpeg_exe(), "-hide_banner", "-i", str(path)],
@@ -151,17 +157,25 @@ def has_audio(path: str | os.PathLike) -> bool:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("could not probe %s for audio (%s); writing without audio", path, exc)
-        return False
-    return re.search(r"Stream #\d+:\d+.*: Audio:", res.stderr) is not None
+        return None
+    tracks = [line for line in res.stderr.splitlines() if re.search(r"Stream #\d+:\d+.*: Audio:", line)]
+    if not tracks:
+        return None
+    chosen = next((i for i, line in enumerate(tracks) if "(default)" in line), 0)
+    if len(tracks) > 1:
+        logger.info("%s has %d audio tracks: keeping track %d%s", path, len(tracks), chosen + 1,
+                    " (marked default)" if "(default)" in tracks[chosen] else "")
+    return chosen
 
 
 def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: str | os.PathLike,
-              *, start: float = 0.0, duration: float) -> None:
+              *, start: float = 0.0, duration: float, track: int = 0) -> None:
     """Copy the video stream of ``video`` and the audio of ``audio_from`` into ``output``.
 
     Args:
         video: a silent (or any) video whose first video stream is copied without re-encoding.
-        audio_from: media file whose first audio stream is used.
+        audio_from: media file whose audio stream ``track`` (counted among its audio streams; default the
+            first, see :func:`audio_track`) is used.
         output: file to write (overwritten).
         start: seconds into ``audio_from`` where the audio starts (the first rendered frame's time).
         duration: seconds of audio to keep: the video's duration (audio shorter than that ends early; the
@@ -177,7 +191,7 @@ def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: s
     fmt = video_format(output)
     # no -shortest: audio shorter than the video would cut the copied video where it ends (and the AVI muxer
     # then wrote no audio at all); -t above already ends the audio with the video
-    cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+    cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", f"1:a:{int(track)}", "-c:v", "copy",
             "-c:a", fmt.audio or "aac", "-b:a", AUDIO_BITRATE]
     if fmt.faststart:
         cmd += ["-movflags", "+faststart"]
@@ -193,7 +207,7 @@ def mux_audio(video: str | os.PathLike, audio_from: str | os.PathLike, output: s
 
 
 def _audio_finalizer(audio_from: str | os.PathLike, start: float, fps: float,
-                     counter: list[int]) -> Callable[[Path], None]:
+                     counter: list[int], track: int = 0) -> Callable[[Path], None]:
     """``VideoWriter.on_finalize`` hook: mux audio into the finished temporary video, in place."""
 
     def finalize(temp_video: Path) -> None:
@@ -202,7 +216,7 @@ def _audio_finalizer(audio_from: str | os.PathLike, start: float, fps: float,
         os.close(fd)
         muxed = Path(name)
         try:
-            mux_audio(temp_video, audio_from, muxed, start=start, duration=counter[0] / fps)
+            mux_audio(temp_video, audio_from, muxed, start=start, duration=counter[0] / fps, track=track)
             os.replace(muxed, temp_video)
         finally:
             muxed.unlink(missing_ok=True)
@@ -264,7 +278,8 @@ def write_video(
     if alpha and not sequence:
         video_format(path, alpha=True)  # transparent frames need a container with an alpha channel
 
-    with_audio = audio_from is not None and not sequence and has_audio(audio_from)
+    track = audio_track(audio_from) if audio_from is not None and not sequence else None
+    with_audio = track is not None
     if sequence and audio_from is not None:
         logger.info("an image sequence has no audio track; the audio of %s is left out", audio_from)
     if audio_from is not None and not with_audio and not sequence:
@@ -273,7 +288,7 @@ def write_video(
         logger.info("%s cannot hold audio; the audio of %s is left out", path.name, audio_from)
         with_audio = False
     counter = [0]
-    finalize = _audio_finalizer(audio_from, audio_start, fps, counter) if with_audio else None
+    finalize = _audio_finalizer(audio_from, audio_start, fps, counter, track or 0) if with_audio else None
     h, w = first.shape[:2]
     bar = tqdm(total=total, desc=f"writing {path.name}", unit="frame", disable=not progress, leave=False)
     try:

@@ -82,6 +82,20 @@ def test_audio_kept_and_trimmed_to_range(tmp_path, clip_with_audio):
     assert sorted(os.listdir(tmp_path)) == ["b.mp4", "c.mp4"]
 
 
+def test_the_default_audio_track_is_kept(tmp_path, clip_with_audio):
+    """A video with a guide tone first and the music second, marked default: the first track was kept."""
+    two = tmp_path / "two.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clip_with_audio), "-f", "lavfi", "-i",
+                    "sine=frequency=1000:duration=2", "-map", "0:v", "-map", "1:a", "-map", "0:a", "-c:v", "copy",
+                    "-c:a", "aac", "-disposition:a:0", "0", "-disposition:a:1", "default", str(two)], check=True)
+    out = write_video(_frames(8), tmp_path / "o.mp4", FPS, audio_from=two)
+    assert abs(_dominant_hz(_decode_audio(out)[400:]) - 440) < 20  # the music (440 Hz first), not the 1 kHz tone
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(two), "-map", "0", "-c", "copy", "-disposition:a", "0",
+                    str(tmp_path / "none.mp4")], check=True)
+    out = write_video(_frames(8), tmp_path / "p.mp4", FPS, audio_from=tmp_path / "none.mp4")
+    assert abs(_dominant_hz(_decode_audio(out)[400:]) - 1000) < 20  # none marked: the first
+
+
 def _audio_packets(path: Path) -> int:
     res = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-c", "copy", "-f",
                           "framecrc", "-"], capture_output=True, text=True, check=False)
