@@ -60,6 +60,8 @@ PoseLike = Union[str, os.PathLike, PoseFrame]
 
 #: suffixes of saved pose files accepted as driving input or reference pose.
 POSE_FILE_SUFFIXES = (".json", ".npz")
+#: Long side (px) above which the reference is detected on a shrunk copy (the canvas is at most 4096 px).
+REFERENCE_DETECT_SIDE = 2048
 
 
 @dataclass
@@ -592,6 +594,21 @@ class Animator:
         return PreparedReference(canvas, pose, fitted_mask, matrix, name, source)
 
     def _detect_reference(self, rgb: np.ndarray, name: str) -> PoseFrame:
+        """The character's pose in ``rgb``'s pixels. A photo larger than :data:`REFERENCE_DETECT_SIDE` is
+        detected on a copy shrunk to it: the detector works on at most 960 px anyway, and every search step
+        (margins, tiles, the zoomed crop) resized 48-megapixel images (23 s and 1.9 GB for a 6000x8000 photo)."""
+        h, w = rgb.shape[:2]
+        scale = REFERENCE_DETECT_SIDE / max(h, w)
+        if scale >= 1.0:
+            return self._detect_reference_as_is(rgb, name)
+        import cv2
+
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        logger.info("reference %s: %dx%d, detected on a %dx%d copy", name, w, h, small.shape[1], small.shape[0])
+        back = np.array([[w / small.shape[1], 0.0, 0.0], [0.0, h / small.shape[0], 0.0]])
+        return self._detect_reference_as_is(small, name).transformed(back, w, h)
+
+    def _detect_reference_as_is(self, rgb: np.ndarray, name: str) -> PoseFrame:
         from pose.detectors.base import without_window
         from pose.extract import detect_image
 

@@ -179,6 +179,8 @@ def to_rgb(image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
         raise InputError(f"an image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    if arr.dtype == np.uint8 and (arr.ndim == 2 or arr.shape[2] == 3):  # as it is: no round trip through floats
+        return np.repeat(arr[:, :, None], 3, axis=2) if arr.ndim == 2 else np.array(arr, order="C", copy=True)
     arr = _to_float01(arr)
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)

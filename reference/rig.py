@@ -272,8 +272,15 @@ class Rig:
         legs = [B[n] for n in ("right_knee", "left_knee", "right_ankle", "left_ankle")]
         guessed = vis[legs] & (reference_pose.keypoints[legs, 2] < max(REF_LEG_SCORE, self.threshold))
         if guessed.any():
-            logger.info("reference legs barely seen (knee/ankle scores %s): not rigged, the lower body follows "
-                        "the torso", " ".join(f"{v:.2f}" for v in reference_pose.keypoints[legs, 2]))
+            scores = " ".join(f"{v:.2f}" for v in reference_pose.keypoints[legs, 2])
+            if (vis[legs] & ~guessed).any():  # legs in view, one joint doubtful: the puppet will show it
+                logger.warning("reference knees/ankles scored %s (right knee, left knee, right ankle, left ankle): "
+                               "the ones below %.2f are not rigged, so that part of the leg follows the joint above "
+                               "it; if the legs are in the picture, give the pose with --reference-pose",
+                               scores, max(REF_LEG_SCORE, self.threshold))
+            else:
+                logger.info("reference legs barely seen (knee/ankle scores %s): not rigged, the lower body follows "
+                            "the torso", scores)
             vis[legs] = vis[legs] & ~guessed
         xy = reference_pose.xy[layout.BODY].astype(np.float64)
         needed = (B["neck"], B["right_shoulder"], B["left_shoulder"])

@@ -778,3 +778,21 @@ def test_skeleton_detector_config_still_detects_the_character(data_dir):
     detected in reference ... pass --reference-pose': the character is a picture, found by the default detector."""
     prepared = Animator(detector="skeleton", size=(256, 384)).prepare_reference(data_dir / "ref" / "musepose_ref.png")
     assert prepared.pose.has_person and prepared.pose_source == "detected"
+
+
+def test_a_huge_reference_is_detected_on_a_shrunk_copy(data_dir, reference, caplog):
+    """A 6000x8000 photo took 23 s and 1.9 GB: every search step resized it at full size. Above
+    REFERENCE_DETECT_SIDE it is detected on a shrunk copy, and the pose comes back in its pixels."""
+    import cv2
+
+    from animate.api import REFERENCE_DETECT_SIDE
+
+    big = cv2.resize(reference, (reference.shape[1] * 2, reference.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape[:2]) > REFERENCE_DETECT_SIDE
+    animator = Animator(size=(256, 448))
+    caplog.set_level("INFO", logger="animate.api")
+    large, small = animator.prepare_reference(big), animator.prepare_reference(reference)
+    assert "detected on a 1186x2048 copy" in caplog.text
+    body = slice(0, 14)
+    err = np.linalg.norm(large.pose.keypoints[body, :2] - small.pose.keypoints[body, :2], axis=1)
+    assert np.nanmedian(err) < 0.01 * 448  # the same pose on the same canvas

@@ -654,3 +654,26 @@ def test_skirt_continues_past_a_slit_to_its_hem():
     plain = rig.label_layers(mask, step=1)
     assert rig.layers[plain[240, 112]] == "left_leg"               # without the hem rule: with the leg
     assert name(114, 270) == "left_leg" and name(86, 270) == "right_leg"  # below the hem
+
+
+def test_a_doubtful_ankle_of_legs_in_view_is_warned_about(caplog):
+    """A QA pass's 6000x8000 photo scored one ankle 0.33 (the same image at 3000x4000: 0.57): that leg then
+    follows its knee, with only an INFO line the -q flag hides. Legs in view with a doubtful joint warn now;
+    legs hidden altogether (a half-body character) stay an INFO line."""
+    import logging
+
+    from pose.sequence import PoseFrame
+    from reference.rig import Rig
+
+    _, kps = _standing_rig()
+    kps[10, 2] = 0.33  # right ankle
+    with caplog.at_level(logging.INFO, logger="reference.rig"):
+        rig = Rig(PoseFrame(kps.copy(), 200, 300))
+    assert not rig.ref_visible[10] and rig.ref_visible[13]
+    assert [r.levelname for r in caplog.records if "knees/ankles scored" in r.message] == ["WARNING"]
+    assert "1.00 1.00 0.33 1.00" in caplog.text and "--reference-pose" in caplog.text
+    caplog.clear()
+    kps[[9, 10, 12, 13], 2] = 0.3  # all four: a long skirt or a half-body portrait
+    with caplog.at_level(logging.INFO, logger="reference.rig"):
+        Rig(PoseFrame(kps, 200, 300))
+    assert [r.levelname for r in caplog.records if "legs barely seen" in r.message] == ["INFO"]
