@@ -62,6 +62,8 @@ PoseLike = Union[str, os.PathLike, PoseFrame]
 POSE_FILE_SUFFIXES = (".json", ".npz")
 #: Long side (px) above which the reference is detected on a shrunk copy (the canvas is at most 4096 px).
 REFERENCE_DETECT_SIDE = 2048
+#: A reference enlarged more than this onto the canvas gets a warning (it looks soft).
+MAX_REFERENCE_ENLARGEMENT = 2.0
 
 
 @dataclass
@@ -591,6 +593,9 @@ class Animator:
             m = m[top:rh - bottom, left:rw - right]
             fitted_mask, _ = fit_image(m, width, height, interpolation=cv2.INTER_NEAREST)
         logger.info("reference %s: %dx%d -> canvas %dx%d, pose %s", name, rw, rh, width, height, source)
+        if inner[0, 0] > MAX_REFERENCE_ENLARGEMENT:
+            logger.warning("reference %s (%dx%d) is enlarged %.1fx onto the %dx%d canvas and will look soft; use a "
+                           "larger image or a smaller --size", name, rw, rh, inner[0, 0], width, height)
         return PreparedReference(canvas, pose, fitted_mask, matrix, name, source)
 
     def _detect_reference(self, rgb: np.ndarray, name: str) -> PoseFrame:

@@ -306,7 +306,7 @@ def write_video(
                 bar.update(1)
     finally:
         bar.close()
-    logger.info("wrote %s (%d frames, %.3g fps%s)", path, counter[0], fps,
+    logger.info("wrote %s (%d frames, %.5g fps%s)", path, counter[0], fps,
                 f", audio from {audio_from} at {audio_start:.3f} s" if with_audio else "")
     return path
 

@@ -949,7 +949,7 @@ def _even_clock(seq: PoseSequence, times: np.ndarray, path: Path) -> PoseSequenc
     rate = round(nominal_rate(times), 3)  # 24.000000000000007 -> 24, 30000/1001 -> 29.97
     out = to_even_clock(seq, times, rate)
     logger.warning("%s shows its frames unevenly (a variable frame rate, e.g. a stalling screen recording): "
-                   "%d frames over %.2f s put back on an even %.3g fps clock (%d frames), so that the motion "
+                   "%d frames over %.2f s put back on an even %.5g fps clock (%d frames), so that the motion "
                    "keeps time with the audio", path, len(seq), float(times[-1] - times[0]), rate, len(out))
     return out
 

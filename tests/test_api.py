@@ -792,7 +792,11 @@ def test_a_huge_reference_is_detected_on_a_shrunk_copy(data_dir, reference, capl
     animator = Animator(size=(256, 448))
     caplog.set_level("INFO", logger="animate.api")
     large, small = animator.prepare_reference(big), animator.prepare_reference(reference)
-    assert "detected on a 1186x2048 copy" in caplog.text
+    assert "detected on a 1186x2048 copy" in caplog.text and "look soft" not in caplog.text
+    caplog.clear()
+    tiny = cv2.resize(reference, (88, 152), interpolation=cv2.INTER_AREA)
+    animator.prepare_reference(tiny)
+    assert "(88x152) is enlarged 2.9x onto the 256x448 canvas and will look soft" in caplog.text
     body = slice(0, 14)
     err = np.linalg.norm(large.pose.keypoints[body, :2] - small.pose.keypoints[body, :2], axis=1)
     assert np.nanmedian(err) < 0.01 * 448  # the same pose on the same canvas
