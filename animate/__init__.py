@@ -13,8 +13,7 @@ workers do not pay for the renderers).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pose.lazy_exports import lazy_getattr
 
 _LAZY = {
     "Animator": "animate.api",
@@ -31,13 +30,7 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'animate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("animate", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

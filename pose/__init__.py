@@ -17,9 +17,6 @@ are first used, so ``import pose`` is cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from .errors import (
     ConfigError,
     DetectorError,
@@ -32,6 +29,7 @@ from .errors import (
     WeightsError,
 )
 from .io import load_pose_frame, load_sequence, save_pose_frame, save_sequence
+from .lazy_exports import lazy_getattr
 from .sequence import FrameStatus, PoseFrame, PoseSequence
 
 _LAZY = {
@@ -58,10 +56,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pose' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("pose", _LAZY, globals())
