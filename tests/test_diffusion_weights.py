@@ -705,6 +705,11 @@ def test_missing_files_are_listed_together_before_anything_loads(comps, tmp_path
                         classmethod(lambda *a, **k: pytest.fail("loaded before the check")))
     with pytest.raises(W.MissingWeightsError, match=r"lacks 2 of its files: pose_guider .*; motion_module .*weights check"):
         W.load_components(tmp_path, _config(tmp_path))
+    import shutil
+
+    shutil.rmtree(tmp_path / "sd-vae-ft-mse")  # a missing folder too, named in the same round (was a second run)
+    with pytest.raises(W.MissingWeightsError, match=r"lacks 3 of its files: .*; vae folder \(.*sd-vae-ft-mse\)"):
+        W.load_components(tmp_path, _config(tmp_path))
 
 
 def test_release_defaults_are_what_runs_and_one_pass_windows_are_refused(tmp_path):

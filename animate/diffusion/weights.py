@@ -637,6 +637,7 @@ def load_components(weights_dir: str | Path, config: str | Path | DiffusionConfi
     check_motion_config(cfg.motion, cfg.path)
     # every file there before any is loaded (the VAE, CLIP and the reference UNet take gigabytes and minutes)
     absent = [f"{c} ({p[c]})" for c in ("unet_config", *FILE_COMPONENTS) if not p[c].exists()]
+    absent += [f"{c} folder ({p[c]})" for c in ("vae", "image_encoder") if not p[c].is_dir()]
     if absent:
         raise MissingWeightsError(f"weights directory {root} lacks {len(absent)} of its files: {'; '.join(absent)}; "
                                   f"run 'posedrive weights check {root}' and get them as docs/WEIGHTS.md says")
