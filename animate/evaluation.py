@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,6 +338,14 @@ def _save_png(image: np.ndarray, path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # optional network metrics
 # ------------------------------------------------------------------------------------------------
+def _jit_load(torch: Any, path: Path) -> Any:
+    """A TorchScript model in eval mode, on the CPU, without torch's deprecation notice for ``torch.jit.load``
+    (two lines on stderr, even with ``-q``, before posedrive's own one-line error for a file of another kind)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.load")
+        return torch.jit.load(str(path), map_location="cpu").eval()
+
+
 def _weights_file(kind: str, weights: str | os.PathLike, flag: str) -> Path:
     """``weights`` as an existing file, else a :class:`WeightsError` saying what to pass."""
     text = str(weights)
@@ -361,7 +370,7 @@ class _Lpips:
         self.torch = torch
         path = self.path = _weights_file("LPIPS", weights, "--lpips-weights")
         try:
-            self.model = torch.jit.load(str(path), map_location="cpu").eval()
+            self.model = _jit_load(torch, path)
         except Exception:
             try:
                 import lpips
@@ -402,9 +411,10 @@ class _Fvd:
         self.torch = torch
         path = self.path = _weights_file("FVD (I3D)", weights, "--fvd-weights")
         try:
-            self.model = torch.jit.load(str(path), map_location="cpu").eval()
+            self.model = _jit_load(torch, path)
         except Exception as exc:
-            raise WeightsError(f"{path} is not a TorchScript I3D model (i3d_torchscript.pt); pass that file") from exc
+            raise WeightsError(f"{path} is not a TorchScript I3D model; pass the i3d_torchscript.pt that FVD "
+                               "implementations (StyleGAN-V's) publish") from exc
         self.clips: dict[str, list[np.ndarray]] = {"gen": [], "real": []}
         self.feats: dict[str, list[np.ndarray]] = {"gen": [], "real": []}
         # one clip through the model when loaded: a model of another kind fails here, not after the animation

@@ -169,6 +169,14 @@ def test_missing_lpips_or_fvd_weights_file_is_an_error(clip, tmp_path):
         compare_videos(clip, clip, frames=2, lpips_weights=tmp_path / "nope.pth", progress=False)
     with pytest.raises(WeightsError, match="--fvd-weights"):
         compare_videos(clip, clip, frames=2, fvd_weights=tmp_path / "nope.pt", progress=False)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a model")
+    import warnings
+
+    with warnings.catch_warnings():  # torch's deprecation notice of torch.jit.load came before the one-line error
+        warnings.simplefilter("error")
+        with pytest.raises(WeightsError, match="junk.pt is not a TorchScript I3D model; pass the i3d_torchscript.pt"):
+            compare_videos(clip, clip, frames=2, fvd_weights=junk, progress=False)
 
 
 def _subtitled(frames: list[np.ndarray]) -> list[np.ndarray]:
