@@ -556,6 +556,10 @@ class Animator:
             InputError: unreadable reference, pose file or mask.
         """
         name = _name(reference) if isinstance(reference, (str, os.PathLike)) else f"({type(reference).__name__})"
+        if isinstance(reference, (str, os.PathLike)):  # decoded once, for the picture and its transparency
+            from pose.video import decode_image
+
+            reference = decode_image(reference, "reference")
         full = load_rgb(reference, "reference")
         rh, rw = full.shape[:2]
         top, bottom, left, right = frame_border(full)

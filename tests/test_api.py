@@ -800,3 +800,24 @@ def test_a_huge_reference_is_detected_on_a_shrunk_copy(data_dir, reference, capl
     body = slice(0, 14)
     err = np.linalg.norm(large.pose.keypoints[body, :2] - small.pose.keypoints[body, :2], axis=1)
     assert np.nanmedian(err) < 0.01 * 448  # the same pose on the same canvas
+
+
+def test_a_cut_out_file_is_read_once_for_picture_and_mask(tmp_path, reference, reference_pose, monkeypatch):
+    """A 48 MP PNG was decoded twice (once for the picture, once for its transparency)."""
+    import cv2
+
+    import pose.video
+
+    rgba = np.dstack([reference, np.zeros(reference.shape[:2], np.uint8)])
+    rgba[200:1100, 150:550, 3] = 255
+    path = tmp_path / "cut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    calls = []
+    real = pose.video.decode_image
+    monkeypatch.setattr(pose.video, "decode_image", lambda *a, **k: (calls.append(a[0]), real(*a, **k))[1])
+    animator = stamp(size=(256, 448))
+    from_file = animator.prepare_reference(path, reference_pose=reference_pose)
+    from_array = animator.prepare_reference(rgba, reference_pose=reference_pose)
+    assert len(calls) == 1 and from_file.mask is not None
+    np.testing.assert_array_equal(from_file.mask, from_array.mask)
+    np.testing.assert_array_equal(from_file.image, from_array.image)
