@@ -40,12 +40,12 @@ def release_config_arg(value: str) -> str:
     Raises:
         ConfigError: ``value`` names such a file or folder (and no release of that name exists).
     """
-    from animate.diffusion.settings import CONFIG_DIR
+    from animate.diffusion.settings import CONFIG_DIR, release_names
 
     path = Path(value)
     if path.suffix or (CONFIG_DIR / f"{value}.yaml").is_file() or not path.exists():
         return value
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    names = release_names()
     if path.is_dir():
         raise ConfigError(f"--config {value} is a folder; give a release config's .yaml file (copied from "
                           f"configs/diffusion/) or a release name ({names})")

@@ -568,12 +568,17 @@ def _type_hints(function: Callable) -> dict[str, Any]:
 _PLAIN_TYPES = (bool, int, float, str, Path, type(None))
 
 
+def _union_members(hint: Any) -> tuple[Any, ...]:
+    """The types of an annotation: ``(int, NoneType)`` for ``int | None``, ``(int,)`` for ``int``."""
+    import typing
+
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
 def _of_type(value: Any, hint: Any) -> bool:
     """``value`` fits the annotation ``hint`` (an int fits a float, a string a path); ``True`` when ``hint``
     is not made of :data:`_PLAIN_TYPES` only."""
-    import typing
-
-    kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    kinds = _union_members(hint)
     if not all(k in _PLAIN_TYPES for k in kinds):
         return True
     if isinstance(value, bool):
@@ -589,10 +594,7 @@ def _of_type(value: Any, hint: Any) -> bool:
 
 def _type_text(hint: Any) -> str:
     """``int | None`` and the like, for messages."""
-    import typing
-
-    kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return " | ".join("None" if k is type(None) else getattr(k, "__name__", str(k)) for k in kinds)
+    return " | ".join("None" if k is type(None) else getattr(k, "__name__", str(k)) for k in _union_members(hint))
 
 
 def _check_annotator_dir(c: _Checker, value: Any) -> None:

@@ -71,6 +71,11 @@ class DiffusionConfig:
     path: str = ""
 
 
+def release_names() -> str:
+    """The release configs shipped in :data:`CONFIG_DIR` (``moore, musepose``), for messages."""
+    return ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+
+
 def load_diffusion_config(config: str | Path | DiffusionConfig = "moore") -> DiffusionConfig:
     """Read a release config by name (``configs/diffusion/<name>.yaml``) or path; validated, errors name the field.
 
@@ -82,12 +87,10 @@ def load_diffusion_config(config: str | Path | DiffusionConfig = "moore") -> Dif
     if not path.suffix:
         if path.is_file() and not (CONFIG_DIR / f"{config}.yaml").is_file():
             raise ConfigError(f"diffusion config {config} is a file without the .yaml suffix; rename it to "
-                              f"{path.name}.yaml (a name without a suffix is a release: "
-                              f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))})")
+                              f"{path.name}.yaml (a name without a suffix is a release: {release_names()})")
         path = CONFIG_DIR / f"{config}.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-        raise ConfigError(f"diffusion config '{config}' not found; use a path or one of: {known}")
+        raise ConfigError(f"diffusion config '{config}' not found; use a path or one of: {release_names()}")
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except Exception as exc:  # omegaconf raises several parser error types
