@@ -309,7 +309,7 @@ class PoseSequence:
             InputError: a non-integer index, or ``step < 1``.
         """
         for name, value in (("start", start), ("stop", stop), ("step", step)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            if value is not None and not _whole_number(value):
                 raise InputError(f"PoseSequence.slice {name} must be an integer, got {value!r}")
         if step is None or step < 1:
             hint = ("; to reverse the frames use PoseSequence.from_frames(list(seq)[::-1], seq.fps)"

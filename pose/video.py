@@ -780,11 +780,11 @@ class _FileSource(VideoSource):
                     f"video {self.path} has no decodable frame from index {self.start} ({detail[:160]}); "
                     "check the file and the start frame, or re-export it"
                 )
-            if rc == 0 and not drain.lines and expected is not None \
-                    and n < expected - TRUNCATION_TOLERANCE_FRAMES and self._ends_with_its_packets(n):
+            short = expected is not None and n < expected - TRUNCATION_TOLERANCE_FRAMES
+            if short and rc == 0 and not drain.lines and self._ends_with_its_packets(n):
                 logger.debug("video %s: %d frames, %d expected from the container's duration (longer audio)",
                              self.path, n, expected)
-            elif rc != 0 or (expected is not None and n < expected - TRUNCATION_TOLERANCE_FRAMES):
+            elif rc != 0 or short:
                 logger.warning(
                     "video %s: decoding stopped after %d of %s expected frames (%s); the file is probably "
                     "truncated, continuing with the frames read", self.path, n,
