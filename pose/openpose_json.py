@@ -287,13 +287,10 @@ def check_openpose_output(folder: str | os.PathLike, stem: str = "frame", overwr
     """Fail early (before a long extraction) when :func:`save_openpose` could not write to ``folder``.
 
     Raises:
-        OutputError: the parent folder is missing or takes no new files, ``folder`` is a file or takes no
-            new files, or (without ``overwrite``) it already holds OpenPose files of this ``stem``.
+        OutputError: the missing folders cannot be created or take no new files, ``folder`` is a file or
+            takes no new files, or (without ``overwrite``) it already holds OpenPose files of this ``stem``.
     """
     folder = Path(os.path.expanduser(str(folder)))
-    parent = folder.parent if str(folder.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write OpenPose files to {folder}: folder {parent} does not exist; create it first")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"cannot write OpenPose files to {folder}: it is a file; give a folder name")
     if not overwrite and folder.is_dir():
@@ -303,7 +300,8 @@ def check_openpose_output(folder: str | os.PathLike, stem: str = "frame", overwr
                               "pass --overwrite (overwrite=True) or choose another folder")
     # the files are written into a temporary folder inside ``folder`` and moved up into it, so only the folder
     # must take files (probed by creating and removing a file, as the permission bits alone do not tell), or
-    # its parent when the folder is still to be made
+    # its parent when the folder is still to be made (created now with the folders above it, as for the other
+    # outputs)
     ensure_output_folder(folder / openpose_name(stem, 0) if folder.is_dir() else folder)
 
 
@@ -318,7 +316,7 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
 
     Args:
         seq: the poses.
-        folder: output folder (created if missing; its parent must exist).
+        folder: output folder (created if missing, with the folders above it).
         stem: file name prefix.
         overwrite: replace existing files of the same names (default False: they are an error); the files
             of a longer earlier export numbered on from this one's end are deleted once this one is in place.
@@ -333,7 +331,7 @@ def save_openpose(seq: PoseSequence, folder: str | os.PathLike, stem: str = "fra
     published: list[Path] = []
     work: Path | None = None
     try:
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".partial", dir=folder))
         for name, frame in zip(names, seq):
             people = [openpose_person(frame)] if frame.has_person else []

@@ -292,3 +292,15 @@ def test_a_full_disk_while_writing_openpose_files_is_one_line(tmp_path, dance_sh
                                           "free some space"):
         opj.save_openpose(dance_short_poses.slice(0, 5), folder, "dance")
     assert list(tmp_path.iterdir()) == []  # the new folder and its staging folder are gone
+
+
+def test_openpose_folder_is_created_with_missing_parents(tmp_path, dance_short_poses):
+    """`-o a/b/p.json` and `--render a/b/s.mp4` create their folders, but `--openpose a/b/op` was refused
+    ('folder a/b does not exist; create it first'). The OpenPose folder is now created like them."""
+    from pose.openpose_json import check_openpose_output
+
+    folder = tmp_path / "a" / "b" / "op"
+    check_openpose_output(folder, "dance")
+    files = save_openpose(dance_short_poses.slice(0, 2), folder, "dance")
+    assert [p.name for p in files] == sorted(p.name for p in folder.iterdir())
+    assert len(load_openpose_folder(folder, 24.0)) == 2
